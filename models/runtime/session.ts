@@ -1,0 +1,94 @@
+/**
+ * onnxruntime-node session creation with execution-provider selection.
+ *
+ * `ORT_EXECUTION_PROVIDERS` is a comma list (`cpu` default; `cuda`, `cuda,cpu`, ...). When a GPU provider
+ * cannot be created (its shared libraries are missing, as on a CPU install of onnxruntime-node), the
+ * session falls back to CPU and a warning is logged once per model file; the fallback is recorded on the
+ * returned handle so that health checks and results can report the provider really used.
+ */
+import ort from "onnxruntime-node";
+
+export type ExecutionProvider = "cpu" | "cuda" | "tensorrt" | "webgpu";
+const KNOWN: readonly ExecutionProvider[] = ["cpu", "cuda", "tensorrt", "webgpu"];
+
+export interface SessionHandle {
+  session: ort.InferenceSession;
+  path: string;
+  /** Providers asked for, in order. */
+  requested: ExecutionProvider[];
+  /** Providers the session was created with (CPU after a fallback). */
+  providers: ExecutionProvider[];
+  /** Why a fallback happened, when it did. */
+  fallback?: string;
+}
+
+export type WarnFn = (message: string) => void;
+
+const defaultWarn: WarnFn = (message) => process.stderr.write(`[vtc] warning: ${message}\n`);
+
+/** Parses `ORT_EXECUTION_PROVIDERS` (or a given string). Unknown names are an error, not ignored. */
+export function parseProviders(
+  raw: string | undefined = process.env.ORT_EXECUTION_PROVIDERS,
+): ExecutionProvider[] {
+  if (raw === undefined || raw.trim() === "") return ["cpu"];
+  const names = raw
+    .split(",")
+    .map((s) => s.trim().toLowerCase())
+    .filter((s) => s.length > 0);
+  for (const n of names) {
+    if (!KNOWN.includes(n as ExecutionProvider)) {
+      throw new Error(`ORT_EXECUTION_PROVIDERS: unknown provider "${n}" (known: ${KNOWN.join(", ")})`);
+    }
+  }
+  const out = [...new Set(names as ExecutionProvider[])];
+  if (!out.includes("cpu")) out.push("cpu");
+  return out;
+}
+
+export interface CreateSessionOptions {
+  providers?: ExecutionProvider[];
+  /** Intra-op threads (default: onnxruntime's choice; `VTC_ORT_THREADS` overrides). */
+  intraOpNumThreads?: number;
+  warn?: WarnFn;
+}
+
+function threadsFromEnv(): number | undefined {
+  const raw = process.env.VTC_ORT_THREADS;
+  if (!raw) return undefined;
+  const n = Number(raw);
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+export async function createSession(path: string, opts: CreateSessionOptions = {}): Promise<SessionHandle> {
+  const requested = opts.providers ?? parseProviders();
+  const warn = opts.warn ?? defaultWarn;
+  const threads = opts.intraOpNumThreads ?? threadsFromEnv();
+  const base: ort.InferenceSession.SessionOptions = {
+    graphOptimizationLevel: "all",
+    ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}),
+  };
+  const gpu = requested.filter((p) => p !== "cpu");
+  if (gpu.length > 0) {
+    try {
+      const session = await ort.InferenceSession.create(path, {
+        ...base,
+        executionProviders: requested,
+        // The native loader prints its own error when a provider library is missing; ours says it better.
+        logSeverityLevel: 4,
+      });
+      return { session, path, requested, providers: requested };
+    } catch (err) {
+      const reason = (err as Error).message;
+      warn(
+        `execution provider ${gpu.join(",")} unavailable for ${path} (${reason}); falling back to CPU. ` +
+          "On a GPU host install onnxruntime-node with --onnxruntime-node-install=cuda12.",
+      );
+      const session = await ort.InferenceSession.create(path, { ...base, executionProviders: ["cpu"] });
+      return { session, path, requested, providers: ["cpu"], fallback: reason };
+    }
+  }
+  const session = await ort.InferenceSession.create(path, { ...base, executionProviders: ["cpu"] });
+  return { session, path, requested, providers: ["cpu"] };
+}
+
+export { ort };
