@@ -1,23 +1,53 @@
-/** The Express application: thin controllers; logic lives in services. */
+/** The Express application: thin controllers (routes/), logic in services, storage in repositories. */
 import express, { type Express } from "express";
+import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import type { BlobStore } from "../shared/blob-store.ts";
+import type { Config } from "../shared/config.ts";
+import { notFound } from "../shared/errors.ts";
+import type { MethodCatalog } from "../shared/methods.ts";
+import { BatchesService } from "./batches.service.ts";
+import type { JobEventsHub } from "./events.ts";
+import { errorHandler } from "./http-errors.ts";
+import { JobsService } from "./jobs.service.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+import { buildOpenApi } from "./openapi.ts";
+import { batchesRouter } from "./routes/batches.ts";
+import { jobsRouter } from "./routes/jobs.ts";
+import { type Readiness, systemRouter } from "./routes/system.ts";
 
 export interface AppDeps {
+  config: Config;
   redis: Redis;
+  queue: Queue;
+  hub: JobEventsHub;
+  blobs: BlobStore;
+  catalog: () => Promise<MethodCatalog>;
+  /** Largest `keep` the model allows (its tokens per image). */
+  maxKeep: () => Promise<number>;
+  readiness: Readiness;
+  metrics?: Metrics;
 }
 
-export function createApp(deps: AppDeps): Express {
-  const app = express();
-  app.get("/healthz", (_req, res) => {
-    res.json({ status: "ok" });
-  });
-  app.get("/readyz", async (_req, res) => {
-    try {
-      await deps.redis.ping();
-      res.json({ status: "ready", redis: "ok" });
-    } catch (err) {
-      res.status(503).json({ status: "not ready", redis: (err as Error).message });
-    }
-  });
+export function createApp(deps: AppDeps): Express & { metrics: Metrics } {
+  const app = express() as Express & { metrics: Metrics };
+  app.disable("x-powered-by");
+  const metrics = deps.metrics ?? createMetrics(deps.queue, deps.hub);
+  app.metrics = metrics;
+  const jobs = new JobsService(deps);
+  const batches = new BatchesService({ queue: deps.queue, redis: deps.redis, config: deps.config, jobs });
+  app.use(jobsRouter({ jobs, hub: deps.hub, blobs: deps.blobs, config: deps.config }));
+  app.use(batchesRouter({ batches, config: deps.config }));
+  app.use(
+    systemRouter({
+      redis: deps.redis,
+      catalog: deps.catalog,
+      metrics,
+      readiness: deps.readiness,
+      openapi: async () => buildOpenApi(deps.config.limits, await deps.maxKeep(), await deps.catalog()),
+    }),
+  );
+  app.use((req, _res, next) => next(notFound(`${req.method} ${req.path}`)));
+  app.use(errorHandler);
   return app;
 }

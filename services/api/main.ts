@@ -1,23 +1,25 @@
 /** API process entry point (`npm run api`). */
-import { loadConfig } from "../shared/config.ts";
-import { connectRedis } from "../shared/redis.ts";
+import { loadConfig, redactUrl } from "../shared/config.ts";
 import { createApp } from "./app.ts";
+import { type ApiContext, createApiContext } from "./context.ts";
 
 const config = loadConfig();
-let redis: Awaited<ReturnType<typeof connectRedis>>;
+let ctx: ApiContext;
 try {
-  redis = await connectRedis(config.redisUrl);
+  ctx = await createApiContext(config);
 } catch (err) {
   console.error(`[api] ${(err as Error).message}`);
   process.exit(1);
 }
-const server = createApp({ redis }).listen(config.port, () => {
-  console.log(`[api] listening on http://127.0.0.1:${config.port}`);
+const server = createApp(ctx.deps).listen(config.port, () => {
+  console.log(
+    `[api] listening on http://127.0.0.1:${config.port} (Redis ${redactUrl(config.redisUrl)}, data ${config.dataDir})`,
+  );
 });
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.once(signal, () => {
     server.close();
-    redis.disconnect();
-    process.exit(0);
+    server.closeAllConnections();
+    void ctx.close().finally(() => process.exit(0));
   });
 }

@@ -1,29 +1,95 @@
-/** Configuration, read once from the environment. Defaults are listed in the README. */
+/**
+ * Configuration, read once from the environment. Defaults are listed in the README. The input limits
+ * use the same variable names and defaults as the pipeline's own (`pipeline/limits.ts`).
+ */
 import path from "node:path";
+
+export interface Limits {
+  /** Largest single upload, bytes (multer `fileSize`). */
+  maxFileBytes: number;
+  /** Most files in one request (multer `files`). */
+  maxFiles: number;
+  /** Most pixels in one image (sharp `limitInputPixels`): stops decompression bombs. */
+  maxPixels: number;
+  /** Most pages in one PDF. */
+  maxPages: number;
+  /** Longest prompt, characters. */
+  maxPromptChars: number;
+  /** Longest side, in pixels, a PDF page is rendered at. */
+  pdfRenderSide: number;
+  /** Most items in one batch. */
+  maxBatchItems: number;
+}
 
 export interface Config {
   port: number;
   redisUrl: string;
   /** Prefix for every BullMQ key, so several deployments (or test runs) can share one Redis. */
   queuePrefix: string;
+  /** Blobs (uploads, content-addressed) and artifacts live under this directory. */
   dataDir: string;
+  /** The model directory (manifest.json and the ONNX files). */
+  modelDir: string;
   workerConcurrency: number;
+  /** Attempts per job (first run included); retries back off exponentially from `jobBackoffMs`. */
+  jobAttempts: number;
+  jobBackoffMs: number;
+  /** On SIGTERM the worker finishes its current job within this time, or hands it back to the queue. */
+  shutdownTimeoutMs: number;
+  /** Finished jobs (and their idempotency keys) are kept this long, seconds. */
+  jobRetentionSec: number;
+  limits: Limits;
 }
 
-function int(name: string, fallback: number): number {
-  const raw = process.env[name];
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): number {
+  const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got "${raw}"`);
   return n;
 }
 
+export const DEFAULT_LIMITS: Limits = {
+  maxFileBytes: 25 * 1024 * 1024,
+  maxFiles: 16,
+  maxPixels: 50_000_000,
+  maxPages: 8,
+  maxPromptChars: 2000,
+  pdfRenderSide: 1536,
+  maxBatchItems: 64,
+};
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
-    port: int("PORT", 3000),
-    redisUrl: env.REDIS_URL ?? "redis://127.0.0.1:6379",
-    queuePrefix: env.VTC_QUEUE_PREFIX ?? "vtc",
-    dataDir: path.resolve(env.VTC_DATA_DIR ?? ".data"),
-    workerConcurrency: int("WORKER_CONCURRENCY", 1),
+    port: int(env, "PORT", 3000),
+    redisUrl: env.REDIS_URL || "redis://127.0.0.1:6379",
+    queuePrefix: env.VTC_QUEUE_PREFIX || "vtc",
+    dataDir: path.resolve(env.VTC_DATA_DIR || ".data"),
+    modelDir: path.resolve(env.VTC_MODEL_DIR || "models/vtc-tiny"),
+    workerConcurrency: int(env, "WORKER_CONCURRENCY", 1, 1),
+    jobAttempts: int(env, "VTC_JOB_ATTEMPTS", 3, 1),
+    jobBackoffMs: int(env, "VTC_JOB_BACKOFF_MS", 2000),
+    shutdownTimeoutMs: int(env, "VTC_SHUTDOWN_TIMEOUT_MS", 30_000),
+    jobRetentionSec: int(env, "VTC_JOB_RETENTION_SEC", 24 * 3600),
+    limits: {
+      maxFileBytes: int(env, "VTC_MAX_FILE_BYTES", DEFAULT_LIMITS.maxFileBytes, 1),
+      maxFiles: int(env, "VTC_MAX_FILES", DEFAULT_LIMITS.maxFiles, 1),
+      maxPixels: int(env, "VTC_MAX_PIXELS", DEFAULT_LIMITS.maxPixels, 1),
+      maxPages: int(env, "VTC_MAX_PAGES", DEFAULT_LIMITS.maxPages, 1),
+      maxPromptChars: int(env, "VTC_MAX_PROMPT_CHARS", DEFAULT_LIMITS.maxPromptChars, 1),
+      pdfRenderSide: int(env, "VTC_PDF_RENDER_SIDE", DEFAULT_LIMITS.pdfRenderSide, 1),
+      maxBatchItems: int(env, "VTC_MAX_BATCH_ITEMS", DEFAULT_LIMITS.maxBatchItems, 1),
+    },
   };
+}
+
+/** The URL with its password masked, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return url;
+  }
 }

@@ -2,6 +2,10 @@
  * The one place that registers every job type: queue names, job names and their data shapes.
  * The API enqueues through these names and the worker registers a processor for each.
  */
+import type { JobsOptions } from "bullmq";
+import type { BlobRef } from "./blob-store.ts";
+import type { Config } from "./config.ts";
+
 export const QUEUE_NAMES = {
   /** Runs the pipeline on one upload: decode, encode, compress, project, LLM call. */
   pipeline: "pipeline",
@@ -12,6 +16,7 @@ export type QueueName = (typeof QUEUE_NAMES)[keyof typeof QUEUE_NAMES];
 export const JOB_NAMES = {
   /** Health probe used by tests and /readyz: the worker echoes the payload back. */
   ping: "ping",
+  /** One request of POST /v1/jobs (or one item of a batch): PipelineJobData -> PipelineJobResult. */
   compress: "compress",
 } as const;
 
@@ -23,4 +28,95 @@ export interface PingJobResult {
   echo: string;
   worker: string;
   at: number;
+}
+
+/** Budget: an absolute count `keep`, or a `ratio`; empty for methods that choose (TCGC without a cap). */
+export type Budget = { keep: number } | { ratio: number } | Record<string, never>;
+
+export type JobMode = "answer" | "tokens";
+
+/** An upload, by reference: the bytes are in the blob store under `sha256`, never in Redis. */
+export interface JobFileRef extends BlobRef {
+  /** The client's file name (informational only; the type comes from the bytes). */
+  name: string;
+  /** The request field it came in, e.g. `files[0]`. */
+  field: string;
+  mime: string;
+  kind: "image" | "pdf";
+  width?: number;
+  height?: number;
+  pages?: number;
+}
+
+export interface PipelineJobData {
+  method: string;
+  budget: Budget;
+  /** Method options, validated by the method's schema, defaults filled. */
+  options: Record<string, unknown>;
+  prompt: string;
+  mode: JobMode;
+  files: JobFileRef[];
+  /** sha256 of the request (fields and file hashes): an Idempotency-Key reused with another request is refused. */
+  fingerprint: string;
+  createdAt: number;
+  batchId?: string;
+  /** Position in the batch. */
+  item?: number;
+}
+
+export type Stage = "decode" | "encode" | "compress" | "llm";
+export const STAGES: readonly Stage[] = ["decode", "encode", "compress", "llm"];
+
+/** What `job.progress` holds while a compress job runs. */
+export interface JobProgress {
+  stage: Stage | "done";
+  /** 0..100 over the whole job. */
+  percent: number;
+  /** The image / page / crop being worked on (0-based) and how many there are. */
+  item?: number;
+  items?: number;
+}
+
+/** Token counts of one encoded unit: an image, or one crop or the global view of a document page. */
+export interface UnitTokens {
+  file: number;
+  page?: number;
+  /** "image", "global" or "crop"; crops carry their index. */
+  unit: string;
+  crop?: number;
+  tokensIn: number;
+  tokensOut: number;
+}
+
+export interface PipelineJobResult {
+  answer: string | null;
+  model: string;
+  method: string;
+  budget: Budget;
+  options: Record<string, unknown>;
+  units: UnitTokens[];
+  visualTokensIn: number;
+  visualTokensOut: number;
+  textTokens: number;
+  /** Milliseconds per stage (decode, encode, compress, llm) and in total. */
+  timings: Record<string, number>;
+  /** Artifacts in the blob store: the result JSON, the compressed tokens (safetensors), kept.png. */
+  artifacts: { result?: BlobRef; tokens?: BlobRef; keptPng?: BlobRef };
+}
+
+/** Queue-wide job options: attempts with exponential backoff, bounded retention. */
+export function defaultJobOptions(
+  config: Pick<Config, "jobAttempts" | "jobBackoffMs" | "jobRetentionSec">,
+): JobsOptions {
+  return {
+    attempts: config.jobAttempts,
+    backoff: { type: "exponential", delay: config.jobBackoffMs },
+    removeOnComplete: { age: config.jobRetentionSec },
+    removeOnFail: { age: config.jobRetentionSec },
+  };
+}
+
+/** Redis key (inside the queue prefix) of a batch record. */
+export function batchKey(prefix: string, batchId: string): string {
+  return `${prefix}:batches:${batchId}`;
 }

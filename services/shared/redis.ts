@@ -1,5 +1,6 @@
 /** Redis connections for BullMQ, with a fast, explicit failure when Redis is not there. */
 import { Redis } from "ioredis";
+import { redactUrl } from "./config.ts";
 
 /** BullMQ workers need maxRetriesPerRequest: null (blocking commands must not time out). */
 export function createRedis(url: string): Redis {
@@ -26,7 +27,7 @@ export async function connectRedis(url: string, timeoutMs = 4000): Promise<Redis
   } catch (err) {
     client.disconnect();
     throw new Error(
-      `Cannot reach Redis at ${url} (${(err as Error).message}). ` +
+      `Cannot reach Redis at ${redactUrl(url)} (${(err as Error).message}). ` +
         "Start one with `redis-server --port 6379 --save '' --appendonly no` or set REDIS_URL.",
     );
   }

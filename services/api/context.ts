@@ -1,0 +1,53 @@
+/**
+ * Builds the API's dependencies from the configuration: Redis, the queue, the events hub, the blob
+ * store, the method catalog and model readiness. `npm run api` and the tests both use it.
+ */
+import { Queue } from "bullmq";
+import type { Redis } from "ioredis";
+import { FsBlobStore } from "../shared/blob-store.ts";
+import { registryCatalog } from "../shared/catalog.ts";
+import type { Config } from "../shared/config.ts";
+import type { MethodCatalog } from "../shared/methods.ts";
+import { readModelInfo } from "../shared/model-info.ts";
+import { defaultJobOptions, QUEUE_NAMES } from "../shared/queues.ts";
+import { connectRedis, createRedis } from "../shared/redis.ts";
+import type { AppDeps } from "./app.ts";
+import { JobEventsHub } from "./events.ts";
+
+export interface ApiContext {
+  deps: AppDeps;
+  close(): Promise<void>;
+}
+
+export async function createApiContext(
+  config: Config,
+  overrides: { catalog?: () => Promise<MethodCatalog> } = {},
+): Promise<ApiContext> {
+  const redis: Redis = await connectRedis(config.redisUrl);
+  const queue = new Queue(QUEUE_NAMES.pipeline, {
+    connection: createRedis(config.redisUrl),
+    prefix: config.queuePrefix,
+    defaultJobOptions: defaultJobOptions(config),
+  });
+  const hub = JobEventsHub.create(QUEUE_NAMES.pipeline, createRedis(config.redisUrl), config.queuePrefix);
+  await Promise.all([queue.waitUntilReady(), hub.ready()]);
+  const model = () => readModelInfo(config.modelDir);
+  const deps: AppDeps = {
+    config,
+    redis,
+    queue,
+    hub,
+    blobs: FsBlobStore.inDataDir(config.dataDir),
+    catalog: overrides.catalog ?? registryCatalog,
+    maxKeep: async () => (await model()).tokensPerImage,
+    readiness: { models: model },
+  };
+  return {
+    deps,
+    async close() {
+      await hub.close();
+      await queue.close();
+      redis.disconnect();
+    },
+  };
+}

@@ -1,0 +1,263 @@
+/**
+ * Jobs: validate a request, store its files in the blob store, enqueue one BullMQ job that carries
+ * references (never bytes), and read jobs back. An Idempotency-Key maps to a deterministic job id,
+ * so a retried request finds the job its first attempt made (BullMQ refuses a second job with an
+ * existing id atomically, so two racing retries still make one job).
+ */
+import { createHash, randomUUID } from "node:crypto";
+import type { Job, Queue } from "bullmq";
+import type { BlobStore } from "../shared/blob-store.ts";
+import { sha256Hex } from "../shared/blob-store.ts";
+import type { Config } from "../shared/config.ts";
+import { ApiError, InputError, notFound } from "../shared/errors.ts";
+import { probeMedia } from "../shared/media.ts";
+import type { MethodCatalog } from "../shared/methods.ts";
+import {
+  JOB_NAMES,
+  type JobFileRef,
+  type JobProgress,
+  type PipelineJobData,
+  type PipelineJobResult,
+} from "../shared/queues.ts";
+import { type ParsedJobRequest, parseJobFields } from "./schemas.ts";
+
+export interface UploadedFile {
+  fieldname: string;
+  originalname: string;
+  buffer: Buffer;
+}
+
+export interface JobServiceDeps {
+  queue: Queue;
+  blobs: BlobStore;
+  config: Config;
+  catalog: () => Promise<MethodCatalog>;
+  /** Largest `keep` (the model's tokens per image). */
+  maxKeep: () => Promise<number>;
+}
+
+export type JobStatus = "queued" | "active" | "completed" | "failed" | "delayed" | "unknown";
+
+export interface JobFailure {
+  code: string;
+  message: string;
+  field?: string;
+  limit?: number | string;
+}
+
+export interface JobView {
+  id: string;
+  status: JobStatus;
+  progress: JobProgress | null;
+  attempts: number;
+  createdAt: string;
+  finishedAt: string | null;
+  request: {
+    method: string;
+    budget: PipelineJobData["budget"];
+    mode: PipelineJobData["mode"];
+    prompt: string;
+    options: Record<string, unknown>;
+    files: Pick<JobFileRef, "name" | "sha256" | "size" | "mime">[];
+    batchId?: string;
+  };
+  result: Omit<PipelineJobResult, "artifacts"> | null;
+  error: JobFailure | null;
+  links: { self: string; events: string; tokens: string; kept: string };
+}
+
+/** Structured reason the worker stores in `job.data.failure` (the message is also BullMQ's failedReason). */
+export interface StoredFailure {
+  code: string;
+  field?: string;
+  limit?: number | string;
+  status?: number;
+}
+
+export function jobLinks(id: string): JobView["links"] {
+  const self = `/v1/jobs/${encodeURIComponent(id)}`;
+  return { self, events: `${self}/events`, tokens: `${self}/tokens`, kept: `${self}/kept.png` };
+}
+
+export function statusOf(state: string): JobStatus {
+  switch (state) {
+    case "waiting":
+    case "prioritized":
+    case "waiting-children":
+      return "queued";
+    case "active":
+    case "completed":
+    case "failed":
+    case "delayed":
+      return state;
+    default:
+      return "unknown";
+  }
+}
+
+export class JobsService {
+  constructor(private readonly deps: JobServiceDeps) {}
+
+  /** Validates the fields and files of one request into job data (files stored in the blob store). */
+  async parse(fields: Record<string, unknown>, files: UploadedFile[]): Promise<ParsedJobRequest> {
+    const catalog = await this.deps.catalog();
+    const parsed = parseJobFields(fields, this.deps.config.limits, await this.deps.maxKeep(), catalog);
+    if (files.length === 0) {
+      throw new InputError(400, "missing_file", "files: at least one file is required", "files");
+    }
+    return parsed;
+  }
+
+  /** Probes every file (type from the bytes, decodes, limits) and stores it in the blob store. */
+  async storeFiles(files: UploadedFile[]): Promise<JobFileRef[]> {
+    const refs: JobFileRef[] = [];
+    for (const [i, f] of files.entries()) {
+      const field = `files[${i}]`;
+      const info = await probeMedia(f.buffer, field, this.deps.config.limits);
+      const ref = await this.deps.blobs.put(f.buffer);
+      refs.push({ ...ref, ...info, name: f.originalname || field, field });
+    }
+    return refs;
+  }
+
+  static fingerprint(parsed: ParsedJobRequest, files: UploadedFile[], extra: unknown = null): string {
+    const h = createHash("sha256");
+    h.update(JSON.stringify({ ...parsed, extra }));
+    for (const f of files) h.update(sha256Hex(f.buffer));
+    return h.digest("hex");
+  }
+
+  /** The job id for a request: deterministic for an Idempotency-Key, random otherwise. */
+  static jobIdFor(idempotencyKey: string | undefined, scope = "job"): string {
+    if (!idempotencyKey) return randomUUID();
+    const h = createHash("sha256").update(`${scope}\0${idempotencyKey}`).digest("hex");
+    // UUID-shaped, so every job id looks alike.
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+  }
+
+  /**
+   * POST /v1/jobs. Returns the job and whether this call created it (false: an idempotent replay).
+   */
+  async create(
+    fields: Record<string, unknown>,
+    files: UploadedFile[],
+    idempotencyKey?: string,
+  ): Promise<{ view: JobView; created: boolean }> {
+    if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
+      throw new InputError(
+        400,
+        "bad_request",
+        "Idempotency-Key: 1 to 255 characters",
+        "Idempotency-Key",
+        255,
+      );
+    }
+    const parsed = await this.parse(fields, files);
+    const fingerprint = JobsService.fingerprint(parsed, files);
+    const jobId = JobsService.jobIdFor(idempotencyKey);
+    if (idempotencyKey) {
+      const existing = await this.deps.queue.getJob(jobId);
+      if (existing) return { view: await this.replay(existing, fingerprint), created: false };
+    }
+    const refs = await this.storeFiles(files);
+    const data: PipelineJobData = { ...parsed, files: refs, fingerprint, createdAt: Date.now() };
+    const job = await this.deps.queue.add(JOB_NAMES.compress, data, { jobId });
+    if (idempotencyKey && job.data.fingerprint !== fingerprint) {
+      // Lost a race against a different request with the same key.
+      return { view: await this.replay(job, fingerprint), created: false };
+    }
+    return { view: await this.view(job), created: true };
+  }
+
+  private async replay(job: Job, fingerprint: string): Promise<JobView> {
+    if ((job.data as PipelineJobData).fingerprint !== fingerprint) {
+      throw new ApiError(
+        409,
+        "idempotency_conflict",
+        "Idempotency-Key: this key was already used with a different request",
+        "Idempotency-Key",
+      );
+    }
+    return this.view(job);
+  }
+
+  async getJob(id: string): Promise<Job<PipelineJobData, PipelineJobResult>> {
+    const job = await this.deps.queue.getJob(id);
+    if (!job || job.name !== JOB_NAMES.compress) throw notFound(`job ${id}`);
+    return job as Job<PipelineJobData, PipelineJobResult>;
+  }
+
+  async get(id: string): Promise<JobView> {
+    return this.view(await this.getJob(id));
+  }
+
+  async view(job: Job, state?: string): Promise<JobView> {
+    const data = job.data as PipelineJobData & { failure?: StoredFailure };
+    const status = statusOf(state ?? (await job.getState()));
+    const rv = job.returnvalue as PipelineJobResult | null | undefined;
+    let result: JobView["result"] = null;
+    if (status === "completed" && rv) {
+      const { artifacts: _artifacts, ...rest } = rv;
+      result = rest;
+    }
+    let error: JobFailure | null = null;
+    if (status === "failed") {
+      error = {
+        code: data.failure?.code ?? "internal",
+        message: job.failedReason ?? "failed",
+        ...(data.failure?.field !== undefined ? { field: data.failure.field } : {}),
+        ...(data.failure?.limit !== undefined ? { limit: data.failure.limit } : {}),
+      };
+    }
+    const progress =
+      status === "completed"
+        ? { stage: "done" as const, percent: 100 }
+        : typeof job.progress === "object" && job.progress !== null
+          ? (job.progress as unknown as JobProgress)
+          : null;
+    return {
+      id: job.id!,
+      status,
+      progress,
+      attempts: job.attemptsMade,
+      createdAt: new Date(data.createdAt ?? job.timestamp).toISOString(),
+      finishedAt: job.finishedOn ? new Date(job.finishedOn).toISOString() : null,
+      request: {
+        method: data.method,
+        budget: data.budget,
+        mode: data.mode,
+        prompt: data.prompt,
+        options: data.options,
+        files: (data.files ?? []).map((f) => ({
+          name: f.name,
+          sha256: f.sha256,
+          size: f.size,
+          mime: f.mime,
+        })),
+        ...(data.batchId ? { batchId: data.batchId } : {}),
+      },
+      result,
+      error,
+      links: jobLinks(job.id!),
+    };
+  }
+
+  /** An artifact of a completed job: 404 while it is not there. */
+  async artifact(
+    id: string,
+    which: "tokens" | "keptPng" | "result",
+  ): Promise<{ sha256: string; size: number }> {
+    const job = await this.getJob(id);
+    const state = await job.getState();
+    if (state !== "completed") {
+      throw new ApiError(
+        404,
+        "not_found",
+        `job ${id} is ${statusOf(state)}; its artifacts exist once it completes`,
+      );
+    }
+    const ref = job.returnvalue?.artifacts?.[which];
+    if (!ref) throw notFound(`${which === "keptPng" ? "kept.png" : which} of job ${id}`);
+    return ref;
+  }
+}

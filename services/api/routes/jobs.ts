@@ -1,0 +1,123 @@
+/** /v1/jobs: thin controllers over JobsService and the events hub. */
+import { type Request, type Response, Router } from "express";
+import type { BlobStore } from "../../shared/blob-store.ts";
+import type { Config } from "../../shared/config.ts";
+import type { JobEventsHub } from "../events.ts";
+import type { JobsService, UploadedFile } from "../jobs.service.ts";
+import { uploadMiddleware } from "../uploads.ts";
+
+export function jobsRouter(deps: {
+  jobs: JobsService;
+  hub: JobEventsHub;
+  blobs: BlobStore;
+  config: Config;
+}): Router {
+  const { jobs, hub, blobs } = deps;
+  const r = Router();
+
+  r.post("/v1/jobs", uploadMiddleware(deps.config.limits), async (req, res) => {
+    const { view, created } = await jobs.create(req.body ?? {}, uploadedFiles(req), idempotencyKey(req));
+    if (!created) res.setHeader("Idempotent-Replayed", "true");
+    res.status(202).location(view.links.self).json({ id: view.id, status: view.status, links: view.links });
+  });
+
+  r.get("/v1/jobs/:id", async (req, res) => {
+    res.json(await jobs.get(req.params.id));
+  });
+
+  r.get("/v1/jobs/:id/events", async (req, res) => {
+    await streamJobEvents(req, res, jobs, hub);
+  });
+
+  r.get("/v1/jobs/:id/tokens", async (req, res) => {
+    const ref = await jobs.artifact(req.params.id, "tokens");
+    res.setHeader("Content-Type", "application/octet-stream");
+    res.setHeader("Content-Disposition", `attachment; filename="${req.params.id}.safetensors"`);
+    res.setHeader("Content-Length", String(ref.size));
+    (await blobs.stream(ref.sha256)).pipe(res);
+  });
+
+  r.get("/v1/jobs/:id/kept.png", async (req, res) => {
+    const ref = await jobs.artifact(req.params.id, "keptPng");
+    res.setHeader("Content-Type", "image/png");
+    res.setHeader("Content-Length", String(ref.size));
+    (await blobs.stream(ref.sha256)).pipe(res);
+  });
+
+  return r;
+}
+
+export function uploadedFiles(req: Request): UploadedFile[] {
+  const files = Array.isArray(req.files) ? req.files : Object.values(req.files ?? {}).flat();
+  return files.map((f) => ({ fieldname: f.fieldname, originalname: f.originalname, buffer: f.buffer }));
+}
+
+export function idempotencyKey(req: Request): string | undefined {
+  const v = req.get("Idempotency-Key");
+  return v === undefined ? undefined : v.trim();
+}
+
+/**
+ * Server-Sent Events of one job: `state` first (a snapshot), then `active`, `progress`, `retrying`,
+ * and finally `completed` or `failed`, after which the stream ends. A comment every 15 s keeps
+ * proxies from closing an idle stream.
+ */
+async function streamJobEvents(
+  req: Request,
+  res: Response,
+  jobs: JobsService,
+  hub: JobEventsHub,
+): Promise<void> {
+  const id = String(req.params.id);
+  const job = await jobs.getJob(id); // 404 before the stream starts
+  res.writeHead(200, {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    Connection: "keep-alive",
+    "X-Accel-Buffering": "no",
+  });
+  let closed = false;
+  let seq = 0;
+  const send = (event: string, data: unknown) => {
+    if (closed) return;
+    res.write(`id: ${seq++}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  };
+  const finish = async () => {
+    if (closed) return;
+    // Send the final view (result or error) read from the queue, then end.
+    const fresh = await jobs.getJob(id).catch(() => null);
+    const view = fresh ? await jobs.view(fresh) : null;
+    send(view?.status === "failed" ? "failed" : "completed", view);
+    close();
+  };
+  const queued: Array<() => void> = [];
+  let snapshotSent = false;
+  const unsubscribe = hub.subscribe(id, (e) => {
+    const deliver = () => {
+      if (e.type === "completed" || e.type === "failed") void finish();
+      else if (e.type === "progress") send("progress", e.data);
+      else if (e.type === "active") send("active", { id });
+      else if (e.type === "retrying") send("retrying", { id, delay: e.delay });
+    };
+    if (snapshotSent) deliver();
+    else queued.push(deliver);
+  });
+  const heartbeat = setInterval(() => !closed && res.write(": keep-alive\n\n"), 15_000);
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    clearInterval(heartbeat);
+    unsubscribe();
+    res.end();
+  };
+  req.on("close", close);
+  const view = await jobs.view(job);
+  send("state", view);
+  snapshotSent = true;
+  if (view.status === "completed" || view.status === "failed") {
+    send(view.status, view);
+    close();
+    return;
+  }
+  for (const d of queued.splice(0)) d();
+}

@@ -1,0 +1,197 @@
+/**
+ * Request and response schemas (zod). The same schemas validate requests and generate the OpenAPI
+ * document served at /docs.
+ */
+import { z } from "zod";
+import type { Limits } from "../shared/config.ts";
+import { InputError } from "../shared/errors.ts";
+import type { MethodCatalog } from "../shared/methods.ts";
+import type { Budget, JobMode } from "../shared/queues.ts";
+
+export const MODES = ["answer", "tokens"] as const;
+
+/** The text fields of `POST /v1/jobs` (multipart fields are strings; numbers are coerced). */
+export function jobFieldsSchema(limits: Pick<Limits, "maxPromptChars">, maxKeep: number) {
+  return z.object({
+    prompt: z
+      .string()
+      .max(limits.maxPromptChars)
+      .optional()
+      .describe("The question for the LLM (required in mode `answer`)"),
+    method: z.string().min(1).describe("A compression method from GET /v1/methods"),
+    keep: z.coerce.number().int().min(1).max(maxKeep).optional().describe("Tokens to keep per image or crop"),
+    ratio: z.coerce.number().gt(0).max(1).optional().describe("Share of tokens to keep, (0, 1]"),
+    options: z.string().optional().describe("Method options as a JSON object (see GET /v1/methods)"),
+    mode: z
+      .enum(MODES)
+      .default("answer")
+      .describe("`answer`: call the LLM; `tokens`: compressed tokens only"),
+  });
+}
+
+export function batchFieldsSchema(limits: Pick<Limits, "maxPromptChars" | "maxBatchItems">, maxKeep: number) {
+  return jobFieldsSchema(limits, maxKeep).extend({
+    prompts: z
+      .string()
+      .optional()
+      .describe(
+        "JSON array of prompts. With one file: one item per prompt; with as many files: paired by index",
+      ),
+  });
+}
+
+export interface ParsedJobRequest {
+  prompt: string;
+  method: string;
+  budget: Budget;
+  options: Record<string, unknown>;
+  mode: JobMode;
+}
+
+/** Turns the first zod issue into an InputError naming the field and the limit. */
+export function inputErrorFromZod(
+  error: z.ZodError,
+  prefix = "",
+  code: "bad_request" | "bad_option" = "bad_request",
+): InputError {
+  const issue = error.issues[0];
+  const field = prefix + issue.path.map(String).join(".");
+  const i = issue as { minimum?: number | bigint; maximum?: number | bigint; code: string };
+  const limit = i.code === "too_big" ? i.maximum : i.code === "too_small" ? i.minimum : undefined;
+  const isBudget = !prefix && (field === "keep" || field === "ratio");
+  return new InputError(
+    400,
+    isBudget ? "bad_budget" : code,
+    `${field || "request"}: ${issue.message}`,
+    field || undefined,
+    limit === undefined ? undefined : Number(limit),
+  );
+}
+
+/** Validates the text fields of a job request against the schemas and the method catalog. */
+export function parseJobFields(
+  raw: Record<string, unknown>,
+  limits: Pick<Limits, "maxPromptChars">,
+  maxKeep: number,
+  catalog: MethodCatalog,
+): ParsedJobRequest {
+  const parsed = jobFieldsSchema(limits, maxKeep).safeParse(raw);
+  if (!parsed.success) throw inputErrorFromZod(parsed.error);
+  const f = parsed.data;
+  const method = catalog.get(f.method);
+  if (!method) {
+    const names = catalog
+      .list()
+      .map((m) => m.name)
+      .join(", ");
+    throw new InputError(
+      400,
+      "unknown_method",
+      `method: unknown method "${f.method}"; known: ${names}`,
+      "method",
+      names,
+    );
+  }
+  if (f.keep !== undefined && f.ratio !== undefined) {
+    throw new InputError(400, "bad_budget", "keep and ratio: give one of them, not both", "ratio");
+  }
+  if ((method.budget ?? "required") === "required" && f.keep === undefined && f.ratio === undefined) {
+    throw new InputError(
+      400,
+      "bad_budget",
+      `keep or ratio: method ${method.name} needs a budget`,
+      "keep",
+      maxKeep,
+    );
+  }
+  if (f.mode === "answer" && !f.prompt?.trim()) {
+    throw new InputError(400, "bad_request", "prompt: required in mode `answer`", "prompt");
+  }
+  let options: unknown = {};
+  if (f.options !== undefined && f.options.trim() !== "") {
+    try {
+      options = JSON.parse(f.options);
+    } catch (err) {
+      throw new InputError(
+        400,
+        "bad_option",
+        `options: not valid JSON (${(err as Error).message})`,
+        "options",
+      );
+    }
+  }
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    throw new InputError(400, "bad_option", "options: must be a JSON object", "options");
+  }
+  const checked = method.optionsSchema.safeParse(options);
+  if (!checked.success) throw inputErrorFromZod(checked.error, "options.", "bad_option");
+  const budget: Budget =
+    f.keep !== undefined ? { keep: f.keep } : f.ratio !== undefined ? { ratio: f.ratio } : {};
+  return {
+    prompt: f.prompt ?? "",
+    method: method.name,
+    budget,
+    options: checked.data as Record<string, unknown>,
+    mode: f.mode,
+  };
+}
+
+// ---- responses (documented in OpenAPI) ----
+
+export const errorSchema = z.object({
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    field: z.string().optional(),
+    limit: z.union([z.number(), z.string()]).optional(),
+  }),
+});
+
+export const jobStateSchema = z.enum(["queued", "active", "completed", "failed", "delayed", "unknown"]);
+
+export const progressSchema = z.object({
+  stage: z.enum(["queued", "decode", "encode", "compress", "llm", "done"]),
+  percent: z.number(),
+  item: z.number().optional(),
+  items: z.number().optional(),
+});
+
+export const jobLinksSchema = z.object({
+  self: z.string(),
+  events: z.string(),
+  tokens: z.string(),
+  kept: z.string(),
+});
+
+export const jobViewSchema = z.object({
+  id: z.string(),
+  status: jobStateSchema,
+  progress: progressSchema.nullable(),
+  attempts: z.number(),
+  createdAt: z.string(),
+  finishedAt: z.string().nullable(),
+  request: z.object({
+    method: z.string(),
+    budget: z.record(z.string(), z.number()),
+    mode: z.enum(MODES),
+    prompt: z.string(),
+    files: z.array(z.object({ name: z.string(), sha256: z.string(), size: z.number(), mime: z.string() })),
+  }),
+  result: z.record(z.string(), z.unknown()).nullable(),
+  error: errorSchema.shape.error.nullable(),
+  links: jobLinksSchema,
+});
+
+export const jobAcceptedSchema = z.object({
+  id: z.string(),
+  status: jobStateSchema,
+  links: jobLinksSchema,
+});
+
+export const batchViewSchema = z.object({
+  id: z.string(),
+  status: z.enum(["running", "completed", "completed_with_errors", "failed"]),
+  counts: z.record(z.string(), z.number()),
+  items: z.array(jobViewSchema),
+  links: z.object({ self: z.string() }),
+});

@@ -1,0 +1,124 @@
+/**
+ * What an upload really is, judged from its bytes (never its name or Content-Type): the sniffed type,
+ * image size or PDF page count, and whether it decodes. Used by the API before a job is queued and
+ * by the worker again before it runs one (a job may reach the queue some other way).
+ */
+import { fileTypeFromBuffer } from "file-type";
+import sharp from "sharp";
+import type { Limits } from "./config.ts";
+import { InputError } from "./errors.ts";
+
+export const SUPPORTED_TYPES = {
+  "image/png": "image",
+  "image/jpeg": "image",
+  "image/webp": "image",
+  "image/tiff": "image",
+  "image/gif": "image",
+  "application/pdf": "pdf",
+} as const;
+
+export type SupportedMime = keyof typeof SUPPORTED_TYPES;
+
+export interface MediaInfo {
+  mime: SupportedMime;
+  kind: "image" | "pdf";
+  /** Images: size of the first frame / page. */
+  width?: number;
+  height?: number;
+  /** PDFs: number of pages. */
+  pages?: number;
+}
+
+/**
+ * Checks one upload against the limits and returns what it is. Throws InputError naming `field`:
+ * empty_file (400), unsupported_type (415), corrupt_file (422), too_many_pixels / too_many_pages (413).
+ */
+export async function probeMedia(
+  bytes: Uint8Array,
+  field: string,
+  limits: Pick<Limits, "maxPixels" | "maxPages">,
+): Promise<MediaInfo> {
+  if (bytes.byteLength === 0) throw new InputError(400, "empty_file", `${field} is empty (0 bytes)`, field);
+  const sniffed = await fileTypeFromBuffer(bytes);
+  const mime = sniffed?.mime as string | undefined;
+  if (!mime || !(mime in SUPPORTED_TYPES)) {
+    throw new InputError(
+      415,
+      "unsupported_type",
+      `${field}: type ${mime ?? "unknown"} (sniffed from the bytes) is not supported; supported: ${Object.keys(SUPPORTED_TYPES).join(", ")}`,
+      field,
+      Object.keys(SUPPORTED_TYPES).join(","),
+    );
+  }
+  const supported = mime as SupportedMime;
+  if (SUPPORTED_TYPES[supported] === "pdf") {
+    let pages: number;
+    try {
+      pages = await countPdfPages(bytes);
+    } catch (err) {
+      throw new InputError(422, "corrupt_file", `${field}: the PDF cannot be read (${short(err)})`, field);
+    }
+    if (pages === 0) throw new InputError(422, "corrupt_file", `${field}: a PDF without pages`, field);
+    if (pages > limits.maxPages) {
+      throw new InputError(
+        413,
+        "too_many_pages",
+        `${field}: ${pages} PDF pages, more than the limit of ${limits.maxPages}`,
+        field,
+        limits.maxPages,
+      );
+    }
+    return { mime: supported, kind: "pdf", pages };
+  }
+  let width: number;
+  let height: number;
+  try {
+    const meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+    width = meta.width ?? 0;
+    height = meta.pageHeight ?? meta.height ?? 0;
+  } catch (err) {
+    throw new InputError(422, "corrupt_file", `${field}: cannot read the image (${short(err)})`, field);
+  }
+  if (!(width > 0 && height > 0)) throw new InputError(422, "corrupt_file", `${field}: no image size`, field);
+  if (width * height > limits.maxPixels) {
+    throw new InputError(
+      413,
+      "too_many_pixels",
+      `${field}: ${width} x ${height} = ${width * height} pixels, more than the limit of ${limits.maxPixels}`,
+      field,
+      limits.maxPixels,
+    );
+  }
+  try {
+    // A full decode (of the first frame) finds truncated or damaged data that the header hides.
+    await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: "truncated" })
+      .resize(64, 64, { fit: "inside" })
+      .raw()
+      .toBuffer();
+  } catch (err) {
+    throw new InputError(422, "corrupt_file", `${field}: the image does not decode (${short(err)})`, field);
+  }
+  return { mime: supported, kind: "image", width, height };
+}
+
+function short(err: unknown): string {
+  return String((err as Error)?.message ?? err)
+    .split("\n")[0]
+    .slice(0, 200);
+}
+
+type PdfJs = typeof import("pdfjs-dist/legacy/build/pdf.mjs");
+let pdfjs: Promise<PdfJs> | null = null;
+
+/** Page count of a PDF, read by pdf.js (the library the pipeline renders pages with). Throws when unreadable. */
+export async function countPdfPages(pdf: Uint8Array): Promise<number> {
+  pdfjs ??= import("pdfjs-dist/legacy/build/pdf.mjs");
+  const lib = await pdfjs;
+  const doc = await lib.getDocument({ data: new Uint8Array(pdf), verbosity: 0, isEvalSupported: false })
+    .promise;
+  try {
+    return doc.numPages;
+  } finally {
+    await doc.destroy();
+  }
+}

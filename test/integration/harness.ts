@@ -1,0 +1,71 @@
+/**
+ * Starts the real API in-process on an ephemeral port against the real Redis, under a per-run key
+ * prefix and a temporary data directory. `close` stops it and deletes the run's keys and files.
+ */
+import fs from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { createApp } from "../../services/api/app.ts";
+import { createApiContext } from "../../services/api/context.ts";
+import { type Config, loadConfig } from "../../services/shared/config.ts";
+import type { MethodCatalog } from "../../services/shared/methods.ts";
+import { cleanupPrefix, REDIS_URL, uniquePrefix } from "../helpers/redis.ts";
+
+export interface Harness {
+  base: string;
+  config: Config;
+  ctx: Awaited<ReturnType<typeof createApiContext>>;
+  close(): Promise<void>;
+}
+
+export async function startApi(
+  label: string,
+  opts: {
+    limits?: Partial<Config["limits"]>;
+    config?: Partial<Config>;
+    catalog?: () => Promise<MethodCatalog>;
+  } = {},
+): Promise<Harness> {
+  const prefix = uniquePrefix(label);
+  const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), `vtc-${label}-`));
+  const base = loadConfig({});
+  const config: Config = {
+    ...base,
+    redisUrl: REDIS_URL,
+    queuePrefix: prefix,
+    dataDir,
+    jobBackoffMs: 200,
+    ...opts.config,
+    limits: { ...base.limits, ...opts.limits },
+  };
+  const ctx = await createApiContext(config, { catalog: opts.catalog });
+  const server = createApp(ctx.deps).listen(0);
+  await new Promise<void>((resolve) => server.once("listening", () => resolve()));
+  const { port } = server.address() as AddressInfo;
+  return {
+    base: `http://127.0.0.1:${port}`,
+    config,
+    ctx,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await ctx.close();
+      await cleanupPrefix(prefix);
+      await fs.rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A multipart body: files as [name, bytes, content type] and text fields. */
+export function form(
+  files: Array<[string, Uint8Array, string?]>,
+  fields: Record<string, string | number> = {},
+): FormData {
+  const fd = new FormData();
+  for (const [name, bytes, type] of files) {
+    fd.append("files", new Blob([new Uint8Array(bytes)], { type: type ?? "application/octet-stream" }), name);
+  }
+  for (const [k, v] of Object.entries(fields)) fd.append(k, String(v));
+  return fd;
+}
