@@ -1,0 +1,323 @@
+/**
+ * The shared plumbing of every compressor (specs/compressors.md section 0): validated access to the
+ * inputs with reported fallbacks, CLS-to-patch attention, the merge metric, and the builders that
+ * turn what a method decided (scores, kept indices, groups) into the contract's output.
+ * Selection methods only compute scores; merging methods only decide groups.
+ */
+import type { z } from "zod";
+import { CompressorInputError } from "./errors.ts";
+import type { CompressorInput, CompressorOutput, CompressorStats } from "./types.ts";
+import { ascending, topK } from "./util.ts";
+
+export type MethodKind = "select" | "merge" | "pool" | "document";
+export type InputName = "features" | "cls" | "attention" | "keys" | "clsQuery";
+
+/** What a method decided; `finish` turns it into a CompressorOutput. */
+export type MethodResult =
+  /** Keep the top-K by score (ties to the smaller index), raster order. */
+  | { type: "scores"; scores: ArrayLike<number>; k: number; stats?: Record<string, unknown> }
+  /** Keep exactly these patch indices, raster order. */
+  | { type: "indices"; indices: number[]; stats?: Record<string, unknown> }
+  /**
+   * Each group becomes one token, the size-weighted mean of its patches (sizes start at 1, so this is
+   * the plain mean over the group's sources, which is what repeated size-weighted merges compute).
+   * Raster order of each group's smallest source unless `order: "given"`.
+   */
+  | { type: "groups"; groups: number[][]; order?: "raster" | "given"; stats?: Record<string, unknown> }
+  /** The method built the tokens itself (pooling). */
+  | {
+      type: "tokens";
+      features: Float32Array;
+      sources: number[][];
+      sizes: Float32Array;
+      stats?: Record<string, unknown>;
+    };
+
+export interface MethodDef<S extends z.ZodObject = z.ZodObject> {
+  name: string;
+  title: string;
+  paper: string;
+  /** Section of specs/compressors.md. */
+  section: string;
+  kind: MethodKind;
+  /** Inputs read (preferred ones; `needsNote` says which layers and the fallbacks). */
+  needs: readonly InputName[];
+  needsNote: string;
+  /** "required": keep/ratio is mandatory; "cap": optional upper bound (TCGC); "ignored" (none). */
+  budget: "required" | "cap" | "ignored";
+  optionsSchema: S;
+  run(ctx: Ctx, k: number | undefined, options: z.infer<S>): Promise<MethodResult>;
+}
+
+function checkFinite(field: string, data: ArrayLike<number>): void {
+  // One pass with a float64 sum: NaN or +-Inf anywhere makes it non-finite (so does an overflow,
+  // which only then triggers the exact per-element search).
+  let s = 0;
+  for (let i = 0; i < data.length; i++) s += data[i];
+  if (Number.isFinite(s)) return;
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      throw new CompressorInputError(
+        field,
+        `contains ${data[i]} at flat index ${i} (NaN and Inf are not allowed)`,
+      );
+    }
+  }
+}
+
+function checkLength(field: string, data: ArrayLike<number>, expected: number, shape: string): void {
+  if (data.length !== expected) {
+    throw new CompressorInputError(field, `expected ${shape} = ${expected} values, got ${data.length}`);
+  }
+}
+
+/** Validates the shape of the common input (not the optional tensors, which are checked on use). */
+export function validateInput(input: CompressorInput, field = "input"): void {
+  const { grid, dim, features } = input;
+  if (
+    !grid ||
+    !Number.isInteger(grid.rows) ||
+    !Number.isInteger(grid.cols) ||
+    grid.rows < 1 ||
+    grid.cols < 1
+  ) {
+    throw new CompressorInputError(`${field}.grid`, "rows and cols must be integers >= 1");
+  }
+  if (!Number.isInteger(dim) || dim < 1)
+    throw new CompressorInputError(`${field}.dim`, "must be an integer >= 1");
+  if (!(features instanceof Float32Array)) {
+    throw new CompressorInputError("features", "must be a Float32Array");
+  }
+  const n = grid.rows * grid.cols;
+  checkLength("features", features, n * dim, `N x D = ${grid.rows}*${grid.cols} x ${dim}`);
+  checkFinite("features", features);
+  if (!Number.isInteger(input.numLayers) || input.numLayers < 1) {
+    throw new CompressorInputError("num_layers", `must be an integer >= 1 (got ${input.numLayers})`);
+  }
+  if (!Number.isInteger(input.selectLayer) || input.selectLayer < 0 || input.selectLayer > input.numLayers) {
+    throw new CompressorInputError(
+      "select_layer",
+      `must be an integer in [0, num_layers = ${input.numLayers}] (got ${input.selectLayer})`,
+    );
+  }
+  if (
+    input.lowLayer !== undefined &&
+    (!Number.isInteger(input.lowLayer) || input.lowLayer < 0 || input.lowLayer > input.numLayers)
+  ) {
+    throw new CompressorInputError(
+      "low_layer",
+      `must be an integer in [0, num_layers = ${input.numLayers}] (got ${input.lowLayer})`,
+    );
+  }
+  if (input.cls !== undefined) {
+    checkLength("cls", input.cls, dim, "D");
+    checkFinite("cls", input.cls);
+  }
+}
+
+/** Per-call view of one input: validated, cached tensor access and the fallbacks used. */
+export class Ctx {
+  readonly n: number;
+  readonly d: number;
+  readonly fallbacks: string[] = [];
+  private readonly checked = new Set<string>();
+
+  constructor(readonly input: CompressorInput) {
+    this.n = input.grid.rows * input.grid.cols;
+    this.d = input.dim;
+  }
+
+  get rows(): number {
+    return this.input.grid.rows;
+  }
+  get cols(): number {
+    return this.input.grid.cols;
+  }
+  get features(): Float32Array {
+    return this.input.features;
+  }
+
+  fallback(what: string): void {
+    if (!this.fallbacks.includes(what)) this.fallbacks.push(what);
+  }
+
+  private once(field: string, check: () => void): void {
+    if (this.checked.has(field)) return;
+    check();
+    this.checked.add(field);
+  }
+
+  /** attention[l], (N+1) x (N+1), or undefined. */
+  attention(l: number): Float32Array | undefined {
+    const a = this.input.attention?.[l];
+    if (!a) return undefined;
+    const field = `attention.${l}`;
+    this.once(field, () => {
+      checkLength(field, a, (this.n + 1) * (this.n + 1), `(N+1) x (N+1) = ${this.n + 1} x ${this.n + 1}`);
+      checkFinite(field, a);
+    });
+    return a;
+  }
+
+  private keyDim(field: string, len: number, rows: number): number {
+    const dk = this.input.keyDim ?? len / rows;
+    if (!Number.isInteger(dk) || dk < 1) {
+      throw new CompressorInputError(field, `length ${len} is not (N+1) x Dk with N+1 = ${rows}`);
+    }
+    return dk;
+  }
+
+  /** keys[l], (N+1) x Dk, or undefined. */
+  keys(l: number): { data: Float32Array; dk: number } | undefined {
+    const k = this.input.keys?.[l];
+    if (!k) return undefined;
+    const field = `keys.${l}`;
+    const dk = this.keyDim(field, k.length, this.n + 1);
+    this.once(field, () => {
+      checkLength(field, k, (this.n + 1) * dk, `(N+1) x Dk = ${this.n + 1} x ${dk}`);
+      checkFinite(field, k);
+    });
+    return { data: k, dk };
+  }
+
+  /** clsQuery[l], Dk, or undefined. */
+  clsQuery(l: number, dk: number): Float32Array | undefined {
+    const q = this.input.clsQuery?.[l];
+    if (!q) return undefined;
+    const field = `cls_query.${l}`;
+    this.once(field, () => {
+      checkLength(field, q, dk, "Dk");
+      checkFinite(field, q);
+    });
+    return q;
+  }
+
+  /**
+   * CLS-to-patch attention of layer l (length N, float32): row 0 of attention[l], columns 1..N; else
+   * softmax over the patches of clsQuery[l] . keys[l][1..N]^T / sqrt(Dk) (reported as a fallback);
+   * else undefined.
+   */
+  clsAttention(l: number): Float32Array | undefined {
+    const n = this.n;
+    const a = this.attention(l);
+    if (a) return a.slice(1, n + 1);
+    const k = this.keys(l);
+    const q = k ? this.clsQuery(l, k.dk) : undefined;
+    if (!k || !q) return undefined;
+    this.fallback(`attention.${l} -> cls_query.${l}/keys.${l}`);
+    const { data, dk } = k;
+    const logits = new Float64Array(n);
+    const scale = 1 / Math.sqrt(dk);
+    let max = Number.NEGATIVE_INFINITY;
+    for (let i = 0; i < n; i++) {
+      const o = (i + 1) * dk;
+      let s = 0;
+      for (let c = 0; c < dk; c++) s += q[c] * data[o + c];
+      logits[i] = Math.fround(s) * scale;
+      if (logits[i] > max) max = logits[i];
+    }
+    let z = 0;
+    for (let i = 0; i < n; i++) {
+      logits[i] = Math.exp(logits[i] - max);
+      z += logits[i];
+    }
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = logits[i] / z;
+    return out;
+  }
+
+  /** CLS-to-patch attention, or a CompressorInputError naming what is missing. */
+  requireClsAttention(l: number): Float32Array {
+    const a = this.clsAttention(l);
+    if (!a) {
+      throw new CompressorInputError(
+        `attention.${l}`,
+        `missing (needs attention.${l}, or keys.${l} and cls_query.${l})`,
+      );
+    }
+    return a;
+  }
+
+  /**
+   * The merge/similarity metric: patch rows (CLS dropped) of keys[l] when exposed, else the features
+   * (reported as a fallback). A fresh N x dim copy the caller may modify.
+   */
+  metric(l: number): { data: Float32Array; dim: number } {
+    const k = this.keys(l);
+    if (k) return { data: k.data.slice(k.dk, (this.n + 1) * k.dk), dim: k.dk };
+    this.fallback(`keys.${l} -> features`);
+    return { data: this.features.slice(), dim: this.d };
+  }
+}
+
+/** Identity output: every patch is its own token. */
+export function identity(input: CompressorInput): Omit<CompressorOutput, "stats"> {
+  const n = input.grid.rows * input.grid.cols;
+  return {
+    features: input.features.slice(),
+    sources: Array.from({ length: n }, (_, i) => [i]),
+    sizes: new Float32Array(n).fill(1),
+  };
+}
+
+/** Kept patches (any order) -> raster-ordered output. */
+export function gather(input: CompressorInput, indices: number[]): Omit<CompressorOutput, "stats"> {
+  const d = input.dim;
+  const kept = ascending(indices);
+  const features = new Float32Array(kept.length * d);
+  kept.forEach((p, i) => {
+    features.set(input.features.subarray(p * d, (p + 1) * d), i * d);
+  });
+  return { features, sources: kept.map((p) => [p]), sizes: new Float32Array(kept.length).fill(1) };
+}
+
+/** Groups of patches -> one mean token each (float64 accumulation), ordered by smallest source. */
+export function mergeGroups(
+  input: CompressorInput,
+  groups: number[][],
+  order: "raster" | "given" = "raster",
+): Omit<CompressorOutput, "stats"> {
+  const d = input.dim;
+  const x = input.features;
+  const sources = groups.map((g) => ascending(g));
+  if (order === "raster") sources.sort((a, b) => a[0] - b[0]);
+  const features = new Float32Array(sources.length * d);
+  const acc = new Float64Array(d);
+  sources.forEach((src, t) => {
+    if (src.length === 1) {
+      features.set(x.subarray(src[0] * d, src[0] * d + d), t * d);
+      return;
+    }
+    acc.fill(0);
+    for (const p of src) {
+      const o = p * d;
+      for (let c = 0; c < d; c++) acc[c] += x[o + c];
+    }
+    const inv = 1 / src.length;
+    const o = t * d;
+    for (let c = 0; c < d; c++) features[o + c] = acc[c] * inv;
+  });
+  return { features, sources, sizes: Float32Array.from(sources, (s) => s.length) };
+}
+
+/** Turns a method's decision into the contract's output (stats completed by the caller). */
+export function finish(
+  input: CompressorInput,
+  result: MethodResult,
+): { out: Omit<CompressorOutput, "stats">; stats: Record<string, unknown> } {
+  switch (result.type) {
+    case "scores":
+      return { out: gather(input, topK(result.scores, result.k)), stats: result.stats ?? {} };
+    case "indices":
+      return { out: gather(input, result.indices), stats: result.stats ?? {} };
+    case "groups":
+      return { out: mergeGroups(input, result.groups, result.order), stats: result.stats ?? {} };
+    case "tokens":
+      return {
+        out: { features: result.features, sources: result.sources, sizes: result.sizes },
+        stats: result.stats ?? {},
+      };
+  }
+}
+
+export type { CompressorStats };

@@ -1,0 +1,83 @@
+/**
+ * `visionzip`: "VisionZip: Longer is Better but Not Necessary in Vision Language Models",
+ * arXiv 2412.04467 (dvlab-research/VisionZip, Apache-2.0). specs/compressors.md section 5.
+ *
+ * Dominant count Dm = round(K * share) (share 54/64 by default), contextual C = K - Dm. Dominant = top-Dm
+ * by CLS-to-patch attention of the select layer. The R remaining patches in raster order: targets are
+ * every floor(R / C)-th starting at the first, the first C of those; every other remaining patch joins
+ * the target of highest cosine similarity of the metric (keys[select], else features; ties: the
+ * earlier target); a contextual token is the (size-weighted) mean of its target and members.
+ */
+import { z } from "zod";
+import type { MethodDef } from "./base.ts";
+import { cosineSimilarityAB } from "./ort.ts";
+import { roundHalfUp, topK } from "./util.ts";
+
+const schema = z
+  .object({
+    dominantShare: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(54 / 64)
+      .describe("Share of the budget given to dominant tokens: Dm = round(K * share)."),
+  })
+  .strict();
+
+export const visionzip: MethodDef<typeof schema> = {
+  name: "visionzip",
+  title: "VisionZip (dominant + contextual tokens)",
+  paper: "arXiv 2412.04467",
+  section: "5",
+  kind: "merge",
+  needs: ["attention", "keys", "features"],
+  needsNote:
+    "attention[select] (else keys[select] + clsQuery[select]) for dominant tokens; keys[select] (else features) as the metric",
+  budget: "required",
+  optionsSchema: schema,
+  async run(ctx, k, opts) {
+    const K = k!;
+    const layer = ctx.input.selectLayer;
+    const dm = Math.min(K, roundHalfUp(K * opts.dominantShare));
+    const c = K - dm;
+    const att = ctx.requireClsAttention(layer);
+    const dominant = topK(att, dm);
+    const groups: number[][] = dominant.map((p) => [p]);
+    const stats = { dominant: dm, contextual: c };
+    if (c === 0) return { type: "groups", groups, stats };
+    const isDom = new Uint8Array(ctx.n);
+    for (const p of dominant) isDom[p] = 1;
+    const remaining: number[] = [];
+    for (let p = 0; p < ctx.n; p++) if (!isDom[p]) remaining.push(p);
+    const step = Math.floor(remaining.length / c);
+    const targets: number[] = [];
+    for (let i = 0; i < c; i++) targets.push(remaining[i * step]);
+    const isTarget = new Uint8Array(ctx.n);
+    for (const p of targets) isTarget[p] = 1;
+    const others = remaining.filter((p) => !isTarget[p]);
+    const groupsC = targets.map((p) => [p]);
+    if (others.length > 0) {
+      const { data, dim } = ctx.metric(layer);
+      const pick = (idx: number[]) => {
+        const out = new Float32Array(idx.length * dim);
+        idx.forEach((p, i) => {
+          out.set(data.subarray(p * dim, (p + 1) * dim), i * dim);
+        });
+        return out;
+      };
+      const sim = await cosineSimilarityAB(pick(others), others.length, pick(targets), c, dim);
+      others.forEach((p, i) => {
+        let best = 0;
+        let s = sim[i * c];
+        for (let j = 1; j < c; j++) {
+          if (sim[i * c + j] > s) {
+            s = sim[i * c + j];
+            best = j;
+          }
+        }
+        groupsC[best].push(p);
+      });
+    }
+    return { type: "groups", groups: [...groups, ...groupsC], stats };
+  },
+};
