@@ -1,7 +1,7 @@
 /** Worker process entry point (`npm run worker`). */
-import { loadConfig } from "../shared/config.ts";
+import { loadConfig, redactUrl } from "../shared/config.ts";
 import { connectRedis } from "../shared/redis.ts";
-import { createPipelineWorker } from "./worker.ts";
+import { createWorkerService } from "./worker.ts";
 
 const config = loadConfig();
 try {
@@ -10,16 +10,22 @@ try {
   console.error(`[worker] ${(err as Error).message}`);
   process.exit(1);
 }
-const worker = createPipelineWorker(config);
+const service = createWorkerService(config);
+const { worker } = service;
 worker.on("failed", (job, err) => console.error(`[worker] job ${job?.id} failed: ${err.message}`));
+worker.on("error", (err) => console.error(`[worker] ${err.message}`));
 console.log(
-  `[worker] consuming "${worker.name}" from ${config.redisUrl} (concurrency ${config.workerConcurrency})`,
+  `[worker] consuming "${worker.name}" from ${redactUrl(config.redisUrl)} (concurrency ${config.workerConcurrency}, model ${config.modelDir})`,
 );
+service.pool.warm().catch((err) => console.error(`[worker] model not loaded yet: ${(err as Error).message}`));
 
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.once(signal, async () => {
-    console.log(`[worker] ${signal}: finishing current jobs`);
-    await worker.close();
+    console.log(
+      `[worker] ${signal}: no new jobs; finishing the current ones (at most ${config.shutdownTimeoutMs} ms)`,
+    );
+    const { released } = await service.shutdown();
+    if (released) console.log("[worker] unfinished jobs were handed back to the queue");
     process.exit(0);
   });
 }

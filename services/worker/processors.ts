@@ -1,18 +1,62 @@
 /** Processors, one per job name registered in services/shared/queues.ts. */
 import os from "node:os";
-import type { Job } from "bullmq";
-import { JOB_NAMES, type PingJobData, type PingJobResult } from "../shared/queues.ts";
+import { DelayedError, type Job, UnrecoverableError } from "bullmq";
+import {
+  JOB_NAMES,
+  type JobProgress,
+  type PingJobData,
+  type PingJobResult,
+  type PipelineJobData,
+  type PipelineJobResult,
+} from "../shared/queues.ts";
+import { AbortedError, type InferencePool, ThreadTaskError } from "./pool.ts";
 
 export async function processPing(job: Job<PingJobData>): Promise<PingJobResult> {
   if (typeof job.data?.message !== "string") throw new Error("ping job needs data.message (string)");
   return { echo: job.data.message, worker: `${os.hostname()}:${process.pid}`, at: Date.now() };
 }
 
-export async function dispatch(job: Job): Promise<unknown> {
-  switch (job.name) {
-    case JOB_NAMES.ping:
-      return processPing(job as Job<PingJobData>);
-    default:
-      throw new Error(`no processor for job "${job.name}"`);
+/**
+ * Runs one compress job in the inference pool. Bad input fails at once (UnrecoverableError, with the
+ * code, field and limit kept in `job.data.failure`); other errors are retried with backoff; a run
+ * aborted by shutdown goes back to the queue without using up an attempt.
+ */
+export async function processCompress(
+  pool: InferencePool,
+  job: Job<PipelineJobData, PipelineJobResult>,
+  token?: string,
+): Promise<PipelineJobResult> {
+  const report = (p: JobProgress) => {
+    job.updateProgress(p as unknown as object).catch(() => {});
+  };
+  try {
+    return await pool.run({ jobId: job.id!, data: job.data }, report);
+  } catch (err) {
+    if (err instanceof AbortedError && token) {
+      await job.moveToDelayed(Date.now(), token);
+      throw new DelayedError(`released: ${err.message}`);
+    }
+    if (err instanceof ThreadTaskError && err.detail.input) {
+      const { code, field, limit, status } = err.detail;
+      await job.updateData({
+        ...job.data,
+        failure: { code: code ?? "bad_request", field, limit, status },
+      } as PipelineJobData);
+      throw new UnrecoverableError(err.message);
+    }
+    throw err;
   }
+}
+
+export function dispatcher(pool: InferencePool) {
+  return async (job: Job, token?: string): Promise<unknown> => {
+    switch (job.name) {
+      case JOB_NAMES.ping:
+        return processPing(job as Job<PingJobData>);
+      case JOB_NAMES.compress:
+        return processCompress(pool, job as Job<PipelineJobData, PipelineJobResult>, token);
+      default:
+        throw new UnrecoverableError(`no processor for job "${job.name}"`);
+    }
+  };
 }

@@ -1,14 +1,62 @@
-/** Creates the BullMQ worker for the pipeline queue. */
-import { Worker } from "bullmq";
+/**
+ * The BullMQ worker for the pipeline queue and its inference threads. `shutdown` stops taking jobs
+ * at once, lets the current ones finish within `shutdownTimeoutMs`, and otherwise stops their
+ * threads and hands the jobs back to the queue for another worker.
+ */
+import { Worker, type WorkerOptions } from "bullmq";
 import type { Config } from "../shared/config.ts";
 import { QUEUE_NAMES } from "../shared/queues.ts";
 import { createRedis } from "../shared/redis.ts";
-import { dispatch } from "./processors.ts";
+import { InferencePool, PIPELINE_RUNNER } from "./pool.ts";
+import { dispatcher } from "./processors.ts";
 
-export function createPipelineWorker(config: Config): Worker {
-  return new Worker(QUEUE_NAMES.pipeline, dispatch, {
+export interface WorkerService {
+  worker: Worker;
+  pool: InferencePool;
+  /** Resolves when the worker has stopped; never takes much longer than `timeoutMs`. */
+  shutdown(timeoutMs?: number): Promise<{ released: boolean }>;
+}
+
+export function createWorkerService(
+  config: Config,
+  opts: { runnerModule?: string; workerOptions?: Partial<WorkerOptions> } = {},
+): WorkerService {
+  const pool = new InferencePool(
+    config.workerConcurrency,
+    { dataDir: config.dataDir, modelDir: config.modelDir, limits: config.limits },
+    opts.runnerModule ?? PIPELINE_RUNNER,
+  );
+  const worker = new Worker(QUEUE_NAMES.pipeline, dispatcher(pool), {
     connection: createRedis(config.redisUrl),
     prefix: config.queuePrefix,
     concurrency: config.workerConcurrency,
+    ...opts.workerOptions,
   });
+  let stopping: Promise<{ released: boolean }> | null = null;
+  return {
+    worker,
+    pool,
+    shutdown(timeoutMs = config.shutdownTimeoutMs) {
+      stopping ??= (async () => {
+        let released = false;
+        const timer = setTimeout(() => {
+          released = true;
+          void pool.abortAll("the worker is shutting down; the job goes back to the queue");
+        }, timeoutMs);
+        try {
+          await worker.close();
+        } finally {
+          clearTimeout(timer);
+          await pool.close();
+        }
+        return { released };
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** The worker alone (tests of the queue wiring); prefer createWorkerService. */
+export function createPipelineWorker(config: Config): Worker {
+  return createWorkerService(config).worker;
 }

@@ -69,3 +69,19 @@ export function form(
   for (const [k, v] of Object.entries(fields)) fd.append(k, String(v));
   return fd;
 }
+
+/** Reads an SSE stream to its end and returns the events. */
+export async function readEvents(url: string): Promise<Array<{ event: string; data: unknown }>> {
+  const res = await fetch(url);
+  if (!res.headers.get("content-type")?.includes("text/event-stream"))
+    throw new Error(`not an event stream: ${res.status}`);
+  const text = await res.text();
+  return text
+    .split("\n\n")
+    .filter((block) => block.includes("event:"))
+    .map((block) => {
+      const event = /^event: (.*)$/m.exec(block)![1];
+      const data = JSON.parse(/^data: (.*)$/m.exec(block)![1]);
+      return { event, data };
+    });
+}

@@ -1,0 +1,38 @@
+/**
+ * A worker thread: creates the runner once (the model loads once per thread), then runs one task
+ * per message. Inference blocks this thread's event loop, never the BullMQ worker's.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import type { CreateRunner, RunnerInit, RunTask } from "./runner.ts";
+import { serializeError } from "./runner.ts";
+
+export type ToThread = { type: "run"; id: number; task: RunTask };
+export type FromThread =
+  | { type: "ready" }
+  | { type: "init-failed"; error: ReturnType<typeof serializeError> }
+  | { type: "progress"; id: number; progress: unknown }
+  | { type: "done"; id: number; result: unknown }
+  | { type: "error"; id: number; error: ReturnType<typeof serializeError> };
+
+const port = parentPort!;
+const { runnerModule, init } = workerData as { runnerModule: string; init: RunnerInit };
+const post = (m: FromThread) => port.postMessage(m);
+
+try {
+  const mod = (await import(runnerModule)) as { createRunner: CreateRunner };
+  const runner = await mod.createRunner(init);
+  port.on("message", async (msg: ToThread) => {
+    if (msg.type !== "run") return;
+    try {
+      const result = await runner.run(msg.task, (progress) =>
+        post({ type: "progress", id: msg.id, progress }),
+      );
+      post({ type: "done", id: msg.id, result });
+    } catch (err) {
+      post({ type: "error", id: msg.id, error: serializeError(err) });
+    }
+  });
+  post({ type: "ready" });
+} catch (err) {
+  post({ type: "init-failed", error: serializeError(err) });
+}
