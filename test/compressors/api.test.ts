@@ -1,0 +1,93 @@
+/** The entry points the service uses: registry, option validation, typed input errors. */
+import { describe, expect, it } from "vitest";
+import {
+  CompressorInputError,
+  compress,
+  compressDocument,
+  listMethods,
+  METHOD_NAMES,
+  METHODS,
+} from "../../compressors/index.ts";
+import { makeInput } from "./fixtures.ts";
+
+async function rejects(p: Promise<unknown>, field: string, message: RegExp) {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(CompressorInputError);
+  expect((err as CompressorInputError).field).toBe(field);
+  expect((err as Error).message).toMatch(message);
+}
+
+describe("registry", () => {
+  it("lists every method of the spec with a JSON-serialisable description", () => {
+    expect([...METHOD_NAMES].sort()).toEqual(
+      ["cls-attention", "fopru", "none", "pitome", "random", "tcgc", "tokenflex", "tome", "visionzip"].sort(),
+    );
+    const list = JSON.parse(JSON.stringify(listMethods()));
+    expect(list.length).toBe(9);
+    for (const m of list) {
+      expect(m.options.type).toBe("object");
+      expect(["select", "merge", "pool", "document"]).toContain(m.kind);
+      expect(typeof m.paper).toBe("string");
+    }
+    const fopru = list.find((m: { name: string }) => m.name === "fopru");
+    expect(fopru.options.properties.strategy.enum).toEqual(["rank", "row"]);
+    expect(fopru.defaults).toEqual({ strategy: "rank", includeCls: false });
+    const pitome = list.find((m: { name: string }) => m.name === "pitome");
+    expect(pitome.options.properties.margin.maximum).toBe(1);
+    expect(METHODS.tcgc.defaults.tauSim).toBe(0.9);
+  });
+});
+
+describe("input errors", () => {
+  const input = makeInput({ rows: 6, cols: 6 });
+
+  it("unknown method", async () => {
+    await rejects(compress("nope", input, { keep: 3 }), "method", /unknown method "nope".*fopru/);
+    await rejects(compress("toString", input, { keep: 3 }), "method", /unknown method/);
+  });
+
+  it("budget out of range", async () => {
+    await rejects(compress("fopru", input, { keep: 0 }), "budget.keep", />= 1/);
+    await rejects(compress("fopru", input, { keep: 2.5 }), "budget.keep", /integer/);
+    await rejects(compress("fopru", input, { ratio: 0 }), "budget.ratio", /\(0, 1\]/);
+    await rejects(compress("fopru", input, { ratio: 1.5 }), "budget.ratio", /\(0, 1\]/);
+    await rejects(compress("fopru", input, { keep: 1, ratio: 0.5 } as never), "budget", /not both/);
+    await rejects(compress("fopru", input, {}), "budget", /required/);
+  });
+
+  it("bad options", async () => {
+    await rejects(compress("fopru", input, { keep: 3 }, { strategy: "col" }), "options.strategy", /rank|row/);
+    await rejects(compress("pitome", input, { keep: 3 }, { margin: 2 }), "options.margin", /<=1.*got 2/);
+    await rejects(compress("pitome", input, { keep: 3 }, { bogus: 1 }), "options.bogus", /unknown option/);
+    await rejects(compress("random", input, { keep: 3 }, { seed: -1 }), "options.seed", />=0/);
+  });
+
+  it("missing tensors", async () => {
+    const bare = makeInput({ rows: 6, cols: 6, attention: false });
+    await rejects(
+      compress("cls-attention", bare, { keep: 3 }),
+      "attention.22",
+      /missing.*keys.22.*cls_query.22/,
+    );
+    await rejects(compress("tcgc", bare, {}), "attention.22", /missing/);
+  });
+
+  it("NaN, Inf and malformed tensors", async () => {
+    const nan = makeInput({ rows: 6, cols: 6 });
+    nan.features[5] = Number.NaN;
+    await rejects(compress("none", nan, {}), "features", /NaN at flat index 5/);
+    const inf = makeInput({ rows: 6, cols: 6 });
+    inf.attention![22][3] = Number.POSITIVE_INFINITY;
+    await rejects(compress("fopru", inf, { keep: 3 }), "attention.22", /Infinity/);
+    const short = makeInput({ rows: 6, cols: 6 });
+    short.attention![22] = new Float32Array(10);
+    await rejects(compress("fopru", short, { keep: 3 }), "attention.22", /37 x 37/);
+    const wrong = makeInput({ rows: 6, cols: 6 });
+    wrong.features = new Float32Array(5);
+    await rejects(compress("none", wrong, {}), "features", /expected N x D/);
+    await rejects(compressDocument("tcgc", [], undefined, {}), "crops", /at least one/);
+  });
+});
