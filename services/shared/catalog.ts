@@ -1,6 +1,7 @@
 /**
  * The method catalog from the compressors' registry (`compressors/registry.ts`), adapted to
- * MethodDescriptor. Loaded on first use; until the registry exists the catalog is empty and says so.
+ * MethodDescriptor. Loaded on first use (lazily, so a process that never validates a request does
+ * not load the compressors and their onnxruntime graphs).
  */
 import type { z } from "zod";
 import { catalogOf, type MethodCatalog, type MethodDescriptor } from "./methods.ts";
@@ -25,12 +26,8 @@ export function registryCatalog(): Promise<MethodCatalog> {
 }
 
 async function load(): Promise<MethodCatalog> {
-  // A computed specifier, so the service type-checks before the registry lands.
-  const spec = "../../compressors/registry.ts";
-  const registry = (await import(spec)) as { listMethods?: () => RegistryMethod[] };
-  if (typeof registry.listMethods !== "function")
-    throw new Error("compressors/registry.ts has no listMethods()");
-  return catalogOf(registry.listMethods().map(toDescriptor));
+  const { METHODS } = await import("../../compressors/registry.ts");
+  return catalogOf(Object.values(METHODS).map((m) => toDescriptor(m as RegistryMethod)));
 }
 
 export function toDescriptor(m: RegistryMethod): MethodDescriptor {

@@ -6,7 +6,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWorkerService, type WorkerService } from "../../services/worker/worker.ts";
 import { form, type Harness, readEvents, startApi } from "../integration/harness.ts";
-import { testCatalog } from "./catalog.ts";
 import { png } from "./fixtures.ts";
 
 const RUNNER = new URL("../worker/fixtures/spin-runner.ts", import.meta.url).href;
@@ -15,7 +14,7 @@ let worker: WorkerService;
 let image: Buffer;
 
 beforeAll(async () => {
-  h = await startApi("api-events", { catalog: testCatalog });
+  h = await startApi("api-events");
   worker = createWorkerService(h.config, { runnerModule: RUNNER });
   await worker.worker.waitUntilReady();
   image = await png(32, 32);
@@ -57,7 +56,7 @@ describe("SSE", () => {
     const events = await readEvents(`${h.base}${links.events}`);
     const last = events.at(-1)!;
     expect(last.event).toBe("failed");
-    expect((last.data as { error: { code: string } }).error.code).toBe("corrupt_file");
+    expect((last.data as { error: { code: string } }).error).toMatchObject({ code: "corrupt_file" });
     const view = await (await fetch(`${h.base}/v1/jobs/${id}`)).json();
     expect(view.error).toMatchObject({ code: "corrupt_file", field: "files[0]" });
   });

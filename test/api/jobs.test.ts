@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FsBlobStore } from "../../services/shared/blob-store.ts";
 import { REDIS_URL } from "../helpers/redis.ts";
 import { form, type Harness, startApi } from "../integration/harness.ts";
-import { testCatalog } from "./catalog.ts";
 import { jpeg, pdf, png } from "./fixtures.ts";
 
 let h: Harness;
@@ -17,7 +16,6 @@ let image: Buffer;
 beforeAll(async () => {
   h = await startApi("api-jobs", {
     limits: { maxFileBytes: 200_000, maxFiles: 3, maxPixels: 1_000_000, maxPages: 2 },
-    catalog: testCatalog,
   });
   image = await png(64, 48);
 });
@@ -131,7 +129,7 @@ describe("POST /v1/jobs: accepted jobs", () => {
     expect(r.headers.get("location")).toBe(r.body.links.self);
     const job = await (await fetch(`${h.base}${r.body.links.self}`)).json();
     expect(job.status).toBe("queued");
-    expect(job.request.options).toEqual({ strategy: "row" });
+    expect(job.request.options).toMatchObject({ strategy: "row", includeCls: false });
     expect(job.request.budget).toEqual({ keep: 16 });
     const sha = job.request.files[0].sha256;
     expect(await new FsBlobStore(`${h.config.dataDir}/blobs`).get(sha)).toEqual(image);
