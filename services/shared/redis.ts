@@ -11,7 +11,7 @@ export function createRedis(url: string): Redis {
  * Connects and pings within `timeoutMs`. On failure throws an error that names the URL and says
  * how to start a Redis, instead of retrying silently forever.
  */
-export async function connectRedis(url: string, timeoutMs = 4000): Promise<Redis> {
+export async function connectRedis(url: string, timeoutMs = 3000): Promise<Redis> {
   const client = new Redis(url, {
     maxRetriesPerRequest: null,
     lazyConnect: true,

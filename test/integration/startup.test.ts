@@ -1,0 +1,75 @@
+/**
+ * Process-level configuration: without Redis the API and the worker say so within 5 seconds, with
+ * the URL they tried and how to start one; a database index in REDIS_URL is honoured.
+ */
+import { spawn } from "node:child_process";
+import { Redis } from "ioredis";
+import { afterAll, describe, expect, it } from "vitest";
+import { form, startApi } from "./harness.ts";
+import { png } from "../api/fixtures.ts";
+import { REDIS_URL } from "../helpers/redis.ts";
+
+const TSX = "node_modules/.bin/tsx";
+
+function runUntilExit(
+  entry: string,
+  env: Record<string, string>,
+): Promise<{ code: number | null; ms: number; stderr: string }> {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const child = spawn(TSX, [entry], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d) => {
+      stderr += d;
+    });
+    const kill = setTimeout(() => child.kill("SIGKILL"), 15_000);
+    child.on("exit", (code) => {
+      clearTimeout(kill);
+      resolve({ code, ms: Date.now() - t0, stderr });
+    });
+  });
+}
+
+describe("without Redis", () => {
+  for (const entry of ["services/api/main.ts", "services/worker/main.ts"]) {
+    it(`${entry} exits within 5 s naming the URL and how to start Redis`, async () => {
+      // Port 1 on localhost refuses at once; the 3 s connect timeout covers hosts that never answer.
+      const url = "redis://:secret@127.0.0.1:1/2";
+      const r = await runUntilExit(entry, { REDIS_URL: url, PORT: "0" });
+      expect(r.code).toBe(1);
+      expect(r.ms).toBeLessThan(5000);
+      expect(r.stderr).toContain("127.0.0.1:1/2");
+      expect(r.stderr).not.toContain("secret");
+      expect(r.stderr).toMatch(/redis-server/);
+    });
+  }
+});
+
+describe("REDIS_URL with a database index", () => {
+  const db = 3;
+  let cleanup: (() => Promise<void>) | undefined;
+  afterAll(async () => cleanup?.());
+
+  it("keeps every key in that database", async () => {
+    const url = `${REDIS_URL.replace(/\/\d*$/, "")}/${db}`;
+    const h = await startApi("db-index", { config: { redisUrl: url } });
+    const prefix = h.config.queuePrefix;
+    const inDb = new Redis(url);
+    const inDefault = new Redis(REDIS_URL);
+    cleanup = async () => {
+      await h.close();
+      const keys = await inDb.keys(`${prefix}:*`);
+      if (keys.length) await inDb.del(...keys);
+      inDb.disconnect();
+      inDefault.disconnect();
+    };
+    const res = await fetch(`${h.base}/v1/jobs`, {
+      method: "POST",
+      body: form([["a.png", await png()]], { prompt: "q", method: "fopru", keep: 4 }),
+    });
+    expect(res.status).toBe(202);
+    expect((await inDb.keys(`${prefix}:*`)).length).toBeGreaterThan(0);
+    expect(await inDefault.keys(`${prefix}:*`)).toEqual([]);
+    expect(prefix).toMatch(/^vtc-db-index-/);
+  });
+});
