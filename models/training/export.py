@@ -221,7 +221,23 @@ def reference(enc, proj, dec, vocab):
     _save_bin(d, "decoder_visual_mask", mask.numpy(), idx["decoder"]["inputs"])
     logits = dec(ids, toks, mask)
     _save_bin(d, "decoder_logits", logits.numpy(), idx["decoder"]["outputs"])
+    idx["doc_views"] = doc_view_refs(d)
     idx["note"] = ("raw little-endian arrays; inputs/outputs keyed by file stem; ONNX names are the stem without the "
                    "'encoder_'/'projector_'/'decoder_' prefix. Tolerance 1e-4 absolute.")
     idx["questions"] = [q["question"] for q in qs]
     json.dump(idx, open(os.path.join(d, "index.json"), "w"), indent=1)
+
+
+def doc_view_refs(d):
+    """The Python generator's views of every held-out document, for the TypeScript preprocessing test: the
+    global view of eval/docs/dNNNN.png as reference/doc_views/dNNNN_global.png (lossless); the crops are exact
+    96x96 slices of the page (row-major). Returns the index: image -> {crop_grid, global}."""
+    os.makedirs(os.path.join(d, "doc_views"), exist_ok=True)
+    out = {}
+    for fn in sorted(os.listdir(os.path.join(OUT, "eval", "docs"))):
+        page = np.array(Image.open(os.path.join(OUT, "eval", "docs", fn)).convert("RGB"))
+        views, rc = gen.doc_views(page)
+        g = f"doc_views/{fn[:-4]}_global.png"
+        Image.fromarray(views[-1]).save(os.path.join(d, g), optimize=True)
+        out["docs/" + fn] = {"crop_grid": list(rc), "global": g}
+    return out

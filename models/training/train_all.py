@@ -2,11 +2,13 @@
 
 Stages (each checkpoints to models/training/work/ and is skipped on resume when done):
   1. evalset   write the held-out set (seed 2) to models/vtc-tiny/eval/
+  1b. tokenizer word-level vocabulary -> work/tokenizer.json (copied to vtc-tiny at export)
   2. stage1    encoder with dense supervision on freshly drawn scenes and document views (seed 1)
   3. cache     frozen-encoder features of a fixed pool (seed 1, indices disjoint from stage 1 draws)
   4. stage2    projector + decoder, 8 questions per image, half the batches TokenFLEX-pooled to n x n
   5. export    ONNX files, manifest, tokenizer, reference inputs/outputs
-  6. eval      held-out accuracy: all tokens, random 11%, CLS-attention top 11%
+  6. parity    node models/training/parity.mjs: onnxruntime-node vs PyTorch outputs (tolerance 1e-4)
+  7. eval      held-out accuracy: all tokens, random 11%, CLS-attention top 11%
 
 Usage: /usr/bin/python3 models/training/train_all.py [--minutes 110] [--threads 1] [--tiny]
 The time budget (--minutes or VTC_TRAIN_MINUTES) is split: stage 1 gets 45%, stage 2 gets 45%; the rest is
@@ -330,6 +332,19 @@ def stage2(args, dev):
     log(f"stage2 done: {st['step']} steps")
 
 
+def parity():
+    """ONNX Runtime (onnxruntime-node, the runtime the service uses) against the PyTorch reference outputs."""
+    import shutil
+    import subprocess
+    if shutil.which("node") is None:
+        log("parity: node not found, skipped (run: node models/training/parity.mjs)")
+        return
+    r = subprocess.run(["node", os.path.join(HERE, "parity.mjs"), "1e-4"], capture_output=True, text=True)
+    log("parity:\n" + r.stdout + r.stderr)
+    if r.returncode != 0:
+        raise SystemExit("parity check failed")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=float(os.environ.get("VTC_TRAIN_MINUTES", 110)))
@@ -356,6 +371,7 @@ def main():
               ("cache", lambda: cache(args, dev)),
               ("stage2", lambda: stage2(args, dev)),
               ("export", lambda: export.export_all(args)),
+              ("parity", parity),
               ("eval", lambda: evaluate.run(args, dev))]
     only = [s for s in args.only.split(",") if s]
     for name, fn in stages:
@@ -366,7 +382,7 @@ def main():
             continue
         log(f"== {name}")
         fn()
-        if name in ("evalset", "tokenizer", "export", "eval"):
+        if name in ("evalset", "tokenizer", "export", "parity", "eval"):
             mark(name)
     log("all done")
 
