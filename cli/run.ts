@@ -1,5 +1,211 @@
-/** Placeholder until the subcommand lands; says so instead of pretending. */
-export async function main(_argv: string[]): Promise<number> {
-  process.stderr.write("vtc run: not implemented yet\n");
-  return 2;
+/**
+ * `vtc run`: the whole pipeline in-process on files or folders, without Redis or the API.
+ *
+ *   vtc run FILE|DIR... --method M [--keep K | --ratio R] [--opt key=value ...] --prompt "..."
+ *       [--out DIR] [--tokens] [--picture] [--mode answer|tokens] [--layout auto|image|document]
+ *       [--max-tokens N] [--model DIR] [--recursive]
+ *
+ * Writes, per input file, OUT/<name>.json (the pipeline result), and with --tokens OUT/<name>.safetensors,
+ * with --picture OUT/<name>.kept.png (OUT/<name>.p<page>.kept.png for PDFs with several pages).
+ * A progress bar over the files goes to stderr (on a terminal); one line per file to stdout.
+ * Exit code: 0 all files done, 1 some failed (their JSON holds the error), 2 usage error.
+ */
+import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import cliProgress from "cli-progress";
+import type { Budget } from "../compressors/types.ts";
+import { loadModel } from "../models/runtime/model.ts";
+import { isInputError } from "../pipeline/errors.ts";
+import { defaultLimits } from "../pipeline/limits.ts";
+import { type PipelineRequest, runPipeline } from "../pipeline/run.ts";
+import { parseOptionValue } from "./tensors.ts";
+
+const USAGE = `usage: vtc run FILE|DIR... --method M [--keep K | --ratio R] [--opt key=value ...] --prompt "..."
+               [--out DIR] [--tokens] [--picture] [--mode answer|tokens] [--layout auto|image|document]
+               [--max-tokens N] [--model DIR] [--recursive]
+`;
+
+class UsageError extends Error {}
+
+async function listInputs(paths: string[], recursive: boolean): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (dir: string, depth: number) => {
+    const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) =>
+      a.name.localeCompare(b.name),
+    );
+    for (const e of entries) {
+      if (e.name.startsWith(".")) continue;
+      const p = path.join(dir, e.name);
+      if (e.isFile()) out.push(p);
+      else if (e.isDirectory() && recursive) await walk(p, depth + 1);
+    }
+  };
+  for (const p of paths) {
+    let s: Awaited<ReturnType<typeof stat>>;
+    try {
+      s = await stat(p);
+    } catch {
+      throw new UsageError(`no such file or directory: ${p}`);
+    }
+    if (s.isDirectory()) await walk(p, 0);
+    else out.push(p);
+  }
+  return out;
+}
+
+/** Output stem for a file: its path relative to the common input root, with separators flattened. */
+function stemFor(file: string, roots: string[]): string {
+  for (const r of roots) {
+    const rel = path.relative(r, file);
+    if (rel && !rel.startsWith("..") && !path.isAbsolute(rel)) return rel.split(path.sep).join("__");
+  }
+  return path.basename(file);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let args: ReturnType<typeof parse>;
+  const parse = (a: string[]) =>
+    parseArgs({
+      args: a,
+      allowPositionals: true,
+      options: {
+        method: { type: "string" },
+        keep: { type: "string" },
+        ratio: { type: "string" },
+        opt: { type: "string", multiple: true },
+        prompt: { type: "string" },
+        out: { type: "string" },
+        tokens: { type: "boolean" },
+        picture: { type: "boolean" },
+        mode: { type: "string" },
+        layout: { type: "string" },
+        "max-tokens": { type: "string" },
+        model: { type: "string" },
+        recursive: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  try {
+    args = parse(argv);
+  } catch (err) {
+    process.stderr.write(`vtc run: ${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const v = args.values;
+  if (v.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  let files: string[];
+  let request: Omit<PipelineRequest, "files">;
+  try {
+    if (args.positionals.length === 0) throw new UsageError("give at least one FILE or DIR");
+    if (!v.method) throw new UsageError("--method is required");
+    if (v.keep !== undefined && v.ratio !== undefined)
+      throw new UsageError("give --keep or --ratio, not both");
+    let budget: Budget = {};
+    if (v.keep !== undefined) {
+      const k = Number(v.keep);
+      if (!Number.isInteger(k)) throw new UsageError(`--keep must be an integer (got "${v.keep}")`);
+      budget = { keep: k };
+    } else if (v.ratio !== undefined) {
+      const r = Number(v.ratio);
+      if (!Number.isFinite(r)) throw new UsageError(`--ratio must be a number (got "${v.ratio}")`);
+      budget = { ratio: r };
+    }
+    const options: Record<string, unknown> = {};
+    for (const kv of v.opt ?? []) {
+      const eq = kv.indexOf("=");
+      if (eq <= 0) throw new UsageError(`--opt expects key=value (got "${kv}")`);
+      options[kv.slice(0, eq)] = parseOptionValue(kv.slice(eq + 1));
+    }
+    const mode = (v.mode ?? "answer") as PipelineRequest["mode"];
+    if (mode !== "answer" && mode !== "tokens") throw new UsageError(`--mode must be answer or tokens`);
+    if (mode === "answer" && !v.prompt) throw new UsageError("--prompt is required (or --mode tokens)");
+    const layout = (v.layout ?? "auto") as PipelineRequest["layout"];
+    let maxTokens: number | undefined;
+    if (v["max-tokens"] !== undefined) maxTokens = Number(v["max-tokens"]);
+    request = {
+      prompt: v.prompt ?? "",
+      method: v.method,
+      budget,
+      options,
+      mode,
+      layout,
+      maxTokens,
+      wantTokens: Boolean(v.tokens),
+      wantPicture: Boolean(v.picture),
+    };
+    files = await listInputs(args.positionals, Boolean(v.recursive));
+    if (files.length === 0) throw new UsageError("no input files found");
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`vtc run: ${err.message}\n${USAGE}`);
+      return 2;
+    }
+    throw err;
+  }
+
+  const outDir = path.resolve(v.out ?? "out");
+  await mkdir(outDir, { recursive: true });
+  const model = await loadModel(v.model ? path.resolve(v.model) : undefined);
+  const limits = defaultLimits();
+  const roots = args.positionals.map((p) => path.resolve(p));
+  const bar = new cliProgress.SingleBar(
+    {
+      format: "vtc run [{bar}] {value}/{total} files | {stage} {file}",
+      hideCursor: true,
+      clearOnComplete: true,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const tty = Boolean(process.stderr.isTTY);
+  if (tty) bar.start(files.length, 0, { stage: "", file: "" });
+  let failed = 0;
+  for (let i = 0; i < files.length; i++) {
+    const file = files[i];
+    const stem = stemFor(path.resolve(file), roots);
+    const base = path.join(outDir, stem);
+    if (tty) bar.update(i, { stage: "", file: path.basename(file) });
+    let line: string;
+    try {
+      const bytes = await readFile(file);
+      const r = await runPipeline(
+        { ...request, files: [{ bytes, name: path.basename(file) }] },
+        { model, limits, onProgress: (stage) => tty && bar.update(i, { stage, file: path.basename(file) }) },
+      );
+      const { tokens, pictures, ...json } = r;
+      const written: Record<string, string | string[]> = { result: `${base}.json` };
+      if (tokens) {
+        await writeFile(`${base}.safetensors`, tokens);
+        written.tokens = `${base}.safetensors`;
+      }
+      if (pictures) {
+        written.pictures = [];
+        for (const p of pictures) {
+          const name = pictures.length > 1 ? `${base}.p${p.page + 1}.kept.png` : `${base}.kept.png`;
+          await writeFile(name, p.png);
+          written.pictures.push(name);
+        }
+      }
+      await writeFile(`${base}.json`, `${JSON.stringify({ file, ...json, outputs: written }, null, 2)}\n`);
+      line = `${file}: ${r.answer ?? "(tokens)"}  [${r.visualTokens.before} -> ${r.visualTokens.after} visual tokens, ${Math.round(r.timings.total)} ms]`;
+    } catch (err) {
+      failed++;
+      const error = isInputError(err)
+        ? err.toJSON()
+        : { error: (err as Error).message ?? String(err), code: "internal", status: 500 };
+      await writeFile(`${base}.json`, `${JSON.stringify({ file, error }, null, 2)}\n`);
+      line = `${file}: ERROR ${error.error}`;
+    }
+    if (tty) bar.update(i + 1);
+    if (tty) process.stderr.write("\r\x1b[K");
+    process.stdout.write(`${line}\n`);
+  }
+  if (tty) bar.stop();
+  process.stderr.write(
+    `vtc run: ${files.length - failed} of ${files.length} files done, results in ${outDir}\n`,
+  );
+  return failed > 0 ? 1 : 0;
 }

@@ -1,0 +1,85 @@
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { readManifest } from "../../models/runtime/manifest.ts";
+import { Model, loadModel, unloadModels } from "../../models/runtime/model.ts";
+import { createSession, ort, parseProviders } from "../../models/runtime/session.ts";
+import { MODEL_DIR } from "./reference.ts";
+
+afterEach(unloadModels);
+
+describe("execution providers", () => {
+  it("parses ORT_EXECUTION_PROVIDERS, always ending with cpu", () => {
+    expect(parseProviders(undefined)).toEqual(["cpu"]);
+    expect(parseProviders("")).toEqual(["cpu"]);
+    expect(parseProviders("CUDA")).toEqual(["cuda", "cpu"]);
+    expect(parseProviders("cuda, cpu")).toEqual(["cuda", "cpu"]);
+    expect(() => parseProviders("cuda,gpu9000")).toThrow(/unknown provider "gpu9000"/);
+  });
+
+  it("asking for CUDA without its libraries warns and falls back to a working CPU session", async () => {
+    const warnings: string[] = [];
+    const h = await createSession(path.join(MODEL_DIR, "projector.onnx"), {
+      providers: ["cuda", "cpu"],
+      warn: (m) => warnings.push(m),
+    });
+    // This machine has no CUDA build of onnxruntime: the fallback path must be the one taken.
+    expect(h.providers).toEqual(["cpu"]);
+    expect(h.requested).toEqual(["cuda", "cpu"]);
+    expect(h.fallback).toBeTruthy();
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/cuda unavailable .*falling back to CPU/);
+    const m = readManifest(MODEL_DIR).manifest;
+    const k = 3;
+    const out = await h.session.run({
+      features: new ort.Tensor("float32", new Float32Array(k * m.encoder.feature_dim), [
+        1,
+        k,
+        m.encoder.feature_dim,
+      ]),
+      positions: new ort.Tensor("float32", new Float32Array(k * m.projector.position_dim), [
+        1,
+        k,
+        m.projector.position_dim,
+      ]),
+    });
+    expect(Array.from(out.tokens.dims)).toEqual([1, k, m.projector.width]);
+  });
+
+  it("Model.load honours ORT_EXECUTION_PROVIDERS=cuda by falling back to CPU", async () => {
+    const saved = process.env.ORT_EXECUTION_PROVIDERS;
+    process.env.ORT_EXECUTION_PROVIDERS = "cuda";
+    const warnings: string[] = [];
+    try {
+      const model = await Model.load(MODEL_DIR, { warn: (w) => warnings.push(w) });
+      expect(model.providers).toEqual(["cpu"]);
+      expect(warnings).toHaveLength(3); // one per ONNX file
+      await model.release();
+    } finally {
+      if (saved === undefined) delete process.env.ORT_EXECUTION_PROVIDERS;
+      else process.env.ORT_EXECUTION_PROVIDERS = saved;
+    }
+  });
+});
+
+describe("model loading", () => {
+  it("creates the sessions once per process and reuses them", async () => {
+    const a = await loadModel(MODEL_DIR);
+    const b = await loadModel(MODEL_DIR);
+    expect(b).toBe(a);
+    expect(a.encoder.session).toBe(b.encoder.session);
+  });
+
+  it("reads the manifest: sizes, layers, crop rule", () => {
+    const { manifest: m, paths } = readManifest(MODEL_DIR);
+    expect(m.image_size).toBe(96);
+    expect(m.grid).toEqual([12, 12]);
+    expect(m.encoder.select_layer).toBeGreaterThan(m.encoder.low_layer ?? 0);
+    expect(Object.keys(m.encoder.layers).map(Number)).toContain(m.encoder.select_layer);
+    expect(m.crop_rule?.max_crops).toBe(6);
+    expect(path.basename(paths.visionEncoder)).toBe("vision_encoder.onnx");
+  });
+
+  it("fails with a clear message on a missing model directory", async () => {
+    await expect(loadModel("/nonexistent/model")).rejects.toThrow(/manifest .*could not be read/);
+  });
+});

@@ -1,0 +1,233 @@
+/** The whole pipeline on the committed model and held-out images (no mocks). */
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import sharp from "sharp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readSafetensors } from "../../io/safetensors.ts";
+import { type Model, loadModel, unloadModels } from "../../models/runtime/model.ts";
+import { InputError } from "../../pipeline/errors.ts";
+import { defaultLimits } from "../../pipeline/limits.ts";
+import { patchRect } from "../../pipeline/picture.ts";
+import { type PipelineRequest, runPipeline, type Stage } from "../../pipeline/run.ts";
+import { makePdf } from "./fixtures.ts";
+
+const EVAL = path.resolve("models/vtc-tiny/eval");
+const questions = readFileSync(path.join(EVAL, "questions.jsonl"), "utf8")
+  .trim()
+  .split("\n")
+  .map(
+    (l) =>
+      JSON.parse(l) as { image: string; kind: string; question: string; crop_grid: [number, number] | null },
+  );
+const scene = questions.find((q) => q.kind === "scene")!;
+const doc = questions.find((q) => q.kind === "doc")!;
+const bytes = (q: { image: string }) => readFileSync(path.join(EVAL, q.image));
+
+let model: Model;
+beforeAll(async () => {
+  model = await loadModel();
+});
+afterAll(unloadModels);
+
+const req = (over: Partial<PipelineRequest>): PipelineRequest => ({
+  files: [{ bytes: bytes(scene), name: scene.image }],
+  prompt: scene.question,
+  method: "none",
+  ...over,
+});
+
+async function inputError(p: Promise<unknown>): Promise<InputError> {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(InputError);
+  return err as InputError;
+}
+
+describe("runPipeline", () => {
+  it("answers about a scene with all tokens, reporting counts, timings and progress", async () => {
+    const seen: Array<[Stage, number]> = [];
+    const r = await runPipeline(req({}), { model, onProgress: (s, p) => seen.push([s, p]) });
+    expect(typeof r.answer).toBe("string");
+    expect(r.answer!.length).toBeGreaterThan(0);
+    expect(r.model.name).toBe("vtc-tiny");
+    expect(r.images).toHaveLength(1);
+    expect(r.images[0]).toMatchObject({
+      layout: "image",
+      cropGrid: null,
+      width: 96,
+      height: 96,
+      type: "png",
+    });
+    expect(r.visualTokens).toEqual({ before: 144, after: 144, ratio: 1 });
+    expect(r.textTokens.prompt).toBe(scene.question.split(" ").length + 1);
+    for (const s of ["decode", "preprocess", "encode", "compress", "project", "llm", "total"] as const) {
+      expect(r.timings[s]).toBeGreaterThanOrEqual(0);
+    }
+    expect(new Set(seen.map(([s]) => s))).toEqual(
+      new Set(["decode", "preprocess", "encode", "compress", "project", "llm"]),
+    );
+    const pcts = seen.map(([, p]) => p);
+    expect(pcts).toEqual([...pcts].sort((a, b) => a - b));
+    expect(pcts.at(-1)).toBe(100);
+  });
+
+  it("cuts a held-out document into the crops of its crop grid plus a global view (TCGC)", async () => {
+    const r = await runPipeline(
+      req({ files: [{ bytes: bytes(doc) }], prompt: doc.question, method: "tcgc" }),
+      { model },
+    );
+    const [rows, cols] = doc.crop_grid!;
+    const img = r.images[0];
+    expect(img.layout).toBe("document");
+    expect(img.cropGrid).toEqual({ rows, cols });
+    expect(img.views.map((v) => v.view)).toEqual([...Array(rows * cols).fill("crop"), "global"]);
+    expect(img.views.at(-1)!.tokensAfter).toBe(144); // TCGC passes the global view through
+    expect(img.tokensBefore).toBe((rows * cols + 1) * 144);
+    expect(img.tokensAfter).toBeLessThan(img.tokensBefore);
+    expect(r.method.name).toBe("tcgc");
+    expect(r.method.options).toMatchObject({ sampling: "topk" });
+  });
+
+  it("mode tokens: no LLM call, the compressed tokens as safetensors", async () => {
+    const r = await runPipeline(
+      req({ mode: "tokens", prompt: "", method: "tokenflex", budget: { keep: 16 } }),
+      { model },
+    );
+    expect(r.answer).toBeNull();
+    expect(r.timings.llm).toBe(0);
+    const st = readSafetensors(r.tokens!);
+    expect(st.tensors.features.shape).toEqual([16, model.featureDim]);
+    expect(st.tensors.sizes.shape).toEqual([16]);
+    const off = st.tensors.source_offsets.data as Int32Array;
+    expect(off.length).toBe(17);
+    expect(off[16]).toBe(144); // 4 x 4 windows cover every patch once
+    expect(Array.from(st.tensors.sizes.data as Float32Array).reduce((a, b) => a + b)).toBe(144);
+    expect(st.metadata.method).toBe("tokenflex");
+    expect(JSON.parse(st.metadata.stats)).toHaveLength(1);
+  });
+
+  it("kept.png differs from the input exactly on the dropped patches", async () => {
+    const r = await runPipeline(
+      req({ method: "cls-attention", budget: { keep: 36 }, wantPicture: true, mode: "tokens" }),
+      { model },
+    );
+    const st = readSafetensors(r.tokens!);
+    const kept = new Set(Array.from(st.tensors.source_indices.data as Int32Array));
+    expect(kept.size).toBe(36);
+    const input = await sharp(bytes(scene)).removeAlpha().raw().toBuffer();
+    const pic = await sharp(r.pictures![0].png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    expect([pic.info.width, pic.info.height]).toEqual([96, 96]);
+    for (let p = 0; p < 144; p++) {
+      const q = patchRect({ x: 0, y: 0, width: 96, height: 96 }, model.grid, Math.floor(p / 12), p % 12);
+      let changed = 0;
+      for (let y = q.y0; y < q.y1; y++) {
+        for (let x = q.x0; x < q.x1; x++) {
+          const i = (y * 96 + x) * 3;
+          if (
+            input[i] !== pic.data[i] ||
+            input[i + 1] !== pic.data[i + 1] ||
+            input[i + 2] !== pic.data[i + 2]
+          )
+            changed++;
+        }
+      }
+      expect(changed, `patch ${p}`).toBe(kept.has(p) ? 0 : 64);
+    }
+  });
+
+  it("tints merged groups on a document page and leaves tokens kept alone untouched (ToMe)", async () => {
+    const r = await runPipeline(
+      req({
+        files: [{ bytes: bytes(doc) }],
+        method: "tome",
+        budget: { keep: 72 },
+        wantPicture: true,
+        mode: "tokens",
+      }),
+      { model },
+    );
+    const [rows, cols] = doc.crop_grid!;
+    const input = await sharp(bytes(doc)).removeAlpha().raw().toBuffer();
+    const pic = await sharp(r.pictures![0].png).removeAlpha().raw().toBuffer();
+    expect(pic.length).toBe(input.length);
+    const st = readSafetensors(r.tokens!);
+    const off = st.tensors.source_offsets.data as Int32Array;
+    const idx = st.tensors.source_indices.data as Int32Array;
+    const view = st.tensors.view_index.data as Int32Array;
+    const W = cols * 96;
+    let merged = 0;
+    for (let t = 0; t < view.length; t++) {
+      if (view[t] >= rows * cols) continue; // the global view is not drawn
+      const row = Math.floor(view[t] / cols);
+      const col = view[t] % cols;
+      const alone = off[t + 1] - off[t] === 1;
+      if (!alone) merged++;
+      for (let j = off[t]; j < off[t + 1]; j++) {
+        const p = idx[j];
+        const q = patchRect(
+          { x: col * 96, y: row * 96, width: 96, height: 96 },
+          model.grid,
+          Math.floor(p / 12),
+          p % 12,
+        );
+        let changed = 0;
+        for (let y = q.y0; y < q.y1; y++) {
+          for (let x = q.x0; x < q.x1; x++) {
+            const i = (y * W + x) * 3;
+            if (input[i] !== pic[i] || input[i + 1] !== pic[i + 1] || input[i + 2] !== pic[i + 2]) changed++;
+          }
+        }
+        expect(changed).toBe(alone ? 0 : 64);
+      }
+    }
+    expect(merged).toBeGreaterThan(0);
+  });
+
+  it("takes PDFs as documents, page by page, and several files in one request", async () => {
+    const r = await runPipeline(
+      req({
+        files: [{ bytes: makePdf(2, 200, 100) }, { bytes: bytes(scene) }],
+        method: "random",
+        budget: { ratio: 0.25 },
+      }),
+      {
+        model,
+        limits: { ...defaultLimits({}), pdfRenderSide: 192 },
+      },
+    );
+    expect(r.images.map((i) => [i.file, i.page, i.layout])).toEqual([
+      [0, 0, "document"],
+      [0, 1, "document"],
+      [1, 0, "image"],
+    ]);
+    expect(r.images[2].tokensAfter).toBe(36);
+    expect(typeof r.answer).toBe("string");
+  });
+
+  it("rejects bad requests with InputError naming the field", async () => {
+    expect((await inputError(runPipeline(req({ method: "nope" }), { model }))).field).toBe("method");
+    const big = await inputError(runPipeline(req({ method: "random", budget: { keep: 145 } }), { model }));
+    expect([big.field, big.limit]).toEqual(["budget.keep", 144]);
+    expect(
+      (await inputError(runPipeline(req({ method: "random", budget: { ratio: 2 } }), { model }))).field,
+    ).toBe("budget.ratio");
+    expect((await inputError(runPipeline(req({ method: "random" }), { model }))).field).toBe("budget");
+    expect(
+      (
+        await inputError(
+          runPipeline(req({ method: "pitome", budget: { keep: 9 }, options: { margin: "x" } }), { model }),
+        )
+      ).field,
+    ).toBe("options.margin");
+    expect((await inputError(runPipeline(req({ prompt: " " }), { model }))).field).toBe("prompt");
+    const long = await inputError(runPipeline(req({ prompt: "what ".repeat(40) }), { model }));
+    expect([long.field, long.limit]).toEqual(["prompt", 22]);
+    const corrupt = await inputError(
+      runPipeline(req({ files: [{ bytes: bytes(scene).subarray(0, 100) }] }), { model }),
+    );
+    expect([corrupt.field, corrupt.status]).toEqual(["files[0]", 422]);
+    expect((await inputError(runPipeline(req({ files: [] }), { model }))).field).toBe("files");
+  });
+});
