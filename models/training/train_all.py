@@ -140,7 +140,8 @@ def stage1(args, dev):
             meter = []
             el = el0 + time.time() - t_start
             log(f"stage1 step {st['step']} loss {m[0]:.3f} obj-patch acc {m[1]:.3f} bg acc {m[2]:.3f} "
-                f"lr {opt.param_groups[0]['lr']:.2e} | {el / 60:.1f}/{budget / 60:.0f} min, ETA stage {(budget - el) / 60:.1f} min")
+                f"lr {opt.param_groups[0]['lr']:.2e} | {el / 60:.1f}/{budget / 60:.0f} min, ETA stage {(budget - el) / 60:.1f} min, "
+                f"all ~{(budget - el) / 60 + args.stage2_min + 5:.0f} min")
         if time.time() - last_ck > 120:
             st["elapsed"] = el0 + time.time() - t_start
             save_ckpt(path, model=enc.state_dict(), opt=opt.state_dict(), state=st)
@@ -321,7 +322,8 @@ def stage2(args, dev):
             ms = {k: np.mean(v, 0) if v else (float("nan"),) * 2 for k, v in meter.items()}
             meter = {"scene": [], "doc": []}
             log(f"stage2 step {st['step']} scene loss {ms['scene'][0]:.3f} acc {ms['scene'][1]:.3f} | doc loss "
-                f"{ms['doc'][0]:.3f} acc {ms['doc'][1]:.3f} | {el / 60:.1f}/{budget / 60:.0f} min, ETA stage {(budget - el) / 60:.1f} min")
+                f"{ms['doc'][0]:.3f} acc {ms['doc'][1]:.3f} | {el / 60:.1f}/{budget / 60:.0f} min, ETA stage {(budget - el) / 60:.1f} min, "
+                f"all ~{(budget - el) / 60 + 3:.0f} min")
         if time.time() - last_ck > 120:
             st["elapsed"] = el0 + time.time() - t_start
             save_ckpt(path, proj=proj.state_dict(), dec=dec.state_dict(), opt=opt.state_dict(), state=st)
