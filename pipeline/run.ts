@@ -431,7 +431,7 @@ export async function runPipeline(
     }
   }
   timings.total = performance.now() - t0;
-  progress("llm", 100);
+  progress(llm ? "llm" : "compress", 100);
   return result;
 }
 

@@ -206,6 +206,12 @@ describe("runPipeline", () => {
     expect(typeof r.answer).toBe("string");
   });
 
+  it("stops at an aborted signal", async () => {
+    const ac = new AbortController();
+    ac.abort(new Error("job cancelled"));
+    await expect(runPipeline(req({}), { model, signal: ac.signal })).rejects.toThrow("job cancelled");
+  });
+
   it("rejects bad requests with InputError naming the field", async () => {
     expect((await inputError(runPipeline(req({ method: "nope" }), { model }))).field).toBe("method");
     const big = await inputError(runPipeline(req({ method: "random", budget: { keep: 145 } }), { model }));
