@@ -1,6 +1,6 @@
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { readManifest } from "../../models/runtime/manifest.ts";
+import { defaultModelDir, readManifest } from "../../models/runtime/manifest.ts";
 import { Model, loadModel, unloadModels } from "../../models/runtime/model.ts";
 import { createSession, ort, parseProviders } from "../../models/runtime/session.ts";
 import { MODEL_DIR } from "./reference.ts";
@@ -77,6 +77,11 @@ describe("model loading", () => {
     expect(Object.keys(m.encoder.layers).map(Number)).toContain(m.encoder.select_layer);
     expect(m.crop_rule?.max_crops).toBe(6);
     expect(path.basename(paths.visionEncoder)).toBe("vision_encoder.onnx");
+  });
+
+  it("defaults to models/vtc-tiny, VTC_MODEL_DIR overrides", () => {
+    expect(defaultModelDir({})).toBe(MODEL_DIR);
+    expect(defaultModelDir({ VTC_MODEL_DIR: "/srv/models/llava" })).toBe("/srv/models/llava");
   });
 
   it("fails with a clear message on a missing model directory", async () => {

@@ -206,6 +206,12 @@ describe("runPipeline", () => {
     expect(typeof r.answer).toBe("string");
   });
 
+  it("greedy decoding stops at maxTokens", async () => {
+    const r = await runPipeline(req({ maxTokens: 1 }), { model });
+    expect(r.textTokens.completion).toBeLessThanOrEqual(1);
+    expect(r.answer!.split(" ").length).toBeLessThanOrEqual(1);
+  });
+
   it("stops at an aborted signal", async () => {
     const ac = new AbortController();
     ac.abort(new Error("job cancelled"));
