@@ -242,6 +242,21 @@ export class JobsService {
     };
   }
 
+  /** The progress reports logged so far, oldest first (for SSE streams opened late). */
+  async progressHistory(id: string): Promise<JobProgress[]> {
+    const { logs } = await this.deps.queue.getJobLogs(id, 0, 200, true);
+    const out: JobProgress[] = [];
+    for (const line of logs) {
+      try {
+        const entry = JSON.parse(line) as { progress?: JobProgress };
+        if (entry.progress) out.push(entry.progress);
+      } catch {
+        // not ours
+      }
+    }
+    return out;
+  }
+
   /** An artifact of a completed job: 404 while it is not there. */
   async artifact(
     id: string,

@@ -31,7 +31,7 @@ export function createMetrics(queue: Queue, hub?: JobEventsHub): Metrics {
   });
   const stage = new Histogram({
     name: "vtc_stage_duration_seconds",
-    help: "Duration of each pipeline stage (decode, encode, compress, llm, total) of completed jobs",
+    help: "Duration of each pipeline stage (decode, preprocess, encode, compress, project, llm, total) of completed jobs",
     labelNames: ["stage"],
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [registry],
@@ -63,9 +63,10 @@ export function createMetrics(queue: Queue, hub?: JobEventsHub): Metrics {
       for (const [name, ms] of Object.entries(result.timings ?? {})) {
         if (Number.isFinite(ms)) stage.observe({ stage: name }, ms / 1000);
       }
-      const method = result.method ?? "unknown";
-      if (Number.isFinite(result.visualTokensIn)) tokensIn.inc({ method }, result.visualTokensIn);
-      if (Number.isFinite(result.visualTokensOut)) tokensOut.inc({ method }, result.visualTokensOut);
+      const method = result.method?.name ?? "unknown";
+      const { before, after } = result.visualTokens ?? {};
+      if (Number.isFinite(before)) tokensIn.inc({ method }, before);
+      if (Number.isFinite(after)) tokensOut.inc({ method }, after);
     },
     observeFailed() {
       finished.inc({ outcome: "failed" });

@@ -9,6 +9,7 @@ import type { MethodCatalog } from "../shared/methods.ts";
 import type { Budget, JobMode } from "../shared/queues.ts";
 
 export const MODES = ["answer", "tokens"] as const;
+export const LAYOUTS = ["auto", "image", "document"] as const;
 
 /** The text fields of `POST /v1/jobs` (multipart fields are strings; numbers are coerced). */
 export function jobFieldsSchema(limits: Pick<Limits, "maxPromptChars">, maxKeep: number) {
@@ -26,6 +27,10 @@ export function jobFieldsSchema(limits: Pick<Limits, "maxPromptChars">, maxKeep:
       .enum(MODES)
       .default("answer")
       .describe("`answer`: call the LLM; `tokens`: compressed tokens only"),
+    layout: z
+      .enum(LAYOUTS)
+      .default("auto")
+      .describe("`auto`: PDFs and pages the crop rule splits become documents (crops + global view)"),
   });
 }
 
@@ -46,6 +51,7 @@ export interface ParsedJobRequest {
   budget: Budget;
   options: Record<string, unknown>;
   mode: JobMode;
+  layout: (typeof LAYOUTS)[number];
 }
 
 /** Turns the first zod issue into an InputError naming the field and the limit. */
@@ -133,6 +139,7 @@ export function parseJobFields(
     budget,
     options: checked.data as Record<string, unknown>,
     mode: f.mode,
+    layout: f.layout,
   };
 }
 
@@ -150,10 +157,8 @@ export const errorSchema = z.object({
 export const jobStateSchema = z.enum(["queued", "active", "completed", "failed", "delayed", "unknown"]);
 
 export const progressSchema = z.object({
-  stage: z.enum(["queued", "decode", "encode", "compress", "llm", "done"]),
+  stage: z.enum(["decode", "preprocess", "encode", "compress", "project", "llm", "done"]),
   percent: z.number(),
-  item: z.number().optional(),
-  items: z.number().optional(),
 });
 
 export const jobLinksSchema = z.object({

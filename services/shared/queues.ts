@@ -3,6 +3,7 @@
  * The API enqueues through these names and the worker registers a processor for each.
  */
 import type { JobsOptions } from "bullmq";
+import type { PipelineResult } from "../../pipeline/run.ts";
 import type { BlobRef } from "./blob-store.ts";
 import type { Config } from "./config.ts";
 
@@ -55,6 +56,8 @@ export interface PipelineJobData {
   options: Record<string, unknown>;
   prompt: string;
   mode: JobMode;
+  /** "auto" (default): PDFs and large pages become documents (crops + global view); or force one. */
+  layout?: "auto" | "image" | "document";
   files: JobFileRef[];
   /** sha256 of the request (fields and file hashes): an Idempotency-Key reused with another request is refused. */
   fingerprint: string;
@@ -64,45 +67,33 @@ export interface PipelineJobData {
   item?: number;
 }
 
-export type Stage = "decode" | "encode" | "compress" | "llm";
-export const STAGES: readonly Stage[] = ["decode", "encode", "compress", "llm"];
+/** Pipeline stages as progress reports them (the issue's decode, encode, compress, llm, and the two between). */
+export type Stage = "decode" | "preprocess" | "encode" | "compress" | "project" | "llm";
+export const STAGES: readonly Stage[] = ["decode", "preprocess", "encode", "compress", "project", "llm"];
 
 /** What `job.progress` holds while a compress job runs. */
 export interface JobProgress {
   stage: Stage | "done";
   /** 0..100 over the whole job. */
   percent: number;
-  /** The image / page / crop being worked on (0-based) and how many there are. */
-  item?: number;
-  items?: number;
 }
 
-/** Token counts of one encoded unit: an image, or one crop or the global view of a document page. */
-export interface UnitTokens {
-  file: number;
-  page?: number;
-  /** "image", "global" or "crop"; crops carry their index. */
-  unit: string;
-  crop?: number;
-  tokensIn: number;
-  tokensOut: number;
-}
-
-export interface PipelineJobResult {
-  answer: string | null;
-  model: string;
-  method: string;
-  budget: Budget;
-  options: Record<string, unknown>;
-  units: UnitTokens[];
-  visualTokensIn: number;
-  visualTokensOut: number;
-  textTokens: number;
-  /** Milliseconds per stage (decode, encode, compress, llm) and in total. */
-  timings: Record<string, number>;
-  /** Artifacts in the blob store: the result JSON, the compressed tokens (safetensors), kept.png. */
-  artifacts: { result?: BlobRef; tokens?: BlobRef; keptPng?: BlobRef };
-}
+/**
+ * A completed job's result: the pipeline's result (answer, per-image and per-view token counts,
+ * text tokens, timings per stage, model, method with resolved options) without the bytes, which are
+ * in the blob store as artifacts.
+ */
+export type PipelineJobResult = Omit<PipelineResult, "tokens" | "pictures"> & {
+  artifacts: {
+    /** The result JSON itself. */
+    result?: BlobRef;
+    /** Compressed tokens, safetensors in the layout of `vtc tensors` output. */
+    tokens?: BlobRef;
+    /** kept.png of the first image or page (`pictures` has one per image or page). */
+    keptPng?: BlobRef;
+    pictures?: Array<BlobRef & { file: number; page: number }>;
+  };
+};
 
 /** Queue-wide job options: attempts with exponential backoff, bounded retention. */
 export function defaultJobOptions(

@@ -1,17 +1,64 @@
 /**
  * The runner the worker threads use: reads the job's files from the blob store, runs the in-process
- * pipeline (decode -> encode -> compress -> project -> LLM), and stores the artifacts (result JSON,
- * compressed tokens as safetensors, kept.png) back in the blob store.
+ * pipeline (`pipeline/run.ts`: decode -> preprocess -> encode -> compress -> project -> LLM), and stores
+ * the artifacts (result JSON, compressed tokens as safetensors, kept.png per image or page) back in
+ * the blob store. The model is loaded once per thread and kept.
  */
+import { loadModel } from "../../models/runtime/model.ts";
+import { runPipeline } from "../../pipeline/run.ts";
 import { FsBlobStore } from "../shared/blob-store.ts";
+import type { JobProgress, PipelineJobResult } from "../shared/queues.ts";
 import type { CreateRunner } from "./runner.ts";
 
 export const createRunner: CreateRunner = async (init) => {
   const blobs = FsBlobStore.inDataDir(init.dataDir);
-  void blobs;
+  // Load the model now so the first job does not pay for it; a failure here is retried per job.
+  await loadModel(init.modelDir).catch(() => {});
   return {
-    async run() {
-      throw new Error("the in-process pipeline (pipeline/) is not available yet");
+    async run(task, progress) {
+      const { data } = task;
+      const files = await Promise.all(
+        data.files.map(async (f) => ({ bytes: await blobs.get(f.sha256), name: f.name })),
+      );
+      const model = await loadModel(init.modelDir);
+      let last = "";
+      const result = await runPipeline(
+        {
+          files,
+          prompt: data.prompt,
+          method: data.method,
+          budget: data.budget,
+          options: data.options,
+          mode: data.mode,
+          layout: data.layout ?? "auto",
+          wantTokens: true,
+          wantPicture: true,
+        },
+        {
+          model,
+          limits: init.limits,
+          onProgress: (stage, percent) => {
+            // One report per stage change and per 10%: progress goes through Redis.
+            const key = `${stage}:${Math.floor(percent / 10)}`;
+            if (key === last) return;
+            last = key;
+            progress({ stage, percent } satisfies JobProgress);
+          },
+        },
+      );
+      const { tokens, pictures, ...rest } = result;
+      const artifacts: PipelineJobResult["artifacts"] = {};
+      if (tokens) artifacts.tokens = await blobs.put(tokens);
+      if (pictures?.length) {
+        artifacts.pictures = [];
+        for (const p of pictures)
+          artifacts.pictures.push({ ...(await blobs.put(p.png)), file: p.file, page: p.page });
+        const { file: _f, page: _p, ...first } = artifacts.pictures[0];
+        artifacts.keptPng = first;
+      }
+      const out: PipelineJobResult = { ...rest, artifacts };
+      artifacts.result = await blobs.put(Buffer.from(JSON.stringify({ ...rest, jobId: task.jobId })));
+      return out;
     },
   };
 };

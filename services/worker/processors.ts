@@ -26,12 +26,23 @@ export async function processCompress(
   job: Job<PipelineJobData, PipelineJobResult>,
   token?: string,
 ): Promise<PipelineJobResult> {
+  // Progress goes to job.progress (the latest, with a `progress` event) and to the job's log (the
+  // history, which an SSE stream opened late replays).
+  let chain = Promise.resolve();
   const report = (p: JobProgress) => {
-    job.updateProgress(p as unknown as object).catch(() => {});
+    chain = chain
+      .then(async () => {
+        await job.log(JSON.stringify({ progress: p }));
+        await job.updateProgress(p as unknown as object);
+      })
+      .catch(() => {});
   };
   try {
-    return await pool.run({ jobId: job.id!, data: job.data }, report);
+    const result = await pool.run({ jobId: job.id!, data: job.data }, report);
+    await chain;
+    return result;
   } catch (err) {
+    await chain;
     if (err instanceof AbortedError && token) {
       await job.moveToDelayed(Date.now(), token);
       throw new DelayedError(`released: ${err.message}`);

@@ -58,8 +58,9 @@ export function idempotencyKey(req: Request): string | undefined {
 }
 
 /**
- * Server-Sent Events of one job: `state` first (a snapshot), then `active`, `progress`, `retrying`,
- * and finally `completed` or `failed`, after which the stream ends. A comment every 15 s keeps
+ * Server-Sent Events of one job: `state` first (a snapshot), the `progress` reports made so far,
+ * then live `active`, `progress`, `retrying`, and finally `completed` or `failed`, after which the
+ * stream ends. A comment every 15 s keeps
  * proxies from closing an idle stream.
  */
 async function streamJobEvents(
@@ -92,10 +93,17 @@ async function streamJobEvents(
   };
   const queued: Array<() => void> = [];
   let snapshotSent = false;
+  const seen = new Set<string>();
+  const sendProgress = (p: unknown) => {
+    const key = JSON.stringify(p);
+    if (seen.has(key)) return;
+    seen.add(key);
+    send("progress", p);
+  };
   const unsubscribe = hub.subscribe(id, (e) => {
     const deliver = () => {
       if (e.type === "completed" || e.type === "failed") void finish();
-      else if (e.type === "progress") send("progress", e.data);
+      else if (e.type === "progress") sendProgress(e.data);
       else if (e.type === "active") send("active", { id });
       else if (e.type === "retrying") send("retrying", { id, delay: e.delay });
     };
@@ -113,6 +121,8 @@ async function streamJobEvents(
   req.on("close", close);
   const view = await jobs.view(job);
   send("state", view);
+  // Replay the progress reported before this stream opened, then the live events.
+  for (const p of await jobs.progressHistory(id)) sendProgress(p);
   snapshotSent = true;
   if (view.status === "completed" || view.status === "failed") {
     send(view.status, view);

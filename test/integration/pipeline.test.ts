@@ -1,0 +1,228 @@
+/**
+ * Acceptance, end to end: the real API in-process, a real BullMQ worker whose threads run the real
+ * pipeline on the embedded model (models/vtc-tiny), the real Redis (per-run prefix). Held-out images
+ * from the model's eval set go through each mission method; SSE, token counts, the answer, /tokens
+ * (read with the reader `vtc tensors` output is read with) and kept.png (pixel by pixel) are checked.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import type { Job } from "bullmq";
+import sharp from "sharp";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readSafetensors } from "../../io/safetensors.ts";
+import { JOB_NAMES, type PipelineJobData } from "../../services/shared/queues.ts";
+import { createWorkerService, type WorkerService } from "../../services/worker/worker.ts";
+import { form, type Harness, readEvents, startApi } from "./harness.ts";
+
+const MODEL_DIR = path.resolve("models/vtc-tiny");
+const hasModel = fs.existsSync(path.join(MODEL_DIR, "manifest.json"));
+const EVAL = path.join(MODEL_DIR, "eval");
+
+interface EvalItem {
+  image: string;
+  kind: string;
+  question: string;
+  crop_grid: [number, number] | null;
+}
+
+function heldOut(kind: "scene" | "doc"): EvalItem {
+  const lines = fs.readFileSync(path.join(EVAL, "questions.jsonl"), "utf8").trim().split("\n");
+  const items = lines.map((l) => JSON.parse(l) as EvalItem);
+  return items.find(
+    (q) => q.kind === kind && (kind === "scene" ? q.crop_grid === null : q.crop_grid !== null),
+  )!;
+}
+
+let h: Harness;
+let worker: WorkerService;
+
+beforeAll(async () => {
+  if (!hasModel) return;
+  h = await startApi("pipeline", { config: { modelDir: MODEL_DIR, jobAttempts: 2 } });
+  worker = createWorkerService(h.config);
+  await worker.worker.waitUntilReady();
+  await worker.pool.warm();
+});
+afterAll(async () => {
+  await worker?.shutdown(5000);
+  await h?.close();
+});
+
+// biome-ignore lint/suspicious/noExplicitAny: job views are checked field by field
+type Json = any;
+
+async function submit(
+  file: string,
+  fields: Record<string, string | number>,
+): Promise<{ id: string; links: Json }> {
+  const bytes = fs.readFileSync(file);
+  const res = await fetch(`${h.base}/v1/jobs`, {
+    method: "POST",
+    body: form([[path.basename(file), bytes]], fields),
+  });
+  const body = await res.json();
+  expect(res.status, JSON.stringify(body)).toBe(202);
+  return body;
+}
+
+/** Follows the job's SSE stream to the end; returns the events and the final job view. */
+async function follow(links: Json): Promise<{ names: string[]; stages: string[]; view: Json }> {
+  const events = await readEvents(`${h.base}${links.events}`);
+  const names = events.map((e) => e.event);
+  const stages = events.filter((e) => e.event === "progress").map((e) => (e.data as { stage: string }).stage);
+  return { names, stages, view: events.at(-1)!.data };
+}
+
+async function tokensOf(links: Json) {
+  const res = await fetch(`${h.base}${links.tokens}`);
+  expect(res.status).toBe(200);
+  return readSafetensors(new Uint8Array(await res.arrayBuffer()));
+}
+
+const K = 36;
+
+describe.skipIf(!hasModel)("the mission methods on held-out inputs, through the service", () => {
+  const scene = heldOut("scene");
+  for (const method of ["fopru", "pitome", "tokenflex"]) {
+    it(`${method}: completes with ${K} tokens, an answer, SSE progress then completion, and a tokens file`, async () => {
+      const { links } = await submit(path.join(EVAL, scene.image), {
+        prompt: scene.question,
+        method,
+        keep: K,
+      });
+      const { names, stages, view } = await follow(links);
+      expect(view.status, JSON.stringify(view.error)).toBe("completed");
+      expect(names[0]).toBe("state");
+      expect(names.at(-1)).toBe("completed");
+      expect(names.indexOf("progress")).toBeGreaterThan(0);
+      expect(names.lastIndexOf("progress")).toBeLessThan(names.length - 1);
+      expect(stages).toEqual(expect.arrayContaining(["decode", "encode", "compress", "llm"]));
+      const r = view.result;
+      expect(r.images).toHaveLength(1);
+      expect(r.images[0].tokensBefore).toBe(144);
+      expect(r.images[0].tokensAfter).toBe(K);
+      expect(r.visualTokens).toMatchObject({ before: 144, after: K });
+      expect(typeof r.answer).toBe("string");
+      expect(r.answer.length).toBeGreaterThan(0);
+      expect(r.textTokens.prompt).toBeGreaterThan(0);
+      expect(r.method.name).toBe(method);
+      for (const stage of ["decode", "encode", "compress", "llm", "total"])
+        expect(r.timings[stage]).toBeGreaterThanOrEqual(0);
+      const t = await tokensOf(links);
+      expect(t.tensors.features.shape).toEqual([K, 157]);
+      expect(t.tensors.sizes.shape).toEqual([K]);
+      expect(t.tensors.source_offsets.shape).toEqual([K + 1]);
+      expect(t.metadata.method).toBe(method);
+    });
+  }
+
+  it("tcgc on a document: crops compressed under the cap, the global view whole", async () => {
+    const doc = heldOut("doc");
+    const cap = 40;
+    const { links } = await submit(path.join(EVAL, doc.image), {
+      prompt: doc.question,
+      method: "tcgc",
+      keep: cap,
+    });
+    const { names, view } = await follow(links);
+    expect(view.status, JSON.stringify(view.error)).toBe("completed");
+    expect(names.at(-1)).toBe("completed");
+    const image = view.result.images[0];
+    expect(image.layout).toBe("document");
+    const crops = image.views.filter((v: Json) => v.view === "crop");
+    const global = image.views.find((v: Json) => v.view === "global");
+    expect(crops).toHaveLength(doc.crop_grid![0] * doc.crop_grid![1]);
+    const cropTokens = crops.reduce((s: number, v: Json) => s + v.tokensAfter, 0);
+    expect(cropTokens).toBeGreaterThan(0);
+    expect(cropTokens).toBeLessThanOrEqual(cap);
+    expect(global.tokensAfter).toBe(global.tokensBefore);
+    expect(image.tokensAfter).toBe(cropTokens + global.tokensAfter);
+    expect(typeof view.result.answer).toBe("string");
+    const t = await tokensOf(links);
+    expect(t.tensors.features.shape[0]).toBe(image.tokensAfter);
+  });
+
+  it("kept.png differs from the input exactly on the dropped patches", async () => {
+    const file = path.join(EVAL, scene.image);
+    const { links } = await submit(file, { prompt: scene.question, method: "fopru", keep: K });
+    const { view } = await follow(links);
+    expect(view.status).toBe("completed");
+    const t = await tokensOf(links);
+    const offsets = t.tensors.source_offsets.data as Int32Array;
+    const indices = t.tensors.source_indices.data as Int32Array;
+    const kept = new Set<number>();
+    for (let i = 0; i < K; i++) {
+      expect(offsets[i + 1] - offsets[i]).toBe(1); // FoPru selects: one source per token, nothing merged
+      kept.add(indices[offsets[i]]);
+    }
+    expect(kept.size).toBe(K);
+    const res = await fetch(`${h.base}${links.kept}`);
+    expect(res.headers.get("content-type")).toBe("image/png");
+    const picture = await sharp(Buffer.from(await res.arrayBuffer()))
+      .removeAlpha()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    const input = await sharp(file).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    expect([picture.info.width, picture.info.height]).toEqual([input.info.width, input.info.height]);
+    const { width, height } = input.info;
+    const rows = 12;
+    const cols = 12;
+    let droppedPixels = 0;
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const patch = Math.floor((y * rows) / height) * cols + Math.floor((x * cols) / width);
+        const o = (y * width + x) * 3;
+        const same =
+          picture.data[o] === input.data[o] &&
+          picture.data[o + 1] === input.data[o + 1] &&
+          picture.data[o + 2] === input.data[o + 2];
+        if (kept.has(patch)) expect(same, `kept pixel ${x},${y} changed`).toBe(true);
+        else {
+          expect(same, `dropped pixel ${x},${y} unchanged`).toBe(false);
+          droppedPixels++;
+        }
+      }
+    }
+    expect(droppedPixels).toBe(((144 - K) * width * height) / 144);
+  });
+
+  it("mode tokens: no LLM call, the tokens are there", async () => {
+    const { links } = await submit(path.join(EVAL, scene.image), {
+      method: "fopru",
+      ratio: 0.25,
+      mode: "tokens",
+    });
+    const { view } = await follow(links);
+    expect(view.status).toBe("completed");
+    expect(view.result.answer).toBeNull();
+    expect(view.result.visualTokens.after).toBe(36);
+    expect((await tokensOf(links)).tensors.features.shape).toEqual([36, 157]);
+  });
+
+  it("a corrupt file that reached the worker fails at once with its reason; the worker completes the next job", async () => {
+    // Straight into the queue, past the API's checks, as a job from another producer could arrive.
+    const png = fs.readFileSync(path.join(EVAL, scene.image));
+    const ref = await h.ctx.deps.blobs.put(png.subarray(0, 120));
+    const data: PipelineJobData = {
+      method: "fopru",
+      budget: { keep: K },
+      options: {},
+      prompt: scene.question,
+      mode: "answer",
+      files: [{ ...ref, name: "broken.png", field: "files[0]", mime: "image/png", kind: "image" }],
+      fingerprint: "corrupt",
+      createdAt: Date.now(),
+    };
+    const bad: Job = await h.ctx.deps.queue.add(JOB_NAMES.compress, data);
+    const { view: failed } = await follow((await (await fetch(`${h.base}/v1/jobs/${bad.id}`)).json()).links);
+    expect(failed.status).toBe("failed");
+    expect(failed.error).toMatchObject({ code: "corrupt_file", field: "files[0]" });
+    expect(failed.attempts).toBe(1);
+    const { links } = await submit(path.join(EVAL, scene.image), {
+      prompt: scene.question,
+      method: "fopru",
+      keep: K,
+    });
+    expect((await follow(links)).view.status).toBe("completed");
+  });
+});
