@@ -7,6 +7,7 @@
 import type { z } from "zod";
 import { CompressorInputError } from "./errors.ts";
 import type { CompressorInput, CompressorOutput, CompressorStats } from "./types.ts";
+import { matmul } from "./ort.ts";
 import { ascending, topK } from "./util.ts";
 
 export type MethodKind = "select" | "merge" | "pool" | "document";
@@ -45,11 +46,17 @@ export interface MethodDef<S extends z.ZodObject = z.ZodObject> {
   needsNote: string;
   /** "required": keep/ratio is mandatory; "cap": optional upper bound (TCGC); "ignored" (none). */
   budget: "required" | "cap" | "ignored";
+  /**
+   * The output tokens are means over groups of patches that cover every patch whenever the sizes sum to
+   * N: compress() then scans the output for NaN/Inf instead of the N x D features (it falls back to
+   * the full scan otherwise).
+   */
+  coversInput?: boolean;
   optionsSchema: S;
   run(ctx: Ctx, k: number | undefined, options: z.infer<S>): Promise<MethodResult>;
 }
 
-function checkFinite(field: string, data: ArrayLike<number>): void {
+export function checkFinite(field: string, data: ArrayLike<number>): void {
   // One pass with a float64 sum: NaN or +-Inf anywhere makes it non-finite (so does an overflow,
   // which only then triggers the exact per-element search).
   let s = 0;
@@ -72,7 +79,7 @@ function checkLength(field: string, data: ArrayLike<number>, expected: number, s
 }
 
 /** Validates the shape of the common input (not the optional tensors, which are checked on use). */
-export function validateInput(input: CompressorInput, field = "input"): void {
+export function validateInput(input: CompressorInput, field = "input", checkFeatures = true): void {
   const { grid, dim, features } = input;
   if (
     !grid ||
@@ -90,7 +97,7 @@ export function validateInput(input: CompressorInput, field = "input"): void {
   }
   const n = grid.rows * grid.cols;
   checkLength("features", features, n * dim, `N x D = ${grid.rows}*${grid.cols} x ${dim}`);
-  checkFinite("features", features);
+  if (checkFeatures) checkFinite("features", features);
   if (!Number.isInteger(input.numLayers) || input.numLayers < 1) {
     throw new CompressorInputError("num_layers", `must be an integer >= 1 (got ${input.numLayers})`);
   }
@@ -113,6 +120,14 @@ export function validateInput(input: CompressorInput, field = "input"): void {
     checkLength("cls", input.cls, dim, "D");
     checkFinite("cls", input.cls);
   }
+}
+
+/** A similarity metric: N x dim patch rows, the input it comes from and that whole tensor. */
+export interface Metric {
+  data: Float32Array;
+  dim: number;
+  field: string;
+  tensor: Float32Array;
 }
 
 /** Per-call view of one input: validated, cached tensor access and the fallbacks used. */
@@ -167,16 +182,19 @@ export class Ctx {
     return dk;
   }
 
-  /** keys[l], (N+1) x Dk, or undefined. */
-  keys(l: number): { data: Float32Array; dk: number } | undefined {
+  /**
+   * keys[l], (N+1) x Dk, or undefined. With `scan = false` the NaN/Inf scan is left to the caller
+   * (see verifyGram).
+   */
+  keys(l: number, scan = true): { data: Float32Array; dk: number } | undefined {
     const k = this.input.keys?.[l];
     if (!k) return undefined;
     const field = `keys.${l}`;
     const dk = this.keyDim(field, k.length, this.n + 1);
-    this.once(field, () => {
-      checkLength(field, k, (this.n + 1) * dk, `(N+1) x Dk = ${this.n + 1} x ${dk}`);
-      checkFinite(field, k);
-    });
+    this.once(`${field}:shape`, () =>
+      checkLength(field, k, (this.n + 1) * dk, `(N+1) x Dk = ${this.n + 1} x ${dk}`),
+    );
+    if (scan) this.once(field, () => checkFinite(field, k));
     return { data: k, dk };
   }
 
@@ -240,13 +258,32 @@ export class Ctx {
 
   /**
    * The merge/similarity metric: patch rows (CLS dropped) of keys[l] when exposed, else the features
-   * (reported as a fallback). A fresh N x dim copy the caller may modify.
+   * (reported as a fallback). A read-only N x dim view (no copy). `field` names its source. With
+   * `scan = false` the NaN/Inf scan is skipped: the caller must pass the metric's Gram matrix to
+   * verifyGram (a non-finite value makes its row's squared norm non-finite).
    */
-  metric(l: number): { data: Float32Array; dim: number } {
-    const k = this.keys(l);
-    if (k) return { data: k.data.slice(k.dk, (this.n + 1) * k.dk), dim: k.dk };
+  metric(l: number, scan = true): Metric {
+    const k = this.keys(l, scan);
+    if (k) {
+      return {
+        data: k.data.subarray(k.dk, (this.n + 1) * k.dk),
+        dim: k.dk,
+        field: `keys.${l}`,
+        tensor: k.data,
+      };
+    }
     this.fallback(`keys.${l} -> features`);
-    return { data: this.features.slice(), dim: this.d };
+    return { data: this.features, dim: this.d, field: "features", tensor: this.features };
+  }
+
+  /** Throws when the metric behind Gram matrix g (n x n) holds NaN or Inf (see metric). */
+  verifyGram(metric: Metric, g: ArrayLike<number>, n: number): void {
+    for (let i = 0; i < n; i++) {
+      if (!Number.isFinite(g[i * n + i])) {
+        checkFinite(metric.field, metric.tensor);
+        throw new CompressorInputError(metric.field, "values too large: a squared norm overflows float32");
+      }
+    }
   }
 }
 
@@ -271,47 +308,42 @@ export function gather(input: CompressorInput, indices: number[]): Omit<Compress
   return { features, sources: kept.map((p) => [p]), sizes: new Float32Array(kept.length).fill(1) };
 }
 
-/** Groups of patches -> one mean token each (float64 accumulation), ordered by smallest source. */
-export function mergeGroups(
+/**
+ * Groups of patches -> one mean token each, ordered by smallest source. The means are one product
+ * P . X with P[t][p] = 1 / |group t| for p in group t (onnxruntime; NaN or Inf anywhere in a group
+ * reaches its token, which compress() relies on when a method's groups cover every patch).
+ */
+export async function mergeGroups(
   input: CompressorInput,
   groups: number[][],
   order: "raster" | "given" = "raster",
-): Omit<CompressorOutput, "stats"> {
+): Promise<Omit<CompressorOutput, "stats">> {
   const d = input.dim;
-  const x = input.features;
+  const n = input.grid.rows * input.grid.cols;
   const sources = groups.map((g) => ascending(g));
   if (order === "raster") sources.sort((a, b) => a[0] - b[0]);
-  const features = new Float32Array(sources.length * d);
-  const acc = new Float64Array(d);
+  const k = sources.length;
+  const p = new Float32Array(k * n);
   sources.forEach((src, t) => {
-    if (src.length === 1) {
-      features.set(x.subarray(src[0] * d, src[0] * d + d), t * d);
-      return;
-    }
-    acc.fill(0);
-    for (const p of src) {
-      const o = p * d;
-      for (let c = 0; c < d; c++) acc[c] += x[o + c];
-    }
-    const inv = 1 / src.length;
-    const o = t * d;
-    for (let c = 0; c < d; c++) features[o + c] = acc[c] * inv;
+    const w = 1 / src.length;
+    for (const i of src) p[t * n + i] = w;
   });
+  const features = await matmul(p, k, input.features, n, d);
   return { features, sources, sizes: Float32Array.from(sources, (s) => s.length) };
 }
 
 /** Turns a method's decision into the contract's output (stats completed by the caller). */
-export function finish(
+export async function finish(
   input: CompressorInput,
   result: MethodResult,
-): { out: Omit<CompressorOutput, "stats">; stats: Record<string, unknown> } {
+): Promise<{ out: Omit<CompressorOutput, "stats">; stats: Record<string, unknown> }> {
   switch (result.type) {
     case "scores":
       return { out: gather(input, topK(result.scores, result.k)), stats: result.stats ?? {} };
     case "indices":
       return { out: gather(input, result.indices), stats: result.stats ?? {} };
     case "groups":
-      return { out: mergeGroups(input, result.groups, result.order), stats: result.stats ?? {} };
+      return { out: await mergeGroups(input, result.groups, result.order), stats: result.stats ?? {} };
     case "tokens":
       return {
         out: { features: result.features, sources: result.sources, sizes: result.sizes },

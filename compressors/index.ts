@@ -4,7 +4,7 @@
  * - compressDocument(method, crops, global, budget, options): a document (crops + global view);
  * - METHODS / listMethods(): the registry; CompressorInputError: every bad input.
  */
-import { Ctx, finish, identity, validateInput } from "./base.ts";
+import { Ctx, checkFinite, finish, identity, validateInput } from "./base.ts";
 import { CompressorInputError } from "./errors.ts";
 import { METHOD_NAMES, METHODS, type MethodEntry } from "./registry.ts";
 import { analyzeCrop, applyCap, cropStats, selectCrop, type TcgcOptions } from "./tcgc.ts";
@@ -70,6 +70,29 @@ export function resolveBudget(budget: Budget | undefined, n: number): number | u
   return undefined;
 }
 
+/**
+ * For methods whose tokens are means over groups covering every patch: NaN or Inf in any patch reaches
+ * an output token, so scanning the K x D output replaces scanning the N x D input.
+ */
+function verifyOutput(input: CompressorInput, out: { features: Float32Array; sizes: Float32Array }): void {
+  const n = input.grid.rows * input.grid.cols;
+  let covered = 0;
+  for (const s of out.sizes) covered += s;
+  let finite = covered === n;
+  if (finite) {
+    let s = 0;
+    for (let i = 0; i < out.features.length; i++) s += out.features[i];
+    finite = Number.isFinite(s);
+  }
+  if (finite) return;
+  checkFinite("features", input.features);
+  if (covered !== n) return;
+  for (const v of out.features) {
+    if (!Number.isFinite(v))
+      throw new CompressorInputError("features", "values too large: a token mean overflows float32");
+  }
+}
+
 function stats(
   n: number,
   out: { sizes: Float32Array },
@@ -96,7 +119,9 @@ export async function compress(
   const t0 = performance.now();
   const m = getMethod(method);
   const opts = parseOptions(m, options);
-  validateInput(input);
+  // Methods whose tokens cover every patch scan the features through their output (below).
+  const deferScan = m.coversInput === true;
+  validateInput(input, "input", !deferScan);
   const n = input.grid.rows * input.grid.cols;
   const k = resolveBudget(budget, n);
   const base = { method: m.name, options: opts, budget: k ?? null };
@@ -105,12 +130,17 @@ export async function compress(
       throw new CompressorInputError("budget", `keep or ratio is required for method ${m.name}`);
     }
     if (k >= n) {
+      if (deferScan) checkFinite("features", input.features);
       const out = identity(input);
       return { ...out, stats: stats(n, out, t0, [], { ...base, identity: true }) };
     }
   }
   const ctx = new Ctx(input);
-  const { out, stats: extra } = finish(input, await m.run(ctx, m.budget === "ignored" ? undefined : k, opts));
+  const { out, stats: extra } = await finish(
+    input,
+    await m.run(ctx, m.budget === "ignored" ? undefined : k, opts),
+  );
+  if (deferScan) verifyOutput(input, out);
   return { ...out, stats: stats(n, out, t0, ctx.fallbacks, { ...base, ...extra }) };
 }
 
@@ -156,19 +186,20 @@ export async function compressDocument(
     const analyses = [];
     for (const ctx of ctxs) analyses.push(await analyzeCrop(ctx, opts));
     const { nLocal, nOutliers, scale } = applyCap(analyses, cap);
-    cropsOut = analyses.map((a, i) => {
+    cropsOut = [];
+    for (const [i, a] of analyses.entries()) {
       const t = performance.now();
       const indices = selectCrop(a, nLocal[i], nOutliers[i], opts);
-      const { out } = finish(crops[i], { type: "indices", indices });
+      const { out } = await finish(crops[i], { type: "indices", indices });
       for (const f of ctxs[i].fallbacks) if (!fallbacks.includes(f)) fallbacks.push(f);
-      return {
+      cropsOut.push({
         ...out,
         stats: stats(a.n, out, t, ctxs[i].fallbacks, {
           method: m.name,
           ...cropStats(a, nLocal[i], nOutliers[i]),
         }),
-      };
-    });
+      });
+    }
     if (global) {
       const out = identity(global);
       globalOut = {

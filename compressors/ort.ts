@@ -51,14 +51,15 @@ function msg(...fields: Field[]): number[] {
 }
 
 const FLOAT = 1;
+const INT64 = 7;
 const ATTR_FLOAT = 1;
 const ATTR_INT = 2;
 const ATTR_INTS = 7;
 
 /** ValueInfoProto for a float tensor; a string dim is symbolic, a number is fixed. */
-function valueInfo(name: string, dims: (string | number)[]): number[] {
+function valueInfo(name: string, dims: (string | number)[], elemType = FLOAT): number[] {
   const shape = msg(...dims.map((d) => fBytes(1, typeof d === "number" ? fInt(1, d) : fStr(2, d))));
-  const tensorType = msg(fInt(1, FLOAT), fBytes(2, shape));
+  const tensorType = msg(fInt(1, elemType), fBytes(2, shape));
   return msg(fStr(1, name), fBytes(2, fBytes(1, tensorType)));
 }
 
@@ -182,6 +183,80 @@ export function energyModel(alpha: number): Uint8Array {
   );
 }
 
+/** Nodes computing E[i] = mean_j ELU(S[i, j] - margin, alpha) from S. */
+function energyNodes(sim: string, alpha: number): number[][] {
+  return [
+    node("Sub", [sim, "margin"], ["Z"]),
+    node("Elu", ["Z"], ["EZ"], [{ name: "alpha", float: alpha }]),
+    node(
+      "ReduceMean",
+      ["EZ"],
+      ["E"],
+      [
+        { name: "axes", ints: [1] },
+        { name: "keepdims", int: 0 },
+      ],
+    ),
+  ];
+}
+
+/**
+ * G = X . X^T (raw Gram) and the PiToMe energy of the cosine similarity
+ * S = G / (max(|x_i|, eps) max(|x_j|, eps)): E[i] = mean_j ELU(S[i, j] - margin, alpha).
+ */
+export function gramEnergyModel(alpha: number): Uint8Array {
+  return model(
+    [
+      node("Gemm", ["X", "X"], ["G"], [{ name: "transB", int: 1 }]),
+      node(
+        "ReduceL2",
+        ["X"],
+        ["nrm"],
+        [
+          { name: "axes", ints: [1] },
+          { name: "keepdims", int: 1 },
+        ],
+      ),
+      node("Max", ["nrm", "eps"], ["den"]),
+      node("Transpose", ["den"], ["denT"]),
+      node("Div", ["G", "den"], ["G1"]),
+      node("Div", ["G1", "denT"], ["S"]),
+      ...energyNodes("S", alpha),
+    ],
+    [valueInfo("X", ["n", "d"]), valueInfo("eps", [1]), valueInfo("margin", [1])],
+    [valueInfo("G", ["n", "n"]), valueInfo("E", ["n"])],
+  );
+}
+
+/** E[i] = mean_j ELU(S[i, j] - margin, alpha) of a given similarity matrix S [n, m]. */
+export function energyFromSimModel(alpha: number): Uint8Array {
+  return model(
+    energyNodes("S", alpha),
+    [valueInfo("S", ["n", "m"]), valueInfo("margin", [1])],
+    [valueInfo("E", ["n"])],
+  );
+}
+
+/** Y[p, q] = cosine similarity of rows ia and rows ib of X [n, d] (gathered inside the graph). */
+export function cosineGatherModel(): Uint8Array {
+  return model(
+    [
+      node("Gather", ["X", "ia"], ["A"], [{ name: "axis", int: 0 }]),
+      node("Gather", ["X", "ib"], ["B"], [{ name: "axis", int: 0 }]),
+      ...normalizeNodes("A", "An"),
+      ...normalizeNodes("B", "Bn"),
+      node("Gemm", ["An", "Bn"], ["Y"], [{ name: "transB", int: 1 }]),
+    ],
+    [
+      valueInfo("X", ["n", "d"]),
+      valueInfo("ia", ["p"], INT64),
+      valueInfo("ib", ["q"], INT64),
+      valueInfo("eps", [1]),
+    ],
+    [valueInfo("Y", ["p", "q"])],
+  );
+}
+
 // ---- sessions ----------------------------------------------------------------------------------
 
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
@@ -218,11 +293,18 @@ const DEFAULT_JS_MAX_MACS = 8192;
  * Below this many multiply-adds (n * m * d) the JavaScript loop beats the onnxruntime call
  * (measured with bench/compressors.ts; the call costs tens of microseconds).
  */
-export let JS_MAX_MACS = DEFAULT_JS_MAX_MACS;
+export const JS_MAX_MACS = DEFAULT_JS_MAX_MACS;
+
+let forced: "auto" | "js" | "ort" = "auto";
 
 /** For tests and benchmarks: force one path ("js" | "ort") or restore the default ("auto"). */
 export function setProductPath(path: "auto" | "js" | "ort"): void {
-  JS_MAX_MACS = path === "js" ? Number.POSITIVE_INFINITY : path === "ort" ? -1 : DEFAULT_JS_MAX_MACS;
+  forced = path;
+}
+
+/** Whether a product of `work` multiply-adds (or entries) runs in JavaScript. */
+function useJs(work: number, threshold = JS_MAX_MACS): boolean {
+  return forced === "js" || (forced === "auto" && work <= threshold);
 }
 
 /** JavaScript A . B^T, float64 accumulation rounded once to float32. */
@@ -255,7 +337,7 @@ export async function gemmTransB(
   d: number,
 ): Promise<Float32Array> {
   if (n === 0 || m === 0) return new Float32Array(n * m);
-  if (n * m * d <= JS_MAX_MACS || d === 0) return gemmTransBJs(a, n, b, m, d);
+  if (useJs(n * m * d) || d === 0) return gemmTransBJs(a, n, b, m, d);
   const s = await session("gemmT", gemmTransBModel);
   const out = await s.run({ A: tensor(a, n, d), B: tensor(b, m, d) });
   return asF32(out.Y);
@@ -273,6 +355,36 @@ export async function matmulOrt(a: Float32Array, n: number, b: Float32Array, d: 
 
 export const NORM_EPS = 1e-12;
 const EPS = Float32Array.of(NORM_EPS);
+
+/** JavaScript A[n, d] . B[d, m], float64 accumulation. */
+export function matmulJs(a: Float32Array, n: number, b: Float32Array, d: number, m: number): Float32Array {
+  const y = new Float32Array(n * m);
+  const acc = new Float64Array(m);
+  for (let i = 0; i < n; i++) {
+    acc.fill(0);
+    for (let k = 0; k < d; k++) {
+      const v = a[i * d + k];
+      if (v === 0) continue;
+      const o = k * m;
+      for (let j = 0; j < m; j++) acc[j] += v * b[o + j];
+    }
+    y.set(acc, i * m);
+  }
+  return y;
+}
+
+/** A[n, d] . B[d, m]: onnxruntime MatMul, or JavaScript for tiny products. */
+export async function matmul(
+  a: Float32Array,
+  n: number,
+  b: Float32Array,
+  d: number,
+  m: number,
+): Promise<Float32Array> {
+  if (n === 0 || m === 0) return new Float32Array(n * m);
+  if (useJs(n * m * d) || d === 0) return matmulJs(a, n, b, d, m);
+  return matmulOrt(a, n, b, d, m);
+}
 
 /** Row-normalised copy (L2, eps 1e-12 as torch's F.normalize): cosine similarity becomes a dot product. */
 export function normalizeRows(x: Float32Array, n: number, d: number): Float32Array {
@@ -293,7 +405,7 @@ function tensor(x: Float32Array, rows: number, d: number): ort.Tensor {
 
 /** Cosine similarity of the rows of X [n, d]: n x n. */
 export async function cosineSimilarity(x: Float32Array, n: number, d: number): Promise<Float32Array> {
-  if (n * n * d <= JS_MAX_MACS || d === 0 || n === 0) {
+  if (useJs(n * n * d) || d === 0 || n === 0) {
     const xn = normalizeRows(x, n, d);
     return gemmTransBJs(xn, n, xn, n, d);
   }
@@ -310,7 +422,7 @@ export async function cosineSimilarityAB(
   m: number,
   d: number,
 ): Promise<Float32Array> {
-  if (n * m * d <= JS_MAX_MACS || d === 0 || n === 0 || m === 0) {
+  if (useJs(n * m * d) || d === 0 || n === 0 || m === 0) {
     return gemmTransBJs(normalizeRows(a, n, d), n, normalizeRows(b, m, d), m, d);
   }
   const s = await session("cos", cosineModel);
@@ -337,7 +449,7 @@ export async function similarityEnergy(
   margin: number,
   alpha: number,
 ): Promise<{ sim: Float32Array; energy: Float32Array }> {
-  if (n * n * d <= JS_MAX_MACS || d === 0) {
+  if (useJs(n * n * d) || d === 0) {
     const xn = normalizeRows(x, n, d);
     const sim = gemmTransBJs(xn, n, xn, n, d);
     const energy = new Float32Array(n);
@@ -356,4 +468,98 @@ export async function similarityEnergy(
     margin: new ort.Tensor("float32", Float32Array.of(margin), [1]),
   });
   return { sim: asF32(out.S), energy: asF32(out.E) };
+}
+
+/** Raw Gram matrix X . X^T [n, n]. */
+export function gram(x: Float32Array, n: number, d: number): Promise<Float32Array> {
+  return gemmTransB(x, n, x, n, d);
+}
+
+/** Cosine similarity, given the raw Gram entries and the two rows' squared norms (F.normalize's eps). */
+export function cosFromGram(g: number, sqi: number, sqj: number): number {
+  return g / (Math.max(Math.sqrt(sqi), NORM_EPS) * Math.max(Math.sqrt(sqj), NORM_EPS));
+}
+
+/** PiToMe's first round: the raw Gram matrix of X and the energies of its cosine similarity. */
+export async function gramEnergy(
+  x: Float32Array,
+  n: number,
+  d: number,
+  margin: number,
+  alpha: number,
+): Promise<{ gram: Float32Array; energy: Float32Array }> {
+  if (useJs(n * n * d) || d === 0) {
+    const g = gemmTransBJs(x, n, x, n, d);
+    const s = new Float32Array(n * n);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) s[i * n + j] = cosFromGram(g[i * n + j], g[i * n + i], g[j * n + j]);
+    }
+    return { gram: g, energy: energyJs(s, n, n, margin, alpha) };
+  }
+  const s = await session(`gramEnergy:${alpha}`, () => gramEnergyModel(alpha));
+  const out = await s.run({
+    X: tensor(x, n, d),
+    eps: new ort.Tensor("float32", EPS, [1]),
+    margin: new ort.Tensor("float32", Float32Array.of(margin), [1]),
+  });
+  return { gram: asF32(out.G), energy: asF32(out.E) };
+}
+
+function energyJs(s: Float32Array, n: number, m: number, margin: number, alpha: number): Float32Array {
+  const energy = new Float32Array(n);
+  const mg = Math.fround(margin);
+  for (let i = 0; i < n; i++) {
+    let t = 0;
+    for (let j = 0; j < m; j++) t += elu(Math.fround(s[i * m + j] - mg), alpha);
+    energy[i] = t / m;
+  }
+  return energy;
+}
+
+/** Below this many entries the energy of a similarity matrix is computed in JavaScript. */
+const JS_MAX_ENERGY = 4096;
+
+/** E[i] = mean_j ELU(S[i, j] - margin, alpha) of a similarity matrix S [n, n]. */
+export async function energyFromSim(
+  s: Float32Array,
+  n: number,
+  margin: number,
+  alpha: number,
+): Promise<Float32Array> {
+  if (useJs(n * n, JS_MAX_ENERGY)) return energyJs(s, n, n, margin, alpha);
+  const sess = await session(`energyFromSim:${alpha}`, () => energyFromSimModel(alpha));
+  const out = await sess.run({
+    S: new ort.Tensor("float32", s, [n, n]),
+    margin: new ort.Tensor("float32", Float32Array.of(margin), [1]),
+  });
+  return asF32(out.E);
+}
+
+/** Cosine similarity of rows ia and rows ib of X [n, d]: |ia| x |ib| (rows gathered in the graph). */
+export async function cosineGather(
+  x: Float32Array,
+  n: number,
+  d: number,
+  ia: ArrayLike<number>,
+  ib: ArrayLike<number>,
+): Promise<Float32Array> {
+  const p = ia.length;
+  const q = ib.length;
+  if (p === 0 || q === 0) return new Float32Array(p * q);
+  if (useJs(p * q * d)) {
+    const pick = (idx: ArrayLike<number>) => {
+      const out = new Float32Array(idx.length * d);
+      for (let i = 0; i < idx.length; i++) out.set(x.subarray(idx[i] * d, idx[i] * d + d), i * d);
+      return normalizeRows(out, idx.length, d);
+    };
+    return gemmTransBJs(pick(ia), p, pick(ib), q, d);
+  }
+  const s = await session("cosGather", cosineGatherModel);
+  const out = await s.run({
+    X: tensor(x, n, d),
+    ia: new ort.Tensor("int64", BigInt64Array.from(Array.from(ia), BigInt), [p]),
+    ib: new ort.Tensor("int64", BigInt64Array.from(Array.from(ib), BigInt), [q]),
+    eps: new ort.Tensor("float32", EPS, [1]),
+  });
+  return asF32(out.Y);
 }

@@ -9,15 +9,17 @@
  *   E_i = mean_j ELU(S_ij - m) over all j (i included, as the reference code's mean over the row);
  *   order by E descending (ties: smaller smallest source); the first 2k are candidates, A = even
  *   positions, B = odd; every a merges into argmax_b S_ab (ties: smaller smallest source).
- * Merges are size-weighted means of features and metric. Since sizes start at 1, the merged metric is
- * kept as the SUM of its sources' rows (same cosine as the mean) and the features are computed once at
- * the end as the mean over each token's sources: both equal the repeated size-weighted merges.
- * The similarity and the energies come from one onnxruntime call (compressors/ort.ts).
+ * Merges are size-weighted means of features and metric. Since sizes start at 1, the features are
+ * computed once at the end as the mean over each token's sources, and the merged metric's cosines come
+ * from the aggregated Gram matrix (compressors/gram-tokens.ts): both equal the repeated size-weighted
+ * merges. The first round's Gram matrix and energies come from one onnxruntime call; later rounds'
+ * energies from the aggregated similarity (onnxruntime's vectorised ELU).
  * Margin m = 0.9 * (1 - l / L) for select layer l of L unless the `margin` option sets it.
  */
 import { z } from "zod";
 import type { MethodDef } from "./base.ts";
-import { similarityEnergy } from "./ort.ts";
+import { GramTokens, rasterOrder } from "./gram-tokens.ts";
+import { energyFromSim, gramEnergy } from "./ort.ts";
 import { sortByScoreDesc } from "./util.ts";
 
 const schema = z
@@ -36,45 +38,6 @@ const schema = z
   })
   .strict();
 
-/** Token state shared with `tome`: sources, smallest source, metric sums (N_cur x dim). */
-export interface MergeState {
-  sources: number[][];
-  metric: Float32Array;
-  dim: number;
-}
-
-/** Merges token a into b (dst[a] = b) for every a in `from`, then keeps the survivors in `keep` order. */
-export function applyMerges(state: MergeState, from: number[], dst: Int32Array, keep: number[]): MergeState {
-  const { dim, metric, sources } = state;
-  for (const a of from) {
-    const b = dst[a];
-    const src = sources[b];
-    for (const s of sources[a]) src.push(s);
-    const oa = a * dim;
-    const ob = b * dim;
-    for (let c = 0; c < dim; c++) metric[ob + c] += metric[oa + c];
-  }
-  const next = new Float32Array(keep.length * dim);
-  const nextSources: number[][] = [];
-  keep.forEach((t, i) => {
-    next.set(metric.subarray(t * dim, (t + 1) * dim), i * dim);
-    nextSources.push(sources[t]);
-  });
-  return { sources: nextSources, metric: next, dim };
-}
-
-/** Survivor indices sorted by smallest source (sources' first element is not kept sorted, so min). */
-export function rasterOrder(sources: number[][], survivors: number[]): number[] {
-  const minSrc = (t: number) => {
-    let m = Number.POSITIVE_INFINITY;
-    for (const s of sources[t]) if (s < m) m = s;
-    return m;
-  };
-  const keyed = survivors.map((t) => [minSrc(t), t] as const);
-  keyed.sort((x, y) => x[0] - y[0]);
-  return keyed.map((x) => x[1]);
-}
-
 export const pitome: MethodDef<typeof schema> = {
   name: "pitome",
   title: "PiToMe (energy-based token merging, post-encoder)",
@@ -84,23 +47,32 @@ export const pitome: MethodDef<typeof schema> = {
   needs: ["keys", "features"],
   needsNote: "keys[select] as the metric; else the features",
   budget: "required",
+  coversInput: true,
   optionsSchema: schema,
   async run(ctx, k, opts) {
     const target = k!;
     const { selectLayer, numLayers } = ctx.input;
     const margin = opts.margin ?? 0.9 * (1 - selectLayer / numLayers);
-    const m = ctx.metric(selectLayer);
-    let state: MergeState = {
-      sources: Array.from({ length: ctx.n }, (_, i) => [i]),
-      metric: m.data,
-      dim: m.dim,
-    };
+    const m = ctx.metric(selectLayer, false);
     const counts = [ctx.n];
     let energyOrder: number[] | undefined;
-    while (state.sources.length > target) {
-      const ncur = state.sources.length;
+    let state: GramTokens | undefined;
+    let ncur = ctx.n;
+    while (ncur > target) {
       const kk = Math.min(ncur - target, Math.floor(ncur / 2));
-      const { sim, energy } = await similarityEnergy(state.metric, ncur, state.dim, margin, opts.alpha);
+      let energy: Float32Array;
+      if (!state) {
+        // First round: one onnxruntime call gives the raw Gram matrix and the energies.
+        const r = await gramEnergy(m.data, ncur, m.dim, margin, opts.alpha);
+        ctx.verifyGram(m, r.gram, ncur);
+        state = new GramTokens(
+          Array.from({ length: ncur }, (_, i) => [i]),
+          r.gram,
+        );
+        energy = r.energy;
+      } else {
+        energy = await energyFromSim(state.similarity(), ncur, margin, opts.alpha);
+      }
       // Tokens are in raster order of their smallest source, so "ties to the smaller smallest
       // source" is "ties to the smaller index".
       const order = sortByScoreDesc(
@@ -110,14 +82,13 @@ export const pitome: MethodDef<typeof schema> = {
       const a: number[] = [];
       const b: number[] = [];
       for (let i = 0; i < 2 * kk; i++) (i % 2 === 0 ? a : b).push(order[i]);
-      const bSorted = [...b].sort((x, y) => x - y);
+      b.sort((x, y) => x - y);
       const dst = new Int32Array(ncur).fill(-1);
       for (const ai of a) {
         let best = -1;
         let bestS = Number.NEGATIVE_INFINITY;
-        const row = ai * ncur;
-        for (const bi of bSorted) {
-          const s = sim[row + bi];
+        for (const bi of b) {
+          const s = state.cos(ai, bi);
           if (s > bestS) {
             bestS = s;
             best = bi;
@@ -126,18 +97,20 @@ export const pitome: MethodDef<typeof schema> = {
         dst[ai] = best;
       }
       const survivorsByEnergy = order.filter((t) => dst[t] < 0);
-      const keep = rasterOrder(state.sources, survivorsByEnergy);
-      state = applyMerges(state, a, dst, keep);
+      const keep = rasterOrder(state.sources, survivorsByEnergy, dst);
+      state = state.merge(dst, keep);
       if (opts.order === "energy") {
         const pos = new Map(keep.map((t, i) => [t, i]));
         energyOrder = survivorsByEnergy.map((t) => pos.get(t)!);
       }
-      counts.push(state.sources.length);
+      ncur = state.size;
+      counts.push(ncur);
     }
+    const sources = state ? state.sources : Array.from({ length: ctx.n }, (_, i) => [i]);
     const stats = { margin, alpha: opts.alpha, rounds: counts, order: opts.order };
     if (opts.order === "energy" && energyOrder) {
-      return { type: "groups", groups: energyOrder.map((i) => state.sources[i]), order: "given", stats };
+      return { type: "groups", groups: energyOrder.map((i) => sources[i]), order: "given", stats };
     }
-    return { type: "groups", groups: state.sources, stats };
+    return { type: "groups", groups: sources, stats };
   },
 };

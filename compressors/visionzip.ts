@@ -10,7 +10,7 @@
  */
 import { z } from "zod";
 import type { MethodDef } from "./base.ts";
-import { cosineSimilarityAB } from "./ort.ts";
+import { cosineGather } from "./ort.ts";
 import { roundHalfUp, topK } from "./util.ts";
 
 const schema = z
@@ -34,6 +34,7 @@ export const visionzip: MethodDef<typeof schema> = {
   needsNote:
     "attention[select] (else keys[select] + clsQuery[select]) for dominant tokens; keys[select] (else features) as the metric",
   budget: "required",
+  coversInput: true,
   optionsSchema: schema,
   async run(ctx, k, opts) {
     const K = k!;
@@ -58,14 +59,7 @@ export const visionzip: MethodDef<typeof schema> = {
     const groupsC = targets.map((p) => [p]);
     if (others.length > 0) {
       const { data, dim } = ctx.metric(layer);
-      const pick = (idx: number[]) => {
-        const out = new Float32Array(idx.length * dim);
-        idx.forEach((p, i) => {
-          out.set(data.subarray(p * dim, (p + 1) * dim), i * dim);
-        });
-        return out;
-      };
-      const sim = await cosineSimilarityAB(pick(others), others.length, pick(targets), c, dim);
+      const sim = await cosineGather(data, ctx.n, dim, others, targets);
       others.forEach((p, i) => {
         let best = 0;
         let s = sim[i * c];

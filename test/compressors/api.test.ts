@@ -90,4 +90,18 @@ describe("input errors", () => {
     await rejects(compress("none", wrong, {}), "features", /expected N x D/);
     await rejects(compressDocument("tcgc", [], undefined, {}), "crops", /at least one/);
   });
+
+  it("NaN and Inf are caught by the merging methods too (scanned through their output)", async () => {
+    for (const m of ["pitome", "tome", "visionzip"]) {
+      for (const keep of [2, 5, 36, 40]) {
+        const bad = makeInput({ rows: 6, cols: 6, keys: true, seed: 3 });
+        bad.features[17 * 16 + 3] = keep % 2 ? Number.NaN : Number.NEGATIVE_INFINITY;
+        await rejects(compress(m, bad, { keep }), "features", /flat index 275/);
+      }
+      const badKeys = makeInput({ rows: 6, cols: 6, keys: true, dk: 8 });
+      badKeys.keys![22][8 * 9 + 1] = Number.NaN;
+      if (m !== "visionzip")
+        await rejects(compress(m, badKeys, { keep: 5 }), "keys.22", /NaN at flat index 73/);
+    }
+  });
 });

@@ -1,8 +1,11 @@
 import { afterEach, describe, expect, it } from "vitest";
 import {
   cosineSimilarity,
+  cosineGather,
   cosineSimilarityAB,
+  energyFromSim,
   gemmTransB,
+  gramEnergy,
   gemmTransBJs,
   matmulOrt,
   setProductPath,
@@ -65,6 +68,27 @@ describe("onnxruntime products and the JavaScript path agree", () => {
     expect(maxDiff(js.energy, ort.energy)).toBeLessThan(1e-5);
     const [js2, ort2] = await both(() => similarityEnergy(a, n, d, 0.3, 0.5));
     expect(maxDiff(js2.energy, ort2.energy)).toBeLessThan(1e-5);
+  });
+
+  it("Gram + energy, energy from a similarity matrix, gathered cosine", async () => {
+    const [js, ort] = await both(() => gramEnergy(a, n, d, 0.1, 1));
+    expect(maxDiff(js.gram, ort.gram)).toBeLessThan(1e-3);
+    expect(maxDiff(js.energy, ort.energy)).toBeLessThan(1e-5);
+    const sim = await cosineSimilarity(a, n, d);
+    const direct = await similarityEnergy(a, n, d, 0.1, 1);
+    const [e1, e2] = await both(() => energyFromSim(sim, n, 0.1, 1));
+    expect(maxDiff(e1, e2)).toBeLessThan(1e-5);
+    expect(maxDiff(e2, direct.energy)).toBeLessThan(1e-5);
+    expect(maxDiff(ort.energy, direct.energy)).toBeLessThan(1e-5);
+    const ia = [3, 0, 7, 7];
+    const ib = [1, 2, 39];
+    const [g1, g2] = await both(() => cosineGather(a, n, d, ia, ib));
+    expect(maxDiff(g1, g2)).toBeLessThan(1e-5);
+    ia.forEach((i, r) => {
+      ib.forEach((j, c) => {
+        expect(g2[r * 3 + c]).toBeCloseTo(sim[i * n + j], 5);
+      });
+    });
   });
 
   it("the automatic choice takes JavaScript only for tiny products", async () => {

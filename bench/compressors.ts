@@ -1,0 +1,125 @@
+/**
+ * `npm run bench:compressors`: median milliseconds of every method at N = 576 and N = 1024 (D = 1024,
+ * keys Dk = 1024, attention at the select and low layers, K = 64), and each median's ratio to one
+ * onnxruntime MatMul of the same N x D x N Gram product, measured in the same run (interleaved with
+ * the methods, so both see the same machine load).
+ * Acceptance (issue #3): at N = 576 every method <= 3x the Gram product, PiToMe <= 4x.
+ *   --reps R     timed runs per method (default 21)      --check  exit 1 when a limit is exceeded
+ */
+import { parseArgs } from "node:util";
+import { compress, METHOD_NAMES } from "../compressors/index.ts";
+import { matmulOrt } from "../compressors/ort.ts";
+import type { Budget, CompressorInput } from "../compressors/types.ts";
+import { mulberry32 } from "../compressors/util.ts";
+
+const { values } = parseArgs({
+  options: { reps: { type: "string", default: "21" }, check: { type: "boolean", default: false } },
+});
+const reps = Math.max(3, Number(values.reps));
+
+function gaussian(n: number, seed: number): Float32Array {
+  const r = mulberry32(seed);
+  return Float32Array.from(
+    { length: n },
+    () => Math.sqrt(-2 * Math.log(Math.max(r(), 1e-12))) * Math.cos(6.283185307 * r()),
+  );
+}
+
+function attention(n: number, seed: number): Float32Array {
+  const w = n + 1;
+  const g = gaussian(w * w, seed);
+  const bias = gaussian(w, seed + 1);
+  const a = new Float32Array(w * w);
+  for (let i = 0; i < w; i++) {
+    let z = 0;
+    for (let j = 0; j < w; j++) {
+      const v = Math.exp(2 * bias[j] + 0.5 * g[i * w + j]);
+      a[i * w + j] = v;
+      z += v;
+    }
+    for (let j = 0; j < w; j++) a[i * w + j] /= z;
+  }
+  return a;
+}
+
+function makeInput(side: number, d: number): CompressorInput {
+  const n = side * side;
+  const sel = 22;
+  const low = 4;
+  return {
+    features: gaussian(n * d, 1),
+    grid: { rows: side, cols: side },
+    dim: d,
+    selectLayer: sel,
+    numLayers: 24,
+    attention: { [sel]: attention(n, 2), [low]: attention(n, 3) },
+    keys: { [sel]: gaussian((n + 1) * d, 4), [low]: gaussian((n + 1) * d, 5) },
+    keyDim: d,
+    clsQuery: { [sel]: gaussian(d, 6), [low]: gaussian(d, 7) },
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1];
+}
+
+async function time(f: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await f();
+  return performance.now() - t;
+}
+
+const LIMITS: Record<string, number> = { pitome: 4 };
+const DEFAULT_LIMIT = 3;
+
+const rows: { method: string; cells: string[] }[] = METHOD_NAMES.map((m) => ({ method: m, cells: [] }));
+const gramRow = { method: "Gram MatMul (N x D x N)", cells: [] as string[] };
+const header: string[] = [];
+let failed = false;
+
+for (const [side, d] of [
+  [24, 1024],
+  [32, 1024],
+]) {
+  const n = side * side;
+  const input = makeInput(side, d);
+  const x = input.features;
+  const xt = new Float32Array(d * n);
+  for (let i = 0; i < n; i++) for (let k = 0; k < d; k++) xt[k * n + i] = x[i * d + k];
+  const gram = () => matmulOrt(x, n, xt, d, n);
+  const budget = (m: string): Budget => (m === "tcgc" ? {} : { keep: 64 });
+  for (let i = 0; i < 5; i++) await gram();
+  const gramTimes: number[] = [];
+  const times: Record<string, number[]> = {};
+  for (const m of METHOD_NAMES) {
+    for (let i = 0; i < 3; i++) await compress(m, input, budget(m));
+    times[m] = [];
+  }
+  for (let r = 0; r < reps; r++) {
+    for (const m of METHOD_NAMES) {
+      gramTimes.push(await time(gram));
+      times[m].push(await time(() => compress(m, input, budget(m))));
+    }
+  }
+  const g = median(gramTimes);
+  header.push(`N=${n} D=${d} ms`, "x Gram");
+  for (const row of rows) {
+    const t = median(times[row.method]);
+    const ratio = t / g;
+    const limit = LIMITS[row.method] ?? DEFAULT_LIMIT;
+    const over = n === 576 && ratio > limit;
+    failed ||= over;
+    row.cells.push(t.toFixed(2), `${ratio.toFixed(2)}${over ? " !" : ""}`);
+  }
+  gramRow.cells.push(g.toFixed(2), "1.00");
+}
+
+const lines: string[][] = [["method", ...header], ...[...rows, gramRow].map((r) => [r.method, ...r.cells])];
+const widths = lines[0].map((_, c) => Math.max(...lines.map((l) => l[c].length)));
+process.stdout.write(
+  `compressors benchmark: K = 64 (TCGC uncapped), ${reps} runs each, median; limits at N=576: ${DEFAULT_LIMIT}x Gram (PiToMe 4x)\n`,
+);
+for (const l of lines) process.stdout.write(`${l.map((c, i) => c.padEnd(widths[i])).join("  ")}\n`);
+if (failed) process.stdout.write("! over the limit at N=576\n");
+if (values.check && failed) process.exitCode = 1;
