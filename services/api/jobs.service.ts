@@ -275,4 +275,14 @@ export class JobsService {
     if (!ref) throw notFound(`${which === "keptPng" ? "kept.png" : which} of job ${id}`);
     return ref;
   }
+
+  /** kept.png of one image or PDF page of a completed job (default: the first). */
+  async picture(id: string, file = 0, page = 0): Promise<{ sha256: string; size: number }> {
+    const first = await this.artifact(id, "keptPng");
+    const pictures = (await this.getJob(id)).returnvalue?.artifacts?.pictures;
+    if (!pictures) return first;
+    const hit = pictures.find((p) => p.file === file && p.page === page);
+    if (!hit) throw notFound(`kept.png of file ${file} page ${page} of job ${id}`);
+    return { sha256: hit.sha256, size: hit.size };
+  }
 }

@@ -121,8 +121,22 @@ export function buildOpenApi(
       },
       "/v1/jobs/{id}/kept.png": {
         get: {
-          summary: "The image with kept, merged and dropped patches drawn",
-          parameters: [idParam],
+          summary: "The image with kept, merged and dropped patches drawn (one per image or PDF page)",
+          parameters: [
+            idParam,
+            {
+              name: "file",
+              in: "query",
+              required: false,
+              schema: { type: "integer", minimum: 0, default: 0 },
+            },
+            {
+              name: "page",
+              in: "query",
+              required: false,
+              schema: { type: "integer", minimum: 0, default: 0 },
+            },
+          ],
           responses: { "200": { description: "PNG", content: { "image/png": {} } }, "404": errors["404"] },
         },
       },

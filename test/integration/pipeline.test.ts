@@ -186,6 +186,33 @@ describe.skipIf(!hasModel)("the mission methods on held-out inputs, through the 
     expect(droppedPixels).toBe(((144 - K) * width * height) / 144);
   });
 
+  it("two files in one job: per-image token counts and one kept.png each", async () => {
+    const a = fs.readFileSync(path.join(EVAL, scene.image));
+    const b = fs.readFileSync(path.join(EVAL, "scenes", fs.readdirSync(path.join(EVAL, "scenes"))[1]));
+    const res = await fetch(`${h.base}/v1/jobs`, {
+      method: "POST",
+      body: form(
+        [
+          ["a.png", a],
+          ["b.png", b],
+        ],
+        { prompt: scene.question, method: "pitome", keep: 16 },
+      ),
+    });
+    const { links } = await res.json();
+    const { view } = await follow(links);
+    expect(view.status, JSON.stringify(view.error)).toBe("completed");
+    expect(view.result.images.map((i: Json) => [i.file, i.tokensAfter])).toEqual([
+      [0, 16],
+      [1, 16],
+    ]);
+    expect(view.result.visualTokens.after).toBe(32);
+    const second = await fetch(`${h.base}${links.kept}?file=1`);
+    expect(second.status).toBe(200);
+    expect((await sharp(Buffer.from(await second.arrayBuffer())).metadata()).width).toBe(96);
+    expect((await fetch(`${h.base}${links.kept}?file=5`)).status).toBe(404);
+  });
+
   it("mode tokens: no LLM call, the tokens are there", async () => {
     const { links } = await submit(path.join(EVAL, scene.image), {
       method: "fopru",

@@ -7,7 +7,7 @@ import { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
 import { form, startApi } from "./harness.ts";
 import { png } from "../api/fixtures.ts";
-import { REDIS_URL } from "../helpers/redis.ts";
+import { cleanupPrefix, REDIS_URL } from "../helpers/redis.ts";
 
 const TSX = "node_modules/.bin/tsx";
 
@@ -43,6 +43,36 @@ describe("without Redis", () => {
       expect(r.stderr).toMatch(/redis-server/);
     });
   }
+});
+
+describe("signals", () => {
+  it("the worker process stops on SIGTERM: no new jobs, exits cleanly", async () => {
+    const prefix = `vtc-sigterm-${process.pid}`;
+    const child = spawn(TSX, ["services/worker/main.ts"], {
+      env: { ...process.env, REDIS_URL, VTC_QUEUE_PREFIX: prefix, VTC_SHUTDOWN_TIMEOUT_MS: "2000" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+    });
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`worker did not start: ${out}`)), 20_000);
+      child.stdout.on("data", () => {
+        if (out.includes("consuming")) {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+    });
+    const t0 = Date.now();
+    child.kill("SIGTERM");
+    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+    expect(code).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(out).toContain("SIGTERM: no new jobs");
+    await cleanupPrefix(prefix);
+  });
 });
 
 describe("REDIS_URL with a database index", () => {

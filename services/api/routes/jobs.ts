@@ -2,6 +2,7 @@
 import { type Request, type Response, Router } from "express";
 import type { BlobStore } from "../../shared/blob-store.ts";
 import type { Config } from "../../shared/config.ts";
+import { InputError } from "../../shared/errors.ts";
 import type { JobEventsHub } from "../events.ts";
 import type { JobsService, UploadedFile } from "../jobs.service.ts";
 import { uploadMiddleware } from "../uploads.ts";
@@ -38,7 +39,16 @@ export function jobsRouter(deps: {
   });
 
   r.get("/v1/jobs/:id/kept.png", async (req, res) => {
-    const ref = await jobs.artifact(req.params.id, "keptPng");
+    const index = (name: string): number => {
+      const v = req.query[name];
+      if (v === undefined) return 0;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) {
+        throw new InputError(400, "bad_request", `${name}: a non-negative integer`, name);
+      }
+      return n;
+    };
+    const ref = await jobs.picture(req.params.id, index("file"), index("page"));
     res.setHeader("Content-Type", "image/png");
     res.setHeader("Content-Length", String(ref.size));
     (await blobs.stream(ref.sha256)).pipe(res);
