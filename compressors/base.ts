@@ -162,15 +162,18 @@ export class Ctx {
     this.checked.add(field);
   }
 
-  /** attention[l], (N+1) x (N+1), or undefined. */
-  attention(l: number): Float32Array | undefined {
+  /**
+   * attention[l], (N+1) x (N+1), or undefined. Scanned for NaN/Inf whole, or only its row 0 with
+   * `row0Only` (compress() scans every value it reads; the CLI scans whole files).
+   */
+  attention(l: number, row0Only = false): Float32Array | undefined {
     const a = this.input.attention?.[l];
     if (!a) return undefined;
     const field = `attention.${l}`;
-    this.once(field, () => {
-      checkLength(field, a, (this.n + 1) * (this.n + 1), `(N+1) x (N+1) = ${this.n + 1} x ${this.n + 1}`);
-      checkFinite(field, a);
-    });
+    const w = this.n + 1;
+    this.once(`${field}:shape`, () => checkLength(field, a, w * w, `(N+1) x (N+1) = ${w} x ${w}`));
+    if (row0Only) this.once(`${field}:row0`, () => checkFinite(field, a.subarray(0, w)));
+    else this.once(field, () => checkFinite(field, a));
     return a;
   }
 
@@ -217,7 +220,7 @@ export class Ctx {
    */
   clsAttention(l: number): Float32Array | undefined {
     const n = this.n;
-    const a = this.attention(l);
+    const a = this.attention(l, true);
     if (a) return a.slice(1, n + 1);
     const k = this.keys(l);
     const q = k ? this.clsQuery(l, k.dk) : undefined;
@@ -278,12 +281,17 @@ export class Ctx {
 
   /** Throws when the metric behind Gram matrix g (n x n) holds NaN or Inf (see metric). */
   verifyGram(metric: Metric, g: ArrayLike<number>, n: number): void {
-    for (let i = 0; i < n; i++) {
-      if (!Number.isFinite(g[i * n + i])) {
-        checkFinite(metric.field, metric.tensor);
-        throw new CompressorInputError(metric.field, "values too large: a squared norm overflows float32");
-      }
-    }
+    for (let i = 0; i < n; i++) if (!Number.isFinite(g[i * n + i])) this.metricNotFinite(metric);
+  }
+
+  /** Throws when the metric whose row norms are `norms` holds NaN or Inf (see metric). */
+  verifyNorms(metric: Metric, norms: ArrayLike<number>): void {
+    for (let i = 0; i < norms.length; i++) if (!Number.isFinite(norms[i])) this.metricNotFinite(metric);
+  }
+
+  private metricNotFinite(metric: Metric): never {
+    checkFinite(metric.field, metric.tensor);
+    throw new CompressorInputError(metric.field, "values too large: a squared norm overflows float32");
   }
 }
 

@@ -56,14 +56,14 @@ export function resolveBudget(budget: Budget | undefined, n: number): number | u
   if (hasKeep) {
     const k = b.keep;
     if (typeof k !== "number" || !Number.isInteger(k) || k < 1) {
-      throw new CompressorInputError("budget.keep", `must be an integer >= 1 (got ${String(k)})`);
+      throw new CompressorInputError("budget.keep", `must be an integer >= 1 (got ${JSON.stringify(k)})`);
     }
     return k;
   }
   if (hasRatio) {
     const r = b.ratio;
     if (typeof r !== "number" || !Number.isFinite(r) || r <= 0 || r > 1) {
-      throw new CompressorInputError("budget.ratio", `must be in (0, 1] (got ${String(r)})`);
+      throw new CompressorInputError("budget.ratio", `must be a number in (0, 1] (got ${JSON.stringify(r)})`);
     }
     return Math.max(1, Math.floor(n * r));
   }
@@ -124,7 +124,7 @@ export async function compress(
   validateInput(input, "input", !deferScan);
   const n = input.grid.rows * input.grid.cols;
   const k = resolveBudget(budget, n);
-  const base = { method: m.name, options: opts, budget: k ?? null };
+  const base = { method: m.name, options: opts, budget: m.budget === "ignored" ? null : (k ?? null) };
   if (m.budget === "required") {
     if (k === undefined) {
       throw new CompressorInputError("budget", `keep or ratio is required for method ${m.name}`);

@@ -151,12 +151,12 @@ export function cosineModel(): Uint8Array {
   );
 }
 
-/** Y[n, n] = cosine similarity of the rows of X[n, d]. */
+/** Y[n, n] = cosine similarity of the rows of X[n, d]; also the row norms (for NaN/Inf checks). */
 export function cosineSelfModel(): Uint8Array {
   return model(
     [...normalizeNodes("X", "Xn"), node("Gemm", ["Xn", "Xn"], ["Y"], [{ name: "transB", int: 1 }])],
     [valueInfo("X", ["n", "d"]), valueInfo("eps", [1])],
-    [valueInfo("Y", ["n", "n"])],
+    [valueInfo("Y", ["n", "n"]), valueInfo("Xn_norm", ["n", 1])],
   );
 }
 
@@ -405,13 +405,28 @@ function tensor(x: Float32Array, rows: number, d: number): ort.Tensor {
 
 /** Cosine similarity of the rows of X [n, d]: n x n. */
 export async function cosineSimilarity(x: Float32Array, n: number, d: number): Promise<Float32Array> {
+  return (await cosineSimilarityNorms(x, n, d)).sim;
+}
+
+/** Cosine similarity of the rows of X [n, d] (n x n) and the rows' L2 norms. */
+export async function cosineSimilarityNorms(
+  x: Float32Array,
+  n: number,
+  d: number,
+): Promise<{ sim: Float32Array; norms: Float32Array }> {
   if (useJs(n * n * d) || d === 0 || n === 0) {
     const xn = normalizeRows(x, n, d);
-    return gemmTransBJs(xn, n, xn, n, d);
+    const norms = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      for (let k = 0; k < d; k++) s += x[i * d + k] * x[i * d + k];
+      norms[i] = Math.sqrt(s);
+    }
+    return { sim: gemmTransBJs(xn, n, xn, n, d), norms };
   }
   const s = await session("cosSelf", cosineSelfModel);
   const out = await s.run({ X: tensor(x, n, d), eps: new ort.Tensor("float32", EPS, [1]) });
-  return asF32(out.Y);
+  return { sim: asF32(out.Y), norms: asF32(out.Xn_norm) };
 }
 
 /** Cosine similarity between the rows of A [n, d] and B [m, d]: n x m. */

@@ -20,7 +20,7 @@
  */
 import { z } from "zod";
 import type { Ctx, MethodDef } from "./base.ts";
-import { cosineSimilarity } from "./ort.ts";
+import { cosineSimilarityNorms } from "./ort.ts";
 import { ceilFrac, mulberry32, percentile, roundHalfUp, topK } from "./util.ts";
 
 export const tcgcSchema = z
@@ -86,8 +86,9 @@ export async function analyzeCrop(ctx: Ctx, opts: TcgcOptions): Promise<CropAnal
   const lowLayer = lowLayerOf(ctx, opts);
   const deep = ctx.requireClsAttention(ctx.input.selectLayer);
   const low = ctx.requireClsAttention(lowLayer);
-  const { data, dim } = ctx.metric(lowLayer);
-  const sim = await cosineSimilarity(data, n, dim);
+  const metric = ctx.metric(lowLayer, false);
+  const { sim, norms } = await cosineSimilarityNorms(metric.data, n, metric.dim);
+  ctx.verifyNorms(metric, norms);
   const tauSim = Math.fround(opts.tauSim);
   const tauCnt = ceilFrac(opts.tauCntFrac, n);
   let redundant = 0;

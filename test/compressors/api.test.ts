@@ -91,6 +91,20 @@ describe("input errors", () => {
     await rejects(compressDocument("tcgc", [], undefined, {}), "crops", /at least one/);
   });
 
+  it("NaN and Inf in the values a method reads", async () => {
+    const tc = makeInput({ rows: 6, cols: 6, keys: true, dk: 8 });
+    tc.keys![4][8 * 5] = Number.POSITIVE_INFINITY;
+    await rejects(compress("tcgc", tc, {}), "keys.4", /Infinity at flat index 40/);
+    const row0 = makeInput({ rows: 6, cols: 6 });
+    row0.attention![22][4] = Number.NaN;
+    await rejects(compress("cls-attention", row0, { keep: 3 }), "attention.22", /NaN at flat index 4/);
+    // cls-attention reads only row 0 of the map; FoPru reads all of it
+    const other = makeInput({ rows: 6, cols: 6 });
+    other.attention![22][37 * 3 + 2] = Number.NaN;
+    await expect(compress("cls-attention", other, { keep: 3 })).resolves.toBeDefined();
+    await rejects(compress("fopru", other, { keep: 3 }), "attention.22", /NaN at flat index 113/);
+  });
+
   it("NaN and Inf are caught by the merging methods too (scanned through their output)", async () => {
     for (const m of ["pitome", "tome", "visionzip"]) {
       for (const keep of [2, 5, 36, 40]) {
