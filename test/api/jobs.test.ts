@@ -4,6 +4,7 @@
  * Idempotency-Key makes a retry return the same job.
  */
 import { Redis } from "ioredis";
+import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FsBlobStore } from "../../services/shared/blob-store.ts";
 import { REDIS_URL } from "../helpers/redis.ts";
@@ -122,6 +123,21 @@ describe("POST /v1/jobs: bad input gets a 4xx naming the field and the limit", (
 });
 
 describe("POST /v1/jobs: accepted jobs", () => {
+  it("accepts PNG, JPEG, WebP, TIFF, GIF and PDF, sniffed from the bytes", async () => {
+    const base = sharp({ create: { width: 40, height: 30, channels: 3, background: "#3080c0" } });
+    const files: Array<[string, Buffer]> = [
+      ["x.webp", await base.clone().webp().toBuffer()],
+      ["x.tiff", await base.clone().tiff().toBuffer()],
+      ["x.gif", await base.clone().gif().toBuffer()],
+      ["x.jpg", await jpeg()],
+      ["x.pdf", pdf(1)],
+    ];
+    for (const [name, bytes] of files) {
+      const r = await post(form([["upload.bin", bytes, "application/octet-stream"]], ok));
+      expect(r.status, `${name}: ${JSON.stringify(r.body)}`).toBe(202);
+    }
+  });
+
   it("answers 202 with the id and links; the job carries blob references, never the bytes", async () => {
     const r = await post(form([["a.png", image]], { ...ok, options: JSON.stringify({ strategy: "row" }) }));
     expect(r.status).toBe(202);
