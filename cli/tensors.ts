@@ -12,7 +12,7 @@
  */
 import { readFile, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { CompressorInputError, compress } from "../compressors/index.ts";
+import { CompressorInputError, compress, getMethod, parseOptions } from "../compressors/index.ts";
 import type { Budget, CompressorInput } from "../compressors/types.ts";
 import {
   readSafetensors,
@@ -194,6 +194,8 @@ export async function main(argv: string[]): Promise<number> {
       if (eq <= 0) throw new UsageError(`--opt must be key=value (got "${o}")`);
       options[o.slice(0, eq)] = parseOptionValue(o.slice(eq + 1));
     }
+    // Method and options first: a wrong name fails before any file is read.
+    parseOptions(getMethod(v.method as string), options);
     let buf: Buffer;
     try {
       buf = await readFile(v.in as string);

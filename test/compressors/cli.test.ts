@@ -153,6 +153,16 @@ describe("vtc tensors", () => {
     }
   });
 
+  it("checks the method and options before reading the file", async () => {
+    expect(
+      await run(`--method foo --keep 3 --in ${path.join(dir, "absent")} --out ${path.join(dir, "z")}`),
+    ).toBe(2);
+    expect(stderr).toMatch(/unknown method "foo"/);
+    stderr = "";
+    expect(await run(`--method fopru --keep 3 --in ${good}`)).toBe(2);
+    expect(stderr).toMatch(/--out is required/);
+  });
+
   it("the npx vtc entry point returns the exit code", () => {
     const r = spawnSync(
       process.execPath,
