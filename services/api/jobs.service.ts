@@ -160,11 +160,22 @@ export class JobsService {
       if (existing) return { view: await this.replay(existing, fingerprint), created: false };
     }
     const refs = await this.storeFiles(files);
-    const data: PipelineJobData = { ...parsed, files: refs, fingerprint, createdAt: Date.now() };
+    const data: PipelineJobData = {
+      ...parsed,
+      files: refs,
+      fingerprint,
+      createdAt: Date.now(),
+      submissionId: randomUUID(),
+    };
     const job = await this.deps.queue.add(JOB_NAMES.compress, data, { jobId });
-    if (idempotencyKey && job.data.fingerprint !== fingerprint) {
-      // Lost a race against a different request with the same key.
-      return { view: await this.replay(job, fingerprint), created: false };
+    if (idempotencyKey) {
+      // `add` with an existing id keeps the stored job and returns ours: read back what Redis holds
+      // to tell whether a racing request with the same key got there first.
+      const stored = await this.deps.queue.getJob(jobId);
+      if (stored && (stored.data as PipelineJobData).submissionId !== data.submissionId) {
+        return { view: await this.replay(stored, fingerprint), created: false };
+      }
+      if (stored) return { view: await this.view(stored), created: true };
     }
     return { view: await this.view(job), created: true };
   }

@@ -62,6 +62,8 @@ export interface PipelineJobData {
   /** sha256 of the request (fields and file hashes): an Idempotency-Key reused with another request is refused. */
   fingerprint: string;
   createdAt: number;
+  /** Random per submission: tells two racing requests with one Idempotency-Key apart. */
+  submissionId?: string;
   batchId?: string;
   /** Position in the batch. */
   item?: number;

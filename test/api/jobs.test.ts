@@ -201,6 +201,15 @@ describe("Idempotency-Key", () => {
     expect(a.body.id).toBe(b.body.id);
   });
 
+  it("two racing requests with one key but different bodies: one job, the other a 409", async () => {
+    const key = `race-conflict-${Date.now()}`;
+    const rs = await Promise.all([
+      post(form([["a.png", image]], ok), { "Idempotency-Key": key }),
+      post(form([["a.png", image]], { ...ok, keep: 9 }), { "Idempotency-Key": key }),
+    ]);
+    expect(rs.map((r) => r.status).sort()).toEqual([202, 409]);
+  });
+
   it("the same key with a different request is a 409", async () => {
     const key = `conflict-${Date.now()}`;
     await post(form([["a.png", image]], ok), { "Idempotency-Key": key });

@@ -93,8 +93,10 @@ async function streamJobEvents(
     if (closed) return;
     res.write(`id: ${seq++}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   };
+  let finishing = false;
   const finish = async () => {
-    if (closed) return;
+    if (closed || finishing) return;
+    finishing = true;
     // Send the final view (result or error) read from the queue, then end.
     const fresh = await jobs.getJob(id).catch(() => null);
     const view = fresh ? await jobs.view(fresh) : null;
