@@ -130,8 +130,8 @@ export class BatchesService {
   private async view(record: BatchRecord): Promise<BatchView> {
     const items: JobView[] = [];
     for (const jobId of record.jobIds) {
-      const job = await this.deps.queue.getJob(jobId);
-      if (job) items.push(await this.deps.jobs.view(job));
+      const view = await this.deps.jobs.get(jobId).catch(() => null);
+      if (view) items.push(view);
     }
     const counts: Record<JobStatus, number> = {
       queued: 0,

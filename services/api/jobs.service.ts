@@ -199,7 +199,10 @@ export class JobsService {
   }
 
   async get(id: string): Promise<JobView> {
-    return this.view(await this.getJob(id));
+    // The state first, then the job: a job read after its final state carries everything the worker
+    // wrote before finishing it (the failure details, the result).
+    const state = await this.deps.queue.getJobState(id);
+    return this.view(await this.getJob(id), state);
   }
 
   async view(job: Job, state?: string): Promise<JobView> {

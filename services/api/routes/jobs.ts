@@ -80,7 +80,7 @@ async function streamJobEvents(
   hub: JobEventsHub,
 ): Promise<void> {
   const id = String(req.params.id);
-  const job = await jobs.getJob(id); // 404 before the stream starts
+  await jobs.getJob(id); // 404 before the stream starts
   res.writeHead(200, {
     "Content-Type": "text/event-stream",
     "Cache-Control": "no-cache",
@@ -98,8 +98,7 @@ async function streamJobEvents(
     if (closed || finishing) return;
     finishing = true;
     // Send the final view (result or error) read from the queue, then end.
-    const fresh = await jobs.getJob(id).catch(() => null);
-    const view = fresh ? await jobs.view(fresh) : null;
+    const view = await jobs.get(id).catch(() => null);
     send(view?.status === "failed" ? "failed" : "completed", view);
     close();
   };
@@ -131,7 +130,7 @@ async function streamJobEvents(
     res.end();
   };
   req.on("close", close);
-  const view = await jobs.view(job);
+  const view = await jobs.get(id);
   send("state", view);
   // Replay the progress reported before this stream opened, then the live events.
   for (const p of await jobs.progressHistory(id)) sendProgress(p);
