@@ -273,6 +273,11 @@ export function session(key: string, build: () => Uint8Array): Promise<ort.Infer
     s = ort.InferenceSession.create(build(), {
       graphOptimizationLevel: "all",
       ...(intraOpNumThreads ? { intraOpNumThreads } : {}),
+      // Threads that spin between ops burn the cores other work needs (and wait for descheduled peers
+      // when the machine is busy): off unless VTC_ORT_SPIN=1.
+      ...(process.env.VTC_ORT_SPIN === "1"
+        ? {}
+        : { extra: { session: { intra_op: { allow_spinning: "0" } } } }),
     });
     sessions.set(key, s);
     s.catch(() => sessions.delete(key));

@@ -20,7 +20,7 @@
  */
 import { z } from "zod";
 import type { Ctx, MethodDef } from "./base.ts";
-import { cosineSimilarityNorms } from "./ort.ts";
+import { cosFromGram, gram } from "./ort.ts";
 import { ceilFrac, mulberry32, percentile, roundHalfUp, topK } from "./util.ts";
 
 export const tcgcSchema = z
@@ -86,16 +86,21 @@ export async function analyzeCrop(ctx: Ctx, opts: TcgcOptions): Promise<CropAnal
   const lowLayer = lowLayerOf(ctx, opts);
   const deep = ctx.requireClsAttention(ctx.input.selectLayer);
   const low = ctx.requireClsAttention(lowLayer);
+  // One raw Gram product; the cosines C_ij = G_ij / (|x_i| |x_j|) are formed in float32 while counting.
   const metric = ctx.metric(lowLayer, false);
-  const { sim, norms } = await cosineSimilarityNorms(metric.data, n, metric.dim);
-  ctx.verifyNorms(metric, norms);
+  const g = await gram(metric.data, n, metric.dim);
+  ctx.verifyGram(metric, g, n);
+  const inv = new Float64Array(n);
+  for (let i = 0; i < n; i++) inv[i] = cosFromGram(1, g[i * n + i], 1);
   const tauSim = Math.fround(opts.tauSim);
   const tauCnt = ceilFrac(opts.tauCntFrac, n);
   let redundant = 0;
   for (let i = 0; i < n; i++) {
     let count = 0;
     const row = i * n;
-    for (let j = 0; j < n; j++) if (j !== i && sim[row + j] > tauSim) count++;
+    const ii = inv[i];
+    for (let j = 0; j < n; j++) if (Math.fround(g[row + j] * ii * inv[j]) > tauSim) count++;
+    if (Math.fround(g[row + i] * ii * ii) > tauSim) count--; // j = i is not another patch
     if (count > tauCnt) redundant++;
   }
   const rho = 1 - redundant / n;

@@ -3,6 +3,7 @@ import {
   cosineSimilarity,
   cosineGather,
   cosineSimilarityAB,
+  cosineSimilarityNorms,
   energyFromSim,
   gemmTransB,
   gramEnergy,
@@ -58,6 +59,9 @@ describe("onnxruntime products and the JavaScript path agree", () => {
     expect(maxDiff(js, ort)).toBeLessThan(1e-5);
     expect(ort[0]).toBe(0);
     expect(ort[n + 1]).toBeCloseTo(1, 5);
+    const [jsN, ortN] = await both(() => cosineSimilarityNorms(z, n, d));
+    expect(maxDiff(jsN.norms, ortN.norms)).toBeLessThan(1e-4);
+    expect(ortN.norms[0]).toBe(0);
     const [jsAB, ortAB] = await both(() => cosineSimilarityAB(a, n, b, m, d));
     expect(maxDiff(jsAB, ortAB)).toBeLessThan(1e-5);
   });
