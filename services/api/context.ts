@@ -4,7 +4,7 @@
  */
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import { FsBlobStore } from "../shared/blob-store.ts";
+import { openBlobStore } from "../shared/blob-store.ts";
 import { registryCatalog } from "../shared/catalog.ts";
 import type { Config } from "../shared/config.ts";
 import type { MethodCatalog } from "../shared/methods.ts";
@@ -37,7 +37,7 @@ export async function createApiContext(
     redis,
     queue,
     hub,
-    blobs: FsBlobStore.inDataDir(config.dataDir),
+    blobs: openBlobStore(config.dataDir),
     catalog: overrides.catalog ?? registryCatalog,
     maxKeep: async () => (await model()).tokensPerImage,
     readiness: { models: model },

@@ -91,3 +91,11 @@ export class FsBlobStore implements BlobStore {
     }
   }
 }
+
+/**
+ * The blob store of a deployment. The filesystem under VTC_DATA_DIR is the only kind today; an
+ * S3-compatible store would be chosen here (API and worker threads both open the store through it).
+ */
+export function openBlobStore(dataDir: string): BlobStore {
+  return FsBlobStore.inDataDir(dataDir);
+}
