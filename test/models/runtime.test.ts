@@ -1,3 +1,5 @@
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { defaultModelDir, readManifest } from "../../models/runtime/manifest.ts";
@@ -77,6 +79,23 @@ describe("model loading", () => {
     expect(Object.keys(m.encoder.layers).map(Number)).toContain(m.encoder.select_layer);
     expect(m.crop_rule?.max_crops).toBe(6);
     expect(path.basename(paths.visionEncoder)).toBe("vision_encoder.onnx");
+  });
+
+  it("reads the manifest of a real export (CLIP ViT-L/14-336 + LLaVA-1.5) with the same schema", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "vtc-manifest-"));
+    try {
+      copyFileSync(
+        path.resolve("models/real/clip-vit-l-14-336.manifest.json"),
+        path.join(dir, "manifest.json"),
+      );
+      const { manifest: m } = readManifest(dir);
+      expect(m.grid).toEqual([24, 24]);
+      expect(m.encoder.select_layer).toBe(23);
+      expect(m.projector.inputs.positions).toBeUndefined();
+      expect(m.crop_rule?.crop_size).toBe(336);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("defaults to models/vtc-tiny, VTC_MODEL_DIR overrides", () => {
