@@ -5,9 +5,9 @@
  * existing id atomically, so two racing retries still make one job).
  */
 import { createHash, randomUUID } from "node:crypto";
+import fs from "node:fs/promises";
 import type { Job, Queue } from "bullmq";
 import type { BlobStore } from "../shared/blob-store.ts";
-import { sha256Hex } from "../shared/blob-store.ts";
 import type { Config } from "../shared/config.ts";
 import { ApiError, InputError, notFound } from "../shared/errors.ts";
 import { probeMedia } from "../shared/media.ts";
@@ -21,10 +21,13 @@ import {
 } from "../shared/queues.ts";
 import { type ParsedJobRequest, parseJobFields } from "./schemas.ts";
 
+/** An upload as multer left it on disk, already hashed. */
 export interface UploadedFile {
   fieldname: string;
   originalname: string;
-  buffer: Buffer;
+  path: string;
+  size: number;
+  sha256: string;
 }
 
 export interface JobServiceDeps {
@@ -113,8 +116,9 @@ export class JobsService {
     const refs: JobFileRef[] = [];
     for (const [i, f] of files.entries()) {
       const field = `files[${i}]`;
-      const info = await probeMedia(f.buffer, field, this.deps.config.limits);
-      const ref = await this.deps.blobs.put(f.buffer);
+      // One file in memory at a time, for the probe (bounded by the upload limit).
+      const info = await probeMedia(await fs.readFile(f.path), field, this.deps.config.limits);
+      const ref = await this.deps.blobs.putFile(f.path, { sha256: f.sha256, size: f.size });
       refs.push({ ...ref, ...info, name: f.originalname || field, field });
     }
     return refs;
@@ -123,7 +127,7 @@ export class JobsService {
   static fingerprint(parsed: ParsedJobRequest, files: UploadedFile[], extra: unknown = null): string {
     const h = createHash("sha256");
     h.update(JSON.stringify({ ...parsed, extra }));
-    for (const f of files) h.update(sha256Hex(f.buffer));
+    for (const f of files) h.update(f.sha256);
     return h.digest("hex");
   }
 

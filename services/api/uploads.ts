@@ -1,21 +1,40 @@
 /**
  * Multipart parsing with multer, its limits mapped to 4xx answers that name the field and the limit.
- * Files stay in memory only until they are hashed into the blob store (limits bound the memory).
+ * Files stream to a temporary directory under VTC_DATA_DIR (never whole in memory), are hashed,
+ * and are moved into the blob store when the job is accepted; whatever is left is deleted when the
+ * response ends.
  */
+import fs from "node:fs";
+import fsp from "node:fs/promises";
 import type { RequestHandler } from "express";
 import multer from "multer";
+import { hashFile } from "../shared/blob-store.ts";
 import type { Limits } from "../shared/config.ts";
 import { ApiError, InputError } from "../shared/errors.ts";
 
-export function uploadMiddleware(limits: Pick<Limits, "maxFileBytes" | "maxFiles">): RequestHandler {
+export function uploadMiddleware(
+  limits: Pick<Limits, "maxFileBytes" | "maxFiles">,
+  tmpDir: string,
+): RequestHandler {
+  fs.mkdirSync(tmpDir, { recursive: true });
   const parse = multer({
-    storage: multer.memoryStorage(),
+    storage: multer.diskStorage({ destination: tmpDir }),
     limits: { fileSize: limits.maxFileBytes, files: limits.maxFiles, fields: 32, fieldSize: 256 * 1024 },
   }).any();
   return (req, res, next) => {
+    res.on("close", () => {
+      const files = Array.isArray(req.files) ? req.files : [];
+      for (const f of files) if (f.path) fsp.rm(f.path, { force: true }).catch(() => {});
+    });
     parse(req, res, (err: unknown) => {
-      if (!err) return next();
-      next(mapMulterError(err, limits));
+      if (err) return next(mapMulterError(err, limits));
+      const files = Array.isArray(req.files) ? req.files : [];
+      Promise.all(
+        files.map(async (f) => {
+          const ref = await hashFile(f.path);
+          (f as Express.Multer.File & { sha256?: string }).sha256 = ref.sha256;
+        }),
+      ).then(() => next(), next);
     });
   };
 }

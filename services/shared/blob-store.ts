@@ -17,6 +17,11 @@ export interface BlobRef {
 export interface BlobStore {
   /** Stores the bytes (a no-op when the same content is already there) and returns their reference. */
   put(bytes: Uint8Array): Promise<BlobRef>;
+  /**
+   * Stores the file at `file` (already hashed as `ref`), moving it when it can: uploads are streamed to
+   * disk and never held in memory whole.
+   */
+  putFile(file: string, ref: BlobRef): Promise<BlobRef>;
   /** The bytes, or throws BlobNotFoundError. */
   get(sha256: string): Promise<Buffer>;
   /** A stream of the bytes, or throws BlobNotFoundError. */
@@ -37,6 +42,17 @@ const SHA256 = /^[0-9a-f]{64}$/;
 
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** sha256 and size of a file, streamed. */
+export async function hashFile(file: string): Promise<BlobRef> {
+  const h = createHash("sha256");
+  let size = 0;
+  for await (const chunk of createReadStream(file)) {
+    h.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { sha256: h.digest("hex"), size };
 }
 
 /** Blobs at `<root>/<aa>/<bb>/<sha256>`; writes go to a temporary file and are renamed into place. */
@@ -61,6 +77,21 @@ export class FsBlobStore implements BlobStore {
     const tmp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
     await fs.writeFile(tmp, bytes);
     await fs.rename(tmp, file);
+    return ref;
+  }
+
+  async putFile(file: string, ref: BlobRef): Promise<BlobRef> {
+    const target = this.pathOf(ref.sha256);
+    if ((await this.size(ref.sha256)) === ref.size) return ref;
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    const tmp = `${target}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+    try {
+      await fs.rename(file, tmp);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EXDEV") throw err;
+      await fs.copyFile(file, tmp);
+    }
+    await fs.rename(tmp, target);
     return ref;
   }
 

@@ -3,7 +3,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BlobNotFoundError, FsBlobStore, sha256Hex } from "../../services/shared/blob-store.ts";
+import { BlobNotFoundError, FsBlobStore, hashFile, sha256Hex } from "../../services/shared/blob-store.ts";
 
 let dir: string;
 let store: FsBlobStore;
@@ -35,6 +35,16 @@ describe("FsBlobStore", () => {
     expect(a).toEqual(b);
     const files = await fs.readdir(path.dirname(store.pathOf(a.sha256)));
     expect(files).toEqual([a.sha256]);
+  });
+
+  it("putFile moves a hashed file in", async () => {
+    const src = path.join(dir, "upload.tmp");
+    await fs.writeFile(src, "streamed upload");
+    const ref = await hashFile(src);
+    expect(ref).toEqual({ sha256: sha256Hex(Buffer.from("streamed upload")), size: 15 });
+    await store.putFile(src, ref);
+    expect((await store.get(ref.sha256)).toString()).toBe("streamed upload");
+    await expect(fs.access(src)).rejects.toThrow();
   });
 
   it("an unknown or malformed reference is BlobNotFoundError, never a path outside the store", async () => {

@@ -3,6 +3,8 @@
  * input gets its 4xx naming the field and the limit; good input is stored by reference; an
  * Idempotency-Key makes a retry return the same job.
  */
+import fs from "node:fs/promises";
+import path from "node:path";
 import { Redis } from "ioredis";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -155,6 +157,13 @@ describe("POST /v1/jobs: accepted jobs", () => {
     redis.disconnect();
     expect(data).toContain(sha);
     expect(data!.length).toBeLessThan(2000);
+  });
+
+  it("uploads stream through a temporary directory that is emptied after each request", async () => {
+    await post(form([["a.png", image]], ok));
+    await post(form([["a.png", Buffer.from("not an image")]], ok));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await fs.readdir(path.join(h.config.dataDir, "tmp", "uploads"))).toEqual([]);
   });
 
   it("GET an unknown job is a 404 with the JSON error shape", async () => {

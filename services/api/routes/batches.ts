@@ -3,7 +3,7 @@ import { Router } from "express";
 import type { Config } from "../../shared/config.ts";
 import type { BatchesService } from "../batches.service.ts";
 import { uploadMiddleware } from "../uploads.ts";
-import { idempotencyKey, uploadedFiles } from "./jobs.ts";
+import { idempotencyKey, uploadedFiles, uploadTmpDir } from "./jobs.ts";
 
 export function batchesRouter(deps: { batches: BatchesService; config: Config }): Router {
   const r = Router();
@@ -11,7 +11,7 @@ export function batchesRouter(deps: { batches: BatchesService; config: Config })
     ...deps.config.limits,
     maxFiles: Math.max(deps.config.limits.maxFiles, deps.config.limits.maxBatchItems),
   };
-  r.post("/v1/batches", uploadMiddleware(limits), async (req, res) => {
+  r.post("/v1/batches", uploadMiddleware(limits, uploadTmpDir(deps.config)), async (req, res) => {
     const { view, created } = await deps.batches.create(
       req.body ?? {},
       uploadedFiles(req),

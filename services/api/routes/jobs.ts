@@ -1,4 +1,5 @@
 /** /v1/jobs: thin controllers over JobsService and the events hub. */
+import path from "node:path";
 import { type Request, type Response, Router } from "express";
 import type { BlobStore } from "../../shared/blob-store.ts";
 import type { Config } from "../../shared/config.ts";
@@ -16,7 +17,7 @@ export function jobsRouter(deps: {
   const { jobs, hub, blobs } = deps;
   const r = Router();
 
-  r.post("/v1/jobs", uploadMiddleware(deps.config.limits), async (req, res) => {
+  r.post("/v1/jobs", uploadMiddleware(deps.config.limits, uploadTmpDir(deps.config)), async (req, res) => {
     const { view, created } = await jobs.create(req.body ?? {}, uploadedFiles(req), idempotencyKey(req));
     if (!created) res.setHeader("Idempotent-Replayed", "true");
     res.status(202).location(view.links.self).json({ id: view.id, status: view.status, links: view.links });
@@ -57,9 +58,19 @@ export function jobsRouter(deps: {
   return r;
 }
 
+export function uploadTmpDir(config: Config): string {
+  return path.join(config.dataDir, "tmp", "uploads");
+}
+
 export function uploadedFiles(req: Request): UploadedFile[] {
   const files = Array.isArray(req.files) ? req.files : Object.values(req.files ?? {}).flat();
-  return files.map((f) => ({ fieldname: f.fieldname, originalname: f.originalname, buffer: f.buffer }));
+  return files.map((f) => ({
+    fieldname: f.fieldname,
+    originalname: f.originalname,
+    path: f.path,
+    size: f.size,
+    sha256: (f as Express.Multer.File & { sha256: string }).sha256,
+  }));
 }
 
 export function idempotencyKey(req: Request): string | undefined {
