@@ -101,7 +101,7 @@ export function statusOf(state: string): JobStatus {
 export class JobsService {
   constructor(private readonly deps: JobServiceDeps) {}
 
-  /** Validates the fields and files of one request into job data (files stored in the blob store). */
+  /** Validates the text fields of one request against the schemas and the method catalog. */
   async parse(fields: Record<string, unknown>, files: UploadedFile[]): Promise<ParsedJobRequest> {
     const catalog = await this.deps.catalog();
     const parsed = parseJobFields(fields, this.deps.config.limits, await this.deps.maxKeep(), catalog);
@@ -124,9 +124,10 @@ export class JobsService {
     return refs;
   }
 
-  static fingerprint(parsed: ParsedJobRequest, files: UploadedFile[], extra: unknown = null): string {
+  /** sha256 of a request (its validated fields and its files' hashes). */
+  static fingerprint(parsed: ParsedJobRequest, files: UploadedFile[]): string {
     const h = createHash("sha256");
-    h.update(JSON.stringify({ ...parsed, extra }));
+    h.update(JSON.stringify(parsed));
     for (const f of files) h.update(f.sha256);
     return h.digest("hex");
   }

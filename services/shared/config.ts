@@ -34,6 +34,8 @@ export interface Config {
   /** Attempts per job (first run included); retries back off exponentially from `jobBackoffMs`. */
   jobAttempts: number;
   jobBackoffMs: number;
+  /** A job running longer is stopped (its thread restarted) and retried like any failure. */
+  jobTimeoutMs: number;
   /** On SIGTERM the worker finishes its current job within this time, or hands it back to the queue. */
   shutdownTimeoutMs: number;
   /** Finished jobs (and their idempotency keys) are kept this long, seconds. */
@@ -69,6 +71,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerConcurrency: int(env, "WORKER_CONCURRENCY", 1, 1),
     jobAttempts: int(env, "VTC_JOB_ATTEMPTS", 3, 1),
     jobBackoffMs: int(env, "VTC_JOB_BACKOFF_MS", 2000),
+    jobTimeoutMs: int(env, "VTC_JOB_TIMEOUT_MS", 300_000, 1),
     shutdownTimeoutMs: int(env, "VTC_SHUTDOWN_TIMEOUT_MS", 30_000),
     jobRetentionSec: int(env, "VTC_JOB_RETENTION_SEC", 24 * 3600),
     limits: {

@@ -20,6 +20,14 @@ export class ThreadTaskError extends Error {
   }
 }
 
+/** The run took longer than the job timeout; its thread was stopped. Retried like any failure. */
+export class JobTimeoutError extends Error {
+  constructor(ms: number) {
+    super(`the job ran longer than ${ms} ms and was stopped`);
+    this.name = "JobTimeoutError";
+  }
+}
+
 /** The run was stopped from outside (shutdown): the job should go back to the queue. */
 export class AbortedError extends Error {
   constructor(message = "aborted") {
@@ -141,11 +149,20 @@ export class InferencePool {
     this.waiters.shift()?.();
   }
 
-  async run(task: RunTask, progress: (p: JobProgress) => void = () => {}): Promise<PipelineJobResult> {
+  async run(
+    task: RunTask,
+    progress: (p: JobProgress) => void = () => {},
+    timeoutMs?: number,
+  ): Promise<PipelineJobResult> {
     const i = await this.acquire();
+    const slot = this.slot(i);
+    const timer = timeoutMs
+      ? setTimeout(() => void slot.kill(new JobTimeoutError(timeoutMs)), timeoutMs)
+      : null;
     try {
-      return await this.slot(i).run(this.nextId++, task, progress);
+      return await slot.run(this.nextId++, task, progress);
     } finally {
+      if (timer) clearTimeout(timer);
       this.release(i);
     }
   }

@@ -25,6 +25,7 @@ export async function processCompress(
   pool: InferencePool,
   job: Job<PipelineJobData, PipelineJobResult>,
   token?: string,
+  timeoutMs?: number,
 ): Promise<PipelineJobResult> {
   // Progress goes to job.progress (the latest, with a `progress` event) and to the job's log (the
   // history, which an SSE stream opened late replays).
@@ -38,7 +39,7 @@ export async function processCompress(
       .catch(() => {});
   };
   try {
-    const result = await pool.run({ jobId: job.id!, data: job.data }, report);
+    const result = await pool.run({ jobId: job.id!, data: job.data }, report, timeoutMs);
     await chain;
     return result;
   } catch (err) {
@@ -59,13 +60,13 @@ export async function processCompress(
   }
 }
 
-export function dispatcher(pool: InferencePool) {
+export function dispatcher(pool: InferencePool, jobTimeoutMs?: number) {
   return async (job: Job, token?: string): Promise<unknown> => {
     switch (job.name) {
       case JOB_NAMES.ping:
         return processPing(job as Job<PingJobData>);
       case JOB_NAMES.compress:
-        return processCompress(pool, job as Job<PipelineJobData, PipelineJobResult>, token);
+        return processCompress(pool, job as Job<PipelineJobData, PipelineJobResult>, token, jobTimeoutMs);
       default:
         throw new UnrecoverableError(`no processor for job "${job.name}"`);
     }

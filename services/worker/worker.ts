@@ -26,7 +26,7 @@ export function createWorkerService(
     { dataDir: config.dataDir, modelDir: config.modelDir, limits: config.limits },
     opts.runnerModule ?? PIPELINE_RUNNER,
   );
-  const worker = new Worker(QUEUE_NAMES.pipeline, dispatcher(pool), {
+  const worker = new Worker(QUEUE_NAMES.pipeline, dispatcher(pool, config.jobTimeoutMs), {
     connection: createRedis(config.redisUrl),
     prefix: config.queuePrefix,
     concurrency: config.workerConcurrency,

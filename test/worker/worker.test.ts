@@ -133,6 +133,25 @@ describe("compress jobs in worker threads", () => {
     expect((await queue.getJob(job.id!))!.attemptsMade).toBe(2);
   });
 
+  it("a job over the time limit is stopped, its thread replaced, and the worker goes on", async () => {
+    const saved = config.jobTimeoutMs;
+    await service.shutdown(1000);
+    config.jobTimeoutMs = 400;
+    service = startWorker();
+    try {
+      const t0 = Date.now();
+      const job = await queue.add(JOB_NAMES.compress, data("spin:20000"), { attempts: 1 });
+      await expect(job.waitUntilFinished(events, 20_000)).rejects.toThrow(/longer than 400 ms/);
+      expect(Date.now() - t0).toBeLessThan(5000);
+      const next = await queue.add(JOB_NAMES.compress, data("spin:10"));
+      expect((await next.waitUntilFinished(events, 20_000)).answer).toBe("test");
+    } finally {
+      await service.shutdown(1000);
+      config.jobTimeoutMs = saved;
+      service = startWorker();
+    }
+  });
+
   it("shutdown stops taking jobs and hands a running job back within the bound; another worker finishes it", async () => {
     const job = await queue.add(JOB_NAMES.compress, data("slow-once:20000"));
     await new Promise<void>((resolve) => {
