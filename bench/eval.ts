@@ -1,0 +1,294 @@
+/**
+ * `npm run eval [-- --quick]`: accuracy against budget for every method on the held-out set of the
+ * embedded model, scenes and documents reported separately.
+ *
+ * Each image is decoded and encoded once; every (method, budget) then compresses the cached encoder
+ * outputs, projects them with their position features and asks the decoder every question of the image.
+ * Budgets are ratios of each view's patches (50%, 25%, 11%); for TCGC on documents the ratio is its
+ * total cap over the crops (the global view passes through, as the method defines), so the table also
+ * gives the fraction of visual tokens each method really kept.
+ *
+ * Writes docs/results/accuracy.md and accuracy-scenes.png / accuracy-documents.png (accuracy against
+ * kept fraction, one line per method). --quick evaluates a fixed subset (the first images of each kind).
+ */
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { compress, compressDocument } from "../compressors/index.ts";
+import type { Budget, CompressorInput, CompressorOutput } from "../compressors/types.ts";
+import { type EvalQuestion, readEvalSet } from "../models/eval.ts";
+import { defaultModelDir } from "../models/runtime/manifest.ts";
+import { loadModel, type Model } from "../models/runtime/model.ts";
+import { chooseCropGrid, documentViews } from "../pipeline/crops.ts";
+import { decodeFile } from "../pipeline/decode.ts";
+import { defaultLimits } from "../pipeline/limits.ts";
+import { EmbeddedDecoder } from "../pipeline/llm/embedded.ts";
+import { POSITION_DIM, positionFeatures, type ViewPlace } from "../pipeline/positions.ts";
+import { metaMarkdown, runMeta } from "./report/meta.ts";
+import { lineChartPng, type Series } from "./report/plot.ts";
+import { wilson } from "./report/stats.ts";
+
+interface Config {
+  label: string;
+  method: string;
+  options: Record<string, unknown>;
+  /** Ratio of each view's patches; undefined = all tokens. */
+  ratio?: number;
+  /** Documents only (TCGC is a document method: scenes are not run with it). */
+  docsOnly?: boolean;
+}
+
+interface Prepared {
+  image: string;
+  kind: "scene" | "doc";
+  questions: EvalQuestion[];
+  /** Encoder outputs: the scene's one view, or a document's crops then its global view. */
+  inputs: CompressorInput[];
+  places: ViewPlace[];
+}
+
+interface Outcome {
+  correct: number;
+  n: number;
+  smallCorrect: number;
+  smallN: number;
+  keptTokens: number;
+  totalTokens: number;
+  ms: number;
+}
+
+export const RATIOS = [0.5, 0.25, 0.11];
+
+export function configs(): Config[] {
+  const out: Config[] = [{ label: "none (all tokens)", method: "none", options: {} }];
+  const methods: Array<[string, string, Record<string, unknown>, boolean?]> = [
+    ["fopru rank", "fopru", { strategy: "rank" }],
+    ["fopru row", "fopru", { strategy: "row" }],
+    ["pitome", "pitome", {}],
+    ["tcgc", "tcgc", {}, true],
+    ["tokenflex", "tokenflex", {}],
+    ["cls-attention", "cls-attention", {}],
+    ["tome", "tome", {}],
+    ["visionzip", "visionzip", {}],
+    ["random", "random", { seed: 0 }],
+  ];
+  for (const [label, method, options, docsOnly] of methods) {
+    for (const ratio of RATIOS) out.push({ label, method, options, ratio, docsOnly });
+  }
+  return out;
+}
+
+async function prepare(
+  model: Model,
+  modelDir: string,
+  images: string[],
+  byImage: Map<string, EvalQuestion[]>,
+) {
+  const limits = defaultLimits({});
+  const S = model.imageSize;
+  const maxCrops = model.manifest.crop_rule?.max_crops ?? 1;
+  const prepared: Prepared[] = [];
+  for (const image of images) {
+    const questions = byImage.get(image)!;
+    const bytes = readFileSync(path.join(modelDir, "eval", image));
+    const img = (await decodeFile(bytes, limits, image)).pages[0].image;
+    if (questions[0].kind === "doc") {
+      const grid = chooseCropGrid(img.width, img.height, S, maxCrops);
+      const want = questions[0].crop_grid;
+      if (!want || grid.rows !== want[0] || grid.cols !== want[1]) {
+        throw new Error(`${image}: crop grid ${grid.rows}x${grid.cols} differs from the eval set's ${want}`);
+      }
+      const dv = await documentViews(img, S, maxCrops);
+      const inputs = await model.encode([...dv.crops.map((c) => c.image), dv.global]);
+      const places: ViewPlace[] = [
+        ...dv.crops.map(
+          (c): ViewPlace => ({
+            kind: "crop",
+            row: c.row,
+            col: c.col,
+            rows: dv.grid.rows,
+            cols: dv.grid.cols,
+          }),
+        ),
+        { kind: "global" },
+      ];
+      prepared.push({ image, kind: "doc", questions, inputs, places });
+    } else {
+      const inputs = await model.encode([img]);
+      prepared.push({ image, kind: "scene", questions, inputs, places: [{ kind: "image" }] });
+    }
+  }
+  return prepared;
+}
+
+async function runConfig(model: Model, llm: EmbeddedDecoder, items: Prepared[], c: Config): Promise<Outcome> {
+  const t0 = performance.now();
+  const o: Outcome = { correct: 0, n: 0, smallCorrect: 0, smallN: 0, keptTokens: 0, totalTokens: 0, ms: 0 };
+  const budget: Budget = c.ratio === undefined ? {} : { ratio: c.ratio };
+  const d = model.featureDim;
+  for (const it of items) {
+    let outs: CompressorOutput[];
+    if (it.kind === "doc") {
+      const doc = await compressDocument(
+        c.method,
+        it.inputs.slice(0, -1),
+        it.inputs.at(-1),
+        budget,
+        c.options,
+      );
+      outs = [...doc.crops, doc.global!];
+    } else {
+      outs = [await compress(c.method, it.inputs[0], budget, c.options)];
+    }
+    const k = outs.reduce((s, x) => s + x.sizes.length, 0);
+    const feats = new Float32Array(k * d);
+    const pos = new Float32Array(k * POSITION_DIM);
+    let t = 0;
+    outs.forEach((x, v) => {
+      feats.set(x.features, t * d);
+      pos.set(positionFeatures(x.sources, model.grid, it.places[v]), t * POSITION_DIM);
+      t += x.sizes.length;
+    });
+    const visual = await model.project(feats, pos, k);
+    const answers = await llm.firstWords(
+      it.questions.map((q) => q.question),
+      visual,
+      k,
+    );
+    o.keptTokens += k;
+    o.totalTokens += it.inputs.reduce((s, x) => s + x.grid.rows * x.grid.cols, 0);
+    it.questions.forEach((q, j) => {
+      const ok = answers[j] === q.answer ? 1 : 0;
+      o.n++;
+      o.correct += ok;
+      if (q.small) {
+        o.smallN++;
+        o.smallCorrect += ok;
+      }
+    });
+  }
+  o.ms = performance.now() - t0;
+  return o;
+}
+
+function pct(x: number): string {
+  return (100 * x).toFixed(1);
+}
+
+function tableFor(kind: string, rows: Array<{ c: Config; o: Outcome }>, full: Outcome): string[] {
+  const fullAcc = full.correct / full.n;
+  const lines = [
+    `### ${kind}`,
+    "",
+    "| method | budget | kept tokens | accuracy % (95% CI) | share of full % | small targets % (n) | questions | ms |",
+    "|---|---|---|---|---|---|---|---|",
+  ];
+  for (const { c, o } of rows) {
+    const acc = o.correct / o.n;
+    const [lo, hi] = wilson(o.correct, o.n);
+    const small = o.smallN ? `${pct(o.smallCorrect / o.smallN)} (${o.smallN})` : "-";
+    const budget = c.ratio === undefined ? "100%" : `${Math.round(c.ratio * 100)}%`;
+    lines.push(
+      `| ${c.label} | ${budget} | ${pct(o.keptTokens / o.totalTokens)}% | ${pct(acc)} (${pct(lo)}-${pct(hi)}) | ${pct(acc / fullAcc)} | ${small} | ${o.n} | ${o.ms.toFixed(0)} |`,
+    );
+  }
+  return lines;
+}
+
+function seriesFor(rows: Array<{ c: Config; o: Outcome }>, full: Outcome): Series[] {
+  const byLabel = new Map<string, Series>();
+  for (const { c, o } of rows) {
+    if (c.ratio === undefined) continue;
+    const s = byLabel.get(c.label) ?? { name: c.label, points: [[1, full.correct / full.n]] };
+    s.points.push([o.keptTokens / o.totalTokens, o.correct / o.n]);
+    byLabel.set(c.label, s);
+  }
+  return [...byLabel.values()];
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: "boolean", default: false },
+      out: { type: "string", default: "docs/results" },
+      model: { type: "string" },
+    },
+  });
+  const modelDir = values.model ? path.resolve(values.model) : defaultModelDir();
+  const model = await loadModel(modelDir);
+  const llm = new EmbeddedDecoder(model);
+  const all = readEvalSet(modelDir);
+  const byImage = new Map<string, EvalQuestion[]>();
+  for (const q of all) byImage.set(q.image, [...(byImage.get(q.image) ?? []), q]);
+  const images = [...byImage.keys()].sort();
+  const scenes = images.filter((i) => byImage.get(i)![0].kind === "scene");
+  const docs = images.filter((i) => byImage.get(i)![0].kind === "doc");
+  // --quick: a fixed subset, the first images of each kind in name order.
+  const chosen = values.quick ? [...scenes.slice(0, 60), ...docs.slice(0, 16)] : [...scenes, ...docs];
+
+  const t0 = performance.now();
+  const prepared = await prepare(model, modelDir, chosen, byImage);
+  const encodeMs = performance.now() - t0;
+  process.stderr.write(`encoded ${prepared.length} images in ${(encodeMs / 1000).toFixed(1)} s\n`);
+
+  const results: Record<"scene" | "doc", Array<{ c: Config; o: Outcome }>> = { scene: [], doc: [] };
+  for (const c of configs()) {
+    for (const kind of ["scene", "doc"] as const) {
+      if (kind === "scene" && c.docsOnly) continue;
+      const items = prepared.filter((p) => p.kind === kind);
+      if (items.length === 0) continue;
+      const o = await runConfig(model, llm, items, c);
+      results[kind].push({ c, o });
+      const budget = c.ratio === undefined ? "all" : `${c.ratio}`;
+      process.stderr.write(
+        `${kind.padEnd(5)} ${c.label.padEnd(18)} ${budget.padEnd(5)} acc ${pct(o.correct / o.n).padStart(5)}%  kept ${pct(o.keptTokens / o.totalTokens).padStart(5)}%  ${(o.ms / 1000).toFixed(1)} s\n`,
+      );
+    }
+  }
+  const fullScene = results.scene[0].o;
+  const fullDoc = results.doc[0]?.o;
+  const command = `npm run eval${values.quick ? " -- --quick" : ""}`;
+  const md = [
+    "# Accuracy against visual-token budget",
+    "",
+    metaMarkdown(runMeta(), command),
+    "",
+    `Model: ${model.name} (${modelDir}); held-out set: ${prepared.filter((p) => p.kind === "scene").length} scenes, ${prepared.filter((p) => p.kind === "doc").length} documents${values.quick ? " (quick subset)" : ""}; encoding them took ${(encodeMs / 1000).toFixed(1)} s.`,
+    "Budget = ratio of each view's patches (documents: each crop and the global view; TCGC: total cap over the crops, global view kept whole).",
+    '"kept tokens" = visual tokens given to the decoder / tokens the encoder produced. "share of full" = accuracy / accuracy with all tokens. 95% CI: Wilson.',
+    "",
+    ...tableFor("Scenes", results.scene, fullScene),
+    "",
+    ...(fullDoc ? tableFor("Documents", results.doc, fullDoc) : []),
+    "",
+    "![scenes](accuracy-scenes.png)",
+    "![documents](accuracy-documents.png)",
+    "",
+  ].join("\n");
+  process.stdout.write(`${md}\n`);
+  mkdirSync(values.out, { recursive: true });
+  const suffix = values.quick ? "-quick" : "";
+  writeFileSync(
+    path.join(values.out, `accuracy${suffix}.md`),
+    md.replaceAll("accuracy-", `accuracy${suffix}-`),
+  );
+  for (const [kind, rows, full] of [
+    ["scenes", results.scene, fullScene],
+    ["documents", results.doc, fullDoc],
+  ] as const) {
+    if (!full) continue;
+    const png = await lineChartPng(seriesFor(rows, full), {
+      title: `${model.name}: ${kind}, accuracy against kept fraction of visual tokens`,
+      xLabel: "fraction of visual tokens kept",
+      yLabel: "accuracy",
+      xDomain: [0, 1],
+      yDomain: [0, 1],
+    });
+    writeFileSync(path.join(values.out, `accuracy${suffix}-${kind}.png`), png);
+  }
+  process.stderr.write(
+    `wrote ${values.out}/accuracy${suffix}.md and its plots in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`,
+  );
+}
+
+await main();

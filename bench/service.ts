@@ -1,0 +1,179 @@
+/**
+ * The running service under load, over loopback: `npm run api` and `npm run worker` as child processes
+ * (as in production, under a private queue prefix and data directory), then closed-loop clients at
+ * 1, 4 and 16 concurrent connections. Each client uploads a held-out scene (POST /v1/jobs), follows its
+ * Server-Sent Events until `completed`, and starts the next job. Reports jobs per second, p50/p99 of
+ * the end-to-end latency, the latency the API and queue add over the same request run in-process
+ * (runPipeline, median of the same image, method and budget), and the largest event-loop delay the API
+ * process saw during each level (prom-client's monitorEventLoopDelay max, reset at every scrape).
+ *
+ *   npx tsx bench/service.ts [--seconds S] [--levels 1,4,16] [--markdown]
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import fs from "node:fs/promises";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { readEvalSet } from "../models/eval.ts";
+import { defaultModelDir } from "../models/runtime/manifest.ts";
+import { runPipeline } from "../pipeline/run.ts";
+import { loadConfig } from "../services/shared/config.ts";
+import { median, percentile } from "./report/stats.ts";
+import { cleanupPrefix } from "../test/helpers/redis.ts";
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "15" },
+    levels: { type: "string", default: "1,4,16" },
+    markdown: { type: "boolean", default: false },
+  },
+});
+const seconds = Number(values.seconds);
+const levels = values.levels.split(",").map(Number);
+const METHOD = "fopru";
+const KEEP = "36";
+const redisUrl = process.env.REDIS_URL || "redis://127.0.0.1:6379";
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function start(entry: string, env: NodeJS.ProcessEnv): ChildProcess {
+  const tsx = path.resolve("node_modules/.bin/tsx");
+  const child = spawn(tsx, [entry], { env, stdio: ["ignore", "ignore", "pipe"] });
+  child.stderr?.on("data", (d) => {
+    const s = String(d);
+    if (/error/i.test(s) && !/npm warn/.test(s))
+      process.stderr.write(`[${path.basename(path.dirname(entry))}] ${s}`);
+  });
+  return child;
+}
+
+async function waitReady(base: string, ms = 60_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    try {
+      const r = await fetch(`${base}/readyz`);
+      if (r.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`service at ${base} not ready within ${ms} ms`);
+}
+
+/** Uploads one job and resolves when its SSE stream reports completion. */
+async function oneJob(base: string, image: Buffer, prompt: string): Promise<number> {
+  const t0 = performance.now();
+  const form = new FormData();
+  form.append("file", new Blob([new Uint8Array(image)], { type: "image/png" }), "scene.png");
+  form.append("prompt", prompt);
+  form.append("method", METHOD);
+  form.append("keep", KEEP);
+  const post = await fetch(`${base}/v1/jobs`, { method: "POST", body: form });
+  if (post.status !== 202) throw new Error(`POST /v1/jobs: ${post.status} ${await post.text()}`);
+  const { id } = (await post.json()) as { id: string };
+  const res = await fetch(`${base}/v1/jobs/${id}/events`);
+  const reader = res.body!.getReader();
+  const dec = new TextDecoder();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`job ${id}: event stream ended without completion`);
+    buf += dec.decode(value, { stream: true });
+    if (/^event: completed$/m.test(buf)) {
+      await reader.cancel();
+      return performance.now() - t0;
+    }
+    if (/^event: failed$/m.test(buf)) throw new Error(`job ${id} failed: ${buf.slice(-400)}`);
+  }
+}
+
+async function loopMaxLagSeconds(base: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const m = text.match(/^vtc_process_nodejs_eventloop_lag_max_seconds (\S+)$/m);
+  return m ? Number(m[1]) : Number.NaN;
+}
+
+const modelDir = defaultModelDir();
+const scenes = readEvalSet(modelDir).filter((q) => q.kind === "scene");
+const q = scenes[0];
+const image = readFileSync(path.join(modelDir, "eval", q.image));
+
+// The same request in-process, for the overhead of the API and the queue.
+const inproc: number[] = [];
+for (let i = 0; i < 23; i++) {
+  const t = performance.now();
+  await runPipeline(
+    {
+      files: [{ bytes: image, name: "scene.png" }],
+      prompt: q.question,
+      method: METHOD,
+      budget: { keep: Number(KEEP) },
+      options: {},
+      mode: "answer",
+    },
+    {},
+  );
+  if (i >= 3) inproc.push(performance.now() - t);
+}
+
+const port = await freePort();
+const prefix = `vtc-bench-${process.pid}`;
+const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "vtc-bench-"));
+const env = {
+  ...process.env,
+  PORT: String(port),
+  VTC_QUEUE_PREFIX: prefix,
+  VTC_DATA_DIR: dataDir,
+  REDIS_URL: redisUrl,
+};
+const base = `http://127.0.0.1:${port}`;
+const api = start("services/api/main.ts", env);
+const worker = start("services/worker/main.ts", env);
+const lines: string[] = [];
+try {
+  await waitReady(base);
+  await oneJob(base, image, q.question); // warm-up: the worker thread loads the model
+  lines.push(
+    `Each job: one 96 x 96 held-out scene, method ${METHOD}, keep ${KEEP}, a one-word answer. One API process and one worker process (WORKER_CONCURRENCY=${loadConfig(env).workerConcurrency}) on this machine; clients in the benchmark process; ${seconds} s per level. In-process runPipeline on the same request: median ${median(inproc).toFixed(1)} ms (p99 ${percentile(inproc, 99).toFixed(1)} ms, 20 runs).`,
+    "",
+    "| concurrent clients | jobs | jobs per second | p50 ms | p99 ms | added over in-process (p50) ms | API event-loop delay max ms |",
+    "|---|---|---|---|---|---|---|",
+  );
+  for (const c of levels) {
+    await loopMaxLagSeconds(base); // reset the API's event-loop histogram
+    const lat: number[] = [];
+    const t0 = performance.now();
+    const end = t0 + seconds * 1000;
+    await Promise.all(
+      Array.from({ length: c }, async () => {
+        while (performance.now() < end) lat.push(await oneJob(base, image, q.question));
+      }),
+    );
+    const wall = (performance.now() - t0) / 1000;
+    const lag = await loopMaxLagSeconds(base);
+    lines.push(
+      `| ${c} | ${lat.length} | ${(lat.length / wall).toFixed(2)} | ${median(lat).toFixed(1)} | ${percentile(lat, 99).toFixed(1)} | ${(median(lat) - median(inproc)).toFixed(1)} | ${(lag * 1000).toFixed(1)} |`,
+    );
+    if (!values.markdown) process.stderr.write(`${lines.at(-1)}\n`);
+  }
+} finally {
+  api.kill("SIGTERM");
+  worker.kill("SIGTERM");
+  await new Promise((r) => setTimeout(r, 1500));
+  await cleanupPrefix(prefix);
+  await fs.rm(dataDir, { recursive: true, force: true });
+}
+process.stdout.write(`${lines.join("\n")}\n`);
+process.exit(0);
