@@ -5,6 +5,7 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { Redis } from "ioredis";
@@ -85,7 +86,12 @@ describe("npm start", () => {
     async () => {
       const prefix = `vtc-start-${process.pid}`;
       const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), "vtc-start-"));
-      const port = 20000 + (process.pid % 20000);
+      const port = await new Promise<number>((resolve) => {
+        const srv = net.createServer().listen(0, () => {
+          const { port: p } = srv.address() as net.AddressInfo;
+          srv.close(() => resolve(p));
+        });
+      });
       const child = spawn(TSX, ["services/start.ts"], {
         env: {
           ...process.env,
