@@ -1,11 +1,12 @@
 /**
  * The N x N products (Gram / similarity matrices) through onnxruntime-node (specs/compressors.md, "Cost").
  *
- * The ONNX graphs are tiny and hand-encoded as protobuf bytes here (no protobuf dependency): a Gemm with
- * transB = 1 (Y = A . B^T) and, for PiToMe, Gemm -> Sub(margin) -> Elu -> ReduceMean (similarity and
- * energy in one call). Every dimension is symbolic, so one InferenceSession per graph (per ELU alpha)
- * serves every shape; sessions are created once and cached. Tiny products stay in JavaScript, where the
- * call overhead of onnxruntime would dominate; both paths are tested to agree.
+ * The ONNX graphs are tiny and hand-encoded as protobuf bytes here (no protobuf dependency): Gemm with
+ * transB = 1 (Y = A . B^T, the Gram matrix), MatMul, cosine similarity with in-graph normalisation
+ * (whole or of gathered rows), and PiToMe's energy Sub(margin) -> Elu -> ReduceMean. Every dimension is
+ * symbolic, so one InferenceSession per graph (per ELU alpha) serves every shape; sessions are created
+ * once and cached. Tiny products stay in JavaScript, where the call overhead of onnxruntime would
+ * dominate; both paths are tested to agree.
  */
 import * as ort from "onnxruntime-node";
 
@@ -160,29 +161,6 @@ export function cosineSelfModel(): Uint8Array {
   );
 }
 
-/** S = cosine similarity of the rows of X; E[i] = mean_j ELU(S[i, j] - margin, alpha). */
-export function energyModel(alpha: number): Uint8Array {
-  return model(
-    [
-      ...normalizeNodes("X", "Xn"),
-      node("Gemm", ["Xn", "Xn"], ["S"], [{ name: "transB", int: 1 }]),
-      node("Sub", ["S", "margin"], ["Z"]),
-      node("Elu", ["Z"], ["EZ"], [{ name: "alpha", float: alpha }]),
-      node(
-        "ReduceMean",
-        ["EZ"],
-        ["E"],
-        [
-          { name: "axes", ints: [1] },
-          { name: "keepdims", int: 0 },
-        ],
-      ),
-    ],
-    [valueInfo("X", ["n", "d"]), valueInfo("eps", [1]), valueInfo("margin", [1])],
-    [valueInfo("S", ["n", "n"]), valueInfo("E", ["n"])],
-  );
-}
-
 /** Nodes computing E[i] = mean_j ELU(S[i, j] - margin, alpha) from S. */
 function energyNodes(sim: string, alpha: number): number[][] {
   return [
@@ -198,34 +176,6 @@ function energyNodes(sim: string, alpha: number): number[][] {
       ],
     ),
   ];
-}
-
-/**
- * G = X . X^T (raw Gram) and the PiToMe energy of the cosine similarity
- * S = G / (max(|x_i|, eps) max(|x_j|, eps)): E[i] = mean_j ELU(S[i, j] - margin, alpha).
- */
-export function gramEnergyModel(alpha: number): Uint8Array {
-  return model(
-    [
-      node("Gemm", ["X", "X"], ["G"], [{ name: "transB", int: 1 }]),
-      node(
-        "ReduceL2",
-        ["X"],
-        ["nrm"],
-        [
-          { name: "axes", ints: [1] },
-          { name: "keepdims", int: 1 },
-        ],
-      ),
-      node("Max", ["nrm", "eps"], ["den"]),
-      node("Transpose", ["den"], ["denT"]),
-      node("Div", ["G", "den"], ["G1"]),
-      node("Div", ["G1", "denT"], ["S"]),
-      ...energyNodes("S", alpha),
-    ],
-    [valueInfo("X", ["n", "d"]), valueInfo("eps", [1]), valueInfo("margin", [1])],
-    [valueInfo("G", ["n", "n"]), valueInfo("E", ["n"])],
-  );
 }
 
 /** E[i] = mean_j ELU(S[i, j] - margin, alpha) of a given similarity matrix S [n, m]. */
@@ -266,10 +216,18 @@ function threads(): number {
   return Number.isInteger(env) && env > 0 ? env : 0; // 0: onnxruntime's default (all cores)
 }
 
-export function session(key: string, build: () => Uint8Array): Promise<ort.InferenceSession> {
+/**
+ * The cached session of a graph. `singleThread` for graphs of cheap elementwise ops, where waking a
+ * second thread costs more than it saves (and much more when the machine is busy).
+ */
+export function session(
+  key: string,
+  build: () => Uint8Array,
+  singleThread = false,
+): Promise<ort.InferenceSession> {
   let s = sessions.get(key);
   if (!s) {
-    const intraOpNumThreads = threads();
+    const intraOpNumThreads = singleThread ? 1 : threads();
     s = ort.InferenceSession.create(build(), {
       graphOptimizationLevel: "all",
       ...(intraOpNumThreads ? { intraOpNumThreads } : {}),
@@ -458,38 +416,6 @@ function elu(z: number, alpha: number): number {
   return z > 0 ? z : alpha * (Math.exp(z) - 1);
 }
 
-/**
- * PiToMe's similarity and energy of the metric X [n, d]: S = cosine similarity of its rows and
- * E[i] = mean_j ELU(S[i][j] - margin, alpha) (j runs over all tokens, i included).
- */
-export async function similarityEnergy(
-  x: Float32Array,
-  n: number,
-  d: number,
-  margin: number,
-  alpha: number,
-): Promise<{ sim: Float32Array; energy: Float32Array }> {
-  if (useJs(n * n * d) || d === 0) {
-    const xn = normalizeRows(x, n, d);
-    const sim = gemmTransBJs(xn, n, xn, n, d);
-    const energy = new Float32Array(n);
-    const m = Math.fround(margin);
-    for (let i = 0; i < n; i++) {
-      let s = 0;
-      for (let j = 0; j < n; j++) s += elu(Math.fround(sim[i * n + j] - m), alpha);
-      energy[i] = s / n;
-    }
-    return { sim, energy };
-  }
-  const s = await session(`energy:${alpha}`, () => energyModel(alpha));
-  const out = await s.run({
-    X: tensor(x, n, d),
-    eps: new ort.Tensor("float32", EPS, [1]),
-    margin: new ort.Tensor("float32", Float32Array.of(margin), [1]),
-  });
-  return { sim: asF32(out.S), energy: asF32(out.E) };
-}
-
 /** Raw Gram matrix X . X^T [n, n]. */
 export function gram(x: Float32Array, n: number, d: number): Promise<Float32Array> {
   return gemmTransB(x, n, x, n, d);
@@ -498,31 +424,6 @@ export function gram(x: Float32Array, n: number, d: number): Promise<Float32Arra
 /** Cosine similarity, given the raw Gram entries and the two rows' squared norms (F.normalize's eps). */
 export function cosFromGram(g: number, sqi: number, sqj: number): number {
   return g / (Math.max(Math.sqrt(sqi), NORM_EPS) * Math.max(Math.sqrt(sqj), NORM_EPS));
-}
-
-/** PiToMe's first round: the raw Gram matrix of X and the energies of its cosine similarity. */
-export async function gramEnergy(
-  x: Float32Array,
-  n: number,
-  d: number,
-  margin: number,
-  alpha: number,
-): Promise<{ gram: Float32Array; energy: Float32Array }> {
-  if (useJs(n * n * d) || d === 0) {
-    const g = gemmTransBJs(x, n, x, n, d);
-    const s = new Float32Array(n * n);
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j < n; j++) s[i * n + j] = cosFromGram(g[i * n + j], g[i * n + i], g[j * n + j]);
-    }
-    return { gram: g, energy: energyJs(s, n, n, margin, alpha) };
-  }
-  const s = await session(`gramEnergy:${alpha}`, () => gramEnergyModel(alpha));
-  const out = await s.run({
-    X: tensor(x, n, d),
-    eps: new ort.Tensor("float32", EPS, [1]),
-    margin: new ort.Tensor("float32", Float32Array.of(margin), [1]),
-  });
-  return { gram: asF32(out.G), energy: asF32(out.E) };
 }
 
 function energyJs(s: Float32Array, n: number, m: number, margin: number, alpha: number): Float32Array {
@@ -547,7 +448,7 @@ export async function energyFromSim(
   alpha: number,
 ): Promise<Float32Array> {
   if (useJs(n * n, JS_MAX_ENERGY)) return energyJs(s, n, n, margin, alpha);
-  const sess = await session(`energyFromSim:${alpha}`, () => energyFromSimModel(alpha));
+  const sess = await session(`energyFromSim:${alpha}`, () => energyFromSimModel(alpha), true);
   const out = await sess.run({
     S: new ort.Tensor("float32", s, [n, n]),
     margin: new ort.Tensor("float32", Float32Array.of(margin), [1]),

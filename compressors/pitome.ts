@@ -12,14 +12,14 @@
  * Merges are size-weighted means of features and metric. Since sizes start at 1, the features are
  * computed once at the end as the mean over each token's sources, and the merged metric's cosines come
  * from the aggregated Gram matrix (compressors/gram-tokens.ts): both equal the repeated size-weighted
- * merges. The first round's Gram matrix and energies come from one onnxruntime call; later rounds'
- * energies from the aggregated similarity (onnxruntime's vectorised ELU).
+ * merges. The first round computes the raw Gram matrix (one onnxruntime product); every round's
+ * energies come from the (aggregated) similarity through onnxruntime's vectorised ELU.
  * Margin m = 0.9 * (1 - l / L) for select layer l of L unless the `margin` option sets it.
  */
 import { z } from "zod";
 import type { MethodDef } from "./base.ts";
 import { GramTokens, rasterOrder } from "./gram-tokens.ts";
-import { energyFromSim, gramEnergy } from "./ort.ts";
+import { energyFromSim, gram } from "./ort.ts";
 import { sortByScoreDesc } from "./util.ts";
 
 const schema = z
@@ -60,19 +60,16 @@ export const pitome: MethodDef<typeof schema> = {
     let ncur = ctx.n;
     while (ncur > target) {
       const kk = Math.min(ncur - target, Math.floor(ncur / 2));
-      let energy: Float32Array;
       if (!state) {
-        // First round: one onnxruntime call gives the raw Gram matrix and the energies.
-        const r = await gramEnergy(m.data, ncur, m.dim, margin, opts.alpha);
-        ctx.verifyGram(m, r.gram, ncur);
+        // First round: the raw Gram matrix of the metric, the one product over D.
+        const g = await gram(m.data, ncur, m.dim);
+        ctx.verifyGram(m, g, ncur);
         state = new GramTokens(
           Array.from({ length: ncur }, (_, i) => [i]),
-          r.gram,
+          g,
         );
-        energy = r.energy;
-      } else {
-        energy = await energyFromSim(state.similarity(), ncur, margin, opts.alpha);
       }
+      const energy = await energyFromSim(state.similarity(), ncur, margin, opts.alpha);
       // Tokens are in raster order of their smallest source, so "ties to the smaller smallest
       // source" is "ties to the smaller index".
       const order = sortByScoreDesc(
