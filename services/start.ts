@@ -9,12 +9,17 @@ import { fileURLToPath } from "node:url";
 const here = path.dirname(fileURLToPath(import.meta.url));
 const tsx = path.resolve(here, "../node_modules/.bin/tsx");
 const children: ChildProcess[] = [];
+let stopping = false;
 
 function run(entry: string): ChildProcess {
   const child = spawn(tsx, [path.join(here, entry)], { stdio: "inherit", env: process.env });
   child.on("exit", (code) => {
-    for (const other of children) if (other !== child && other.exitCode === null) other.kill("SIGTERM");
-    process.exitCode = code ?? 1;
+    // After a signal both children are already stopping: a second SIGTERM would cut a graceful
+    // shutdown short.
+    if (!stopping) {
+      for (const other of children) if (other !== child && other.exitCode === null) other.kill("SIGTERM");
+    }
+    if (process.exitCode === undefined || process.exitCode === 0) process.exitCode = code ?? 1;
   });
   children.push(child);
   return child;
@@ -24,6 +29,7 @@ run("api/main.ts");
 run("worker/main.ts");
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.once(signal, () => {
+    stopping = true;
     for (const child of children) child.kill(signal);
   });
 }

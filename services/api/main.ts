@@ -16,8 +16,11 @@ const server = createApp(ctx.deps).listen(config.port, () => {
     `[api] listening on http://127.0.0.1:${config.port} (Redis ${redactUrl(config.redisUrl)}, data ${config.dataDir})`,
   );
 });
+let stopping = false;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
-  process.once(signal, () => {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
     server.close();
     server.closeAllConnections();
     void ctx.close().finally(() => process.exit(0));

@@ -19,8 +19,11 @@ console.log(
 );
 service.pool.warm().catch((err) => console.error(`[worker] model not loaded yet: ${(err as Error).message}`));
 
+let stopping = false;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
-  process.once(signal, async () => {
+  process.on(signal, async () => {
+    if (stopping) return;
+    stopping = true;
     console.log(
       `[worker] ${signal}: no new jobs; finishing the current ones (at most ${config.shutdownTimeoutMs} ms)`,
     );

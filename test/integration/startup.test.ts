@@ -102,6 +102,13 @@ describe("npm start", () => {
         },
         stdio: ["ignore", "pipe", "pipe"],
       });
+      let output = "";
+      child.stdout.on("data", (d) => {
+        output += d;
+      });
+      child.stderr.on("data", (d) => {
+        output += d;
+      });
       const base = `http://127.0.0.1:${port}`;
       try {
         let ready = false;
@@ -128,7 +135,7 @@ describe("npm start", () => {
       } finally {
         child.kill("SIGTERM");
         const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
-        expect(code).toBe(0);
+        expect(code, output).toBe(0);
         await cleanupPrefix(prefix);
         await fsp.rm(dataDir, { recursive: true, force: true });
       }
