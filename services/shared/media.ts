@@ -1,7 +1,8 @@
 /**
  * What an upload really is, judged from its bytes (never its name or Content-Type): the sniffed type,
- * image size or PDF page count, and whether it decodes. Used by the API before a job is queued and
- * by the worker again before it runs one (a job may reach the queue some other way).
+ * image size or PDF page count, and whether it decodes. Used by the API before a job is queued; the
+ * worker's pipeline checks again when it decodes (pipeline/decode.ts), since a job may reach the queue
+ * some other way.
  */
 import { fileTypeFromBuffer } from "file-type";
 import sharp from "sharp";

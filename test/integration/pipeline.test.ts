@@ -17,6 +17,15 @@ import { form, type Harness, readEvents, startApi } from "./harness.ts";
 const MODEL_DIR = path.resolve("models/vtc-tiny");
 const hasModel = fs.existsSync(path.join(MODEL_DIR, "manifest.json"));
 const EVAL = path.join(MODEL_DIR, "eval");
+const manifest = hasModel
+  ? (JSON.parse(fs.readFileSync(path.join(MODEL_DIR, "manifest.json"), "utf8")) as {
+      num_patches: number;
+      grid: [number, number];
+      encoder: { feature_dim: number };
+    })
+  : null;
+const N = manifest?.num_patches ?? 0;
+const D = manifest?.encoder.feature_dim ?? 0;
 
 interface EvalItem {
   image: string;
@@ -99,9 +108,9 @@ describe.skipIf(!hasModel)("the mission methods on held-out inputs, through the 
       expect(stages).toEqual(expect.arrayContaining(["decode", "encode", "compress", "llm"]));
       const r = view.result;
       expect(r.images).toHaveLength(1);
-      expect(r.images[0].tokensBefore).toBe(144);
+      expect(r.images[0].tokensBefore).toBe(N);
       expect(r.images[0].tokensAfter).toBe(K);
-      expect(r.visualTokens).toMatchObject({ before: 144, after: K });
+      expect(r.visualTokens).toMatchObject({ before: N, after: K });
       expect(typeof r.answer).toBe("string");
       expect(r.answer.length).toBeGreaterThan(0);
       expect(r.textTokens.prompt).toBeGreaterThan(0);
@@ -109,7 +118,7 @@ describe.skipIf(!hasModel)("the mission methods on held-out inputs, through the 
       for (const stage of ["decode", "encode", "compress", "llm", "total"])
         expect(r.timings[stage]).toBeGreaterThanOrEqual(0);
       const t = await tokensOf(links);
-      expect(t.tensors.features.shape).toEqual([K, 157]);
+      expect(t.tensors.features.shape).toEqual([K, D]);
       expect(t.tensors.sizes.shape).toEqual([K]);
       expect(t.tensors.source_offsets.shape).toEqual([K + 1]);
       expect(t.metadata.method).toBe(method);
@@ -165,8 +174,7 @@ describe.skipIf(!hasModel)("the mission methods on held-out inputs, through the 
     const input = await sharp(file).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     expect([picture.info.width, picture.info.height]).toEqual([input.info.width, input.info.height]);
     const { width, height } = input.info;
-    const rows = 12;
-    const cols = 12;
+    const [rows, cols] = manifest!.grid;
     let droppedPixels = 0;
     for (let y = 0; y < height; y++) {
       for (let x = 0; x < width; x++) {
@@ -183,7 +191,7 @@ describe.skipIf(!hasModel)("the mission methods on held-out inputs, through the 
         }
       }
     }
-    expect(droppedPixels).toBe(((144 - K) * width * height) / 144);
+    expect(droppedPixels).toBe(((N - K) * width * height) / N);
   });
 
   it("two files in one job: per-image token counts and one kept.png each", async () => {
@@ -209,7 +217,9 @@ describe.skipIf(!hasModel)("the mission methods on held-out inputs, through the 
     expect(view.result.visualTokens.after).toBe(32);
     const second = await fetch(`${h.base}${links.kept}?file=1`);
     expect(second.status).toBe(200);
-    expect((await sharp(Buffer.from(await second.arrayBuffer())).metadata()).width).toBe(96);
+    expect((await sharp(Buffer.from(await second.arrayBuffer())).metadata()).width).toBe(
+      (await sharp(b).metadata()).width,
+    );
     expect((await fetch(`${h.base}${links.kept}?file=5`)).status).toBe(404);
   });
 
@@ -223,7 +233,7 @@ describe.skipIf(!hasModel)("the mission methods on held-out inputs, through the 
     expect(view.status).toBe("completed");
     expect(view.result.answer).toBeNull();
     expect(view.result.visualTokens.after).toBe(36);
-    expect((await tokensOf(links)).tensors.features.shape).toEqual([36, 157]);
+    expect((await tokensOf(links)).tensors.features.shape).toEqual([36, D]);
   });
 
   it("a corrupt file that reached the worker fails at once with its reason; the worker completes the next job", async () => {
