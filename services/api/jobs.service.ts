@@ -59,6 +59,7 @@ export interface JobView {
     method: string;
     budget: PipelineJobData["budget"];
     mode: PipelineJobData["mode"];
+    layout: NonNullable<PipelineJobData["layout"]>;
     prompt: string;
     options: Record<string, unknown>;
     files: Pick<JobFileRef, "name" | "sha256" | "size" | "mime">[];
@@ -245,6 +246,7 @@ export class JobsService {
         method: data.method,
         budget: data.budget,
         mode: data.mode,
+        layout: data.layout ?? "auto",
         prompt: data.prompt,
         options: data.options,
         files: (data.files ?? []).map((f) => ({

@@ -179,6 +179,7 @@ export const jobViewSchema = z.object({
     method: z.string(),
     budget: z.record(z.string(), z.number()),
     mode: z.enum(MODES),
+    layout: z.enum(LAYOUTS),
     prompt: z.string(),
     files: z.array(z.object({ name: z.string(), sha256: z.string(), size: z.number(), mime: z.string() })),
   }),
