@@ -8,6 +8,7 @@ import { Ctx, checkFinite, finish, identity, validateInput } from "./base.ts";
 import { CompressorInputError } from "./errors.ts";
 import { METHOD_NAMES, METHODS, type MethodEntry } from "./registry.ts";
 import { analyzeCrop, applyCap, cropStats, selectCrop, type TcgcOptions } from "./tcgc.ts";
+import { tokenflex, tokenflexBudget } from "./tokenflex.ts";
 import type { Budget, CompressorInput, CompressorOutput, CompressorStats } from "./types.ts";
 
 export { CompressorInputError } from "./errors.ts";
@@ -124,8 +125,11 @@ export async function compress(
   validateInput(input, "input", !deferScan);
   const n = input.grid.rows * input.grid.cols;
   const k = resolveBudget(budget, n);
-  const base = { method: m.name, options: opts, budget: m.budget === "ignored" ? null : (k ?? null) };
-  if (m.budget === "required") {
+  // TokenFLEX's `budget: "auto"` turns keep/ratio into an optional cap.
+  const budgetKind =
+    m.name === tokenflex.name ? tokenflexBudget(opts as { budget: "fixed" | "auto" }) : m.budget;
+  const base = { method: m.name, options: opts, budget: budgetKind === "ignored" ? null : (k ?? null) };
+  if (budgetKind === "required") {
     if (k === undefined) {
       throw new CompressorInputError("budget", `keep or ratio is required for method ${m.name}`);
     }
@@ -138,7 +142,7 @@ export async function compress(
   const ctx = new Ctx(input);
   const { out, stats: extra } = await finish(
     input,
-    await m.run(ctx, m.budget === "ignored" ? undefined : k, opts),
+    await m.run(ctx, budgetKind === "ignored" ? undefined : k, opts),
   );
   if (deferScan) verifyOutput(input, out);
   return { ...out, stats: stats(n, out, t0, ctx.fallbacks, { ...base, ...extra }) };

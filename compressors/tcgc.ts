@@ -77,15 +77,32 @@ export interface CropAnalysis {
   low: Float32Array;
 }
 
-export function lowLayerOf(ctx: Ctx, opts: TcgcOptions): number {
+export function lowLayerOf(ctx: Ctx, opts: Pick<TcgcOptions, "lowLayer">): number {
   return opts.lowLayer ?? ctx.input.lowLayer ?? roundHalfUp(ctx.input.numLayers / 6);
 }
 
-export async function analyzeCrop(ctx: Ctx, opts: TcgcOptions): Promise<CropAnalysis> {
+/** Steps 1-2 of the spec without the budget: the redundant patches of one crop and rho. */
+export interface Redundancy {
+  lowLayer: number;
+  redundant: number;
+  /** rho = 1 - redundant / N. */
+  rho: number;
+  /** Where the compared vectors came from: `keys.<low>`, or `features` (a reported fallback). */
+  metric: string;
+}
+
+/**
+ * Pattern repetitiveness (spec 3.1) and information density (3.2): patch i is redundant when more than
+ * ceil(tauCntFrac * N) other patches have cosine > tauSim with it, cosines of keys[low] (CLS dropped),
+ * else of the features (reported as a fallback in ctx). Needs no attention; also used by TokenFLEX's
+ * `budget: "auto"`.
+ */
+export async function redundancyOf(
+  ctx: Ctx,
+  opts: Pick<TcgcOptions, "tauSim" | "tauCntFrac" | "lowLayer">,
+): Promise<Redundancy> {
   const n = ctx.n;
   const lowLayer = lowLayerOf(ctx, opts);
-  const deep = ctx.requireClsAttention(ctx.input.selectLayer);
-  const low = ctx.requireClsAttention(lowLayer);
   // One raw Gram product; the cosines C_ij = G_ij / (|x_i| |x_j|) are formed in float32 while counting.
   const metric = ctx.metric(lowLayer, false);
   const g = await gram(metric.data, n, metric.dim);
@@ -103,7 +120,15 @@ export async function analyzeCrop(ctx: Ctx, opts: TcgcOptions): Promise<CropAnal
     if (Math.fround(g[row + i] * ii * ii) > tauSim) count--; // j = i is not another patch
     if (count > tauCnt) redundant++;
   }
-  const rho = 1 - redundant / n;
+  return { lowLayer, redundant, rho: 1 - redundant / n, metric: metric.field };
+}
+
+export async function analyzeCrop(ctx: Ctx, opts: TcgcOptions): Promise<CropAnalysis> {
+  const n = ctx.n;
+  const lowLayer = lowLayerOf(ctx, opts);
+  const deep = ctx.requireClsAttention(ctx.input.selectLayer);
+  const low = ctx.requireClsAttention(lowLayer);
+  const { redundant, rho } = await redundancyOf(ctx, opts);
   const nMin = Math.max(1, ceilFrac(opts.nMinFrac, n));
   const nLocal = Math.min(n, Math.max(nMin, roundHalfUp(rho * n)));
   const q1 = percentile(deep, 25);

@@ -10,11 +10,88 @@
  * (floor((r + 0.5) * n / rows), floor((c + 0.5) * n / cols)). Decision: when n exceeds a side (a very
  * non-square grid) some windows receive no patch by that rule; such a window gets the patch under its
  * centre, floor((w + 0.5) * side / n), so every token has at least one source. sizes = source counts.
+ *
+ * Option `budget` (spec 4.4, beyond the paper):
+ * - "fixed" (default): n = floor(sqrt(K)) from the required keep/ratio, as above.
+ * - "auto": n follows the content. TCGC's redundancy analysis (spec 3.1-3.2, `redundancyOf` in tcgc.ts:
+ *   cosines of the low layer's patch keys, else of the features, a reported fallback; options
+ *   `tauSim`, `tauCntFrac`, `lowLayer` with TCGC's defaults) gives rho = 1 - redundant / N, then
+ *     S = min(rows, cols) (the native side: the largest n that needs no upsampling),
+ *     n = clamp(round(sqrt(rho) * S), min(minSide, S), S),
+ *   so n * n is about rho * S * S: on a square grid the same share of tokens TCGC keeps (rho * N). The
+ *   rule is monotone in rho: a uniform image gets minSide^2 tokens, one without repeated patches
+ *   S^2 (on a square grid all N, each token one patch). Decision: `minSide` defaults to 2 (a model's
+ *   smallest trained n, e.g. vtc-tiny's 4 in its manifest's trained_pool_n, is the caller's to pass).
+ *   keep/ratio become optional; when given they cap n at max(1, floor(sqrt(K))), which wins over
+ *   minSide. stats: budgetMode, rule, rho, redundant, metric, lowLayer, nativeSide, autoSide (before
+ *   the cap), cap (K or null), side (the n used). The auto-only options are ignored in fixed mode.
  */
 import { z } from "zod";
-import type { MethodDef } from "./base.ts";
+import type { Ctx, MethodDef } from "./base.ts";
+import { redundancyOf, tcgcSchema } from "./tcgc.ts";
+import { roundHalfUp } from "./util.ts";
 
-const schema = z.object({}).strict();
+export const tokenflexSchema = z
+  .object({
+    budget: z
+      .enum(["fixed", "auto"])
+      .default("fixed")
+      .describe(
+        "fixed: n = floor(sqrt(K)) from keep/ratio (required). auto: n from the share of non-redundant patches (TCGC 3.1-3.2), keep/ratio an optional cap.",
+      ),
+    minSide: z
+      .number()
+      .int()
+      .min(1)
+      .max(1024)
+      .default(2)
+      .describe("auto: smallest n (n * n tokens), at most the native side min(rows, cols)."),
+    ...tcgcSchema.pick({ tauSim: true, tauCntFrac: true, lowLayer: true }).shape,
+  })
+  .strict();
+
+export type TokenflexOptions = z.infer<typeof tokenflexSchema>;
+
+export const AUTO_RULE =
+  "n = clamp(round(sqrt(rho) * S), min(minSide, S), S), S = min(rows, cols); n <= floor(sqrt(cap))";
+
+/** How compress() treats keep/ratio: required in fixed mode, an optional cap in auto mode. */
+export function tokenflexBudget(opts: Pick<TokenflexOptions, "budget">): "required" | "cap" {
+  return opts.budget === "auto" ? "cap" : "required";
+}
+
+/** The auto rule on its own (see the header). */
+export function autoSide(rho: number, rows: number, cols: number, minSide: number): number {
+  const s = Math.min(rows, cols);
+  return Math.min(s, Math.max(Math.min(minSide, s), roundHalfUp(Math.sqrt(rho) * s)));
+}
+
+async function chooseSide(
+  ctx: Ctx,
+  k: number | undefined,
+  opts: TokenflexOptions,
+): Promise<{ n: number; stats: Record<string, unknown> }> {
+  if (opts.budget === "fixed") {
+    return { n: Math.max(1, Math.floor(Math.sqrt(k!))), stats: { budgetMode: "fixed" } };
+  }
+  const r = await redundancyOf(ctx, opts);
+  const auto = autoSide(r.rho, ctx.rows, ctx.cols, opts.minSide);
+  const n = k === undefined ? auto : Math.min(auto, Math.max(1, Math.floor(Math.sqrt(k))));
+  return {
+    n,
+    stats: {
+      budgetMode: "auto",
+      rule: AUTO_RULE,
+      rho: r.rho,
+      redundant: r.redundant,
+      metric: r.metric,
+      lowLayer: r.lowLayer,
+      nativeSide: Math.min(ctx.rows, ctx.cols),
+      autoSide: auto,
+      cap: k ?? null,
+    },
+  };
+}
 
 /** align_corners = true sampling: index pairs and weights for one axis. */
 function axis(inSize: number, outSize: number): { i0: Int32Array; i1: Int32Array; t: Float64Array } {
@@ -98,18 +175,19 @@ function windowsOf(side: number, n: number): number[][] {
   return members;
 }
 
-export const tokenflex: MethodDef<typeof schema> = {
+export const tokenflex: MethodDef<typeof tokenflexSchema> = {
   name: "tokenflex",
   title: "TokenFLEX adaptive pooling",
   paper: "arXiv 2504.03154",
   section: "4",
   kind: "pool",
-  needs: ["features"],
-  needsNote: "features and grid",
+  needs: ["features", "keys"],
+  needsNote:
+    'features and grid; budget "auto" also reads keys[low] (else features) for repetitiveness, and takes keep/ratio as an optional cap',
   budget: "required",
-  optionsSchema: schema,
-  async run(ctx, k) {
-    const n = Math.max(1, Math.floor(Math.sqrt(k!)));
+  optionsSchema: tokenflexSchema,
+  async run(ctx, k, opts) {
+    const { n, stats } = await chooseSide(ctx, k, opts);
     const { rows, cols, d } = ctx;
     const outRows = rows % n === 0 ? rows : Math.ceil(rows / n) * n;
     const outCols = cols % n === 0 ? cols : Math.ceil(cols / n) * n;
@@ -131,6 +209,7 @@ export const tokenflex: MethodDef<typeof schema> = {
       sources,
       sizes: Float32Array.from(sources, (s) => s.length),
       stats: {
+        ...stats,
         side: n,
         resized: outRows !== rows || outCols !== cols ? `${outRows}x${outCols}` : null,
       },
