@@ -101,15 +101,6 @@ export function parseJobFields(
   if (f.keep !== undefined && f.ratio !== undefined) {
     throw new InputError(400, "bad_budget", "keep and ratio: give one of them, not both", "ratio");
   }
-  if ((method.budget ?? "required") === "required" && f.keep === undefined && f.ratio === undefined) {
-    throw new InputError(
-      400,
-      "bad_budget",
-      `keep or ratio: method ${method.name} needs a budget`,
-      "keep",
-      maxKeep,
-    );
-  }
   if (f.mode === "answer" && !f.prompt?.trim()) {
     throw new InputError(400, "bad_request", "prompt: required in mode `answer`", "prompt");
   }
@@ -131,13 +122,24 @@ export function parseJobFields(
   }
   const checked = method.optionsSchema.safeParse(options);
   if (!checked.success) throw inputErrorFromZod(checked.error, "options.", "bad_option");
+  const resolved = checked.data as Record<string, unknown>;
+  const budgetKind = method.budgetFor?.(resolved) ?? method.budget ?? "required";
+  if (budgetKind === "required" && f.keep === undefined && f.ratio === undefined) {
+    throw new InputError(
+      400,
+      "bad_budget",
+      `keep or ratio: method ${method.name} needs a budget`,
+      "keep",
+      maxKeep,
+    );
+  }
   const budget: Budget =
     f.keep !== undefined ? { keep: f.keep } : f.ratio !== undefined ? { ratio: f.ratio } : {};
   return {
     prompt: f.prompt ?? "",
     method: method.name,
     budget,
-    options: checked.data as Record<string, unknown>,
+    options: resolved,
     mode: f.mode,
     layout: f.layout,
   };

@@ -27,7 +27,17 @@ export function registryCatalog(): Promise<MethodCatalog> {
 
 async function load(): Promise<MethodCatalog> {
   const { METHODS } = await import("../../compressors/registry.ts");
-  return catalogOf(Object.values(METHODS).map((m) => toDescriptor(m as RegistryMethod)));
+  const { tokenflex, tokenflexBudget } = await import("../../compressors/tokenflex.ts");
+  return catalogOf(
+    Object.values(METHODS).map((m) => {
+      const d = toDescriptor(m as RegistryMethod);
+      // The same rule compressors/index.ts applies: TokenFLEX's `budget: "auto"` makes keep/ratio a cap.
+      if (m.name === tokenflex.name) {
+        d.budgetFor = (o) => tokenflexBudget(o as Parameters<typeof tokenflexBudget>[0]);
+      }
+      return d;
+    }),
+  );
 }
 
 export function toDescriptor(m: RegistryMethod): MethodDescriptor {

@@ -14,6 +14,8 @@ export interface MethodDescriptor {
   documents?: boolean;
   /** "required": keep or ratio is mandatory; "cap": an optional upper bound (TCGC); "ignored" (none). */
   budget?: "required" | "cap" | "ignored";
+  /** When the options change how the budget is read (TokenFLEX `budget: "auto"` makes it a cap). */
+  budgetFor?: (options: Record<string, unknown>) => "required" | "cap" | "ignored";
 }
 
 export interface MethodCatalog {

@@ -49,6 +49,17 @@ describe("POST /v1/jobs: bad input gets a 4xx naming the field and the limit", (
     expect(r2.body.error).toMatchObject({ code: "bad_budget", field: "ratio", limit: 1 });
     const r3 = await post(form([["a.png", image]], { prompt: "q", method: "fopru" }));
     expect(r3.body.error).toMatchObject({ code: "bad_budget", field: "keep" });
+    // TokenFLEX: a budget is required in its fixed mode, optional (a cap) in `budget: "auto"`.
+    const fixed = await post(form([["a.png", image]], { prompt: "q", method: "tokenflex" }));
+    expect(fixed.body.error).toMatchObject({ code: "bad_budget", field: "keep" });
+    const auto = await post(
+      form([["a.png", image]], {
+        prompt: "q",
+        method: "tokenflex",
+        options: JSON.stringify({ budget: "auto" }),
+      }),
+    );
+    expect(auto.status).toBe(202);
   });
 
   it("invalid options", async () => {

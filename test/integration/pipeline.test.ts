@@ -223,6 +223,19 @@ describe.skipIf(!hasModel)("the mission methods on held-out inputs, through the 
     expect((await fetch(`${h.base}${links.kept}?file=5`)).status).toBe(404);
   });
 
+  it("tokenflex with budget auto: no keep needed, a square token count from the content", async () => {
+    const { links } = await submit(path.join(EVAL, scene.image), {
+      prompt: scene.question,
+      method: "tokenflex",
+      options: JSON.stringify({ budget: "auto" }),
+    });
+    const { view } = await follow(links);
+    expect(view.status, JSON.stringify(view.error)).toBe("completed");
+    const after = view.result.visualTokens.after;
+    expect(Number.isInteger(Math.sqrt(after))).toBe(true);
+    expect(after).toBeLessThanOrEqual(N);
+  });
+
   it("mode tokens: no LLM call, the tokens are there", async () => {
     const { links } = await submit(path.join(EVAL, scene.image), {
       method: "fopru",
