@@ -45,6 +45,25 @@ export function parseOptions(
   );
 }
 
+export type BudgetRule = "required" | "cap" | "ignored";
+
+/** The rule of a method for options already validated (defaults filled). */
+function ruleOf(m: MethodEntry, opts: Record<string, unknown>): BudgetRule {
+  // TokenFLEX's `budget: "auto"` turns keep/ratio into an optional cap.
+  return m.name === tokenflex.name ? tokenflexBudget(opts as { budget: "fixed" | "auto" }) : m.budget;
+}
+
+/**
+ * How `method` reads keep/ratio with these options: "required" (one of them is mandatory), "cap"
+ * (an optional upper bound: TCGC, TokenFLEX `budget: "auto"`) or "ignored" (none). The options are
+ * validated like compress() does (CompressorInputError when they are bad; defaults filled).
+ * The service validates requests with it, so its rule and compress()'s are one.
+ */
+export function budgetRule(method: string, options?: Record<string, unknown>): BudgetRule {
+  const m = getMethod(method);
+  return ruleOf(m, parseOptions(m, options));
+}
+
 /**
  * Resolves a budget to K for N patches: `keep` (an integer >= 1; K >= N means no compression) or
  * `ratio` (0 < ratio <= 1, K = max(1, floor(N * ratio))). Undefined when no budget was given.
@@ -125,9 +144,7 @@ export async function compress(
   validateInput(input, "input", !deferScan);
   const n = input.grid.rows * input.grid.cols;
   const k = resolveBudget(budget, n);
-  // TokenFLEX's `budget: "auto"` turns keep/ratio into an optional cap.
-  const budgetKind =
-    m.name === tokenflex.name ? tokenflexBudget(opts as { budget: "fixed" | "auto" }) : m.budget;
+  const budgetKind = ruleOf(m, opts);
   const base = { method: m.name, options: opts, budget: budgetKind === "ignored" ? null : (k ?? null) };
   if (budgetKind === "required") {
     if (k === undefined) {

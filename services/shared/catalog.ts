@@ -26,15 +26,12 @@ export function registryCatalog(): Promise<MethodCatalog> {
 }
 
 async function load(): Promise<MethodCatalog> {
-  const { METHODS } = await import("../../compressors/registry.ts");
-  const { tokenflex, tokenflexBudget } = await import("../../compressors/tokenflex.ts");
+  const { METHODS, budgetRule } = await import("../../compressors/index.ts");
   return catalogOf(
     Object.values(METHODS).map((m) => {
       const d = toDescriptor(m as RegistryMethod);
-      // The same rule compressors/index.ts applies: TokenFLEX's `budget: "auto"` makes keep/ratio a cap.
-      if (m.name === tokenflex.name) {
-        d.budgetFor = (o) => tokenflexBudget(o as Parameters<typeof tokenflexBudget>[0]);
-      }
+      // compress()'s own rule (e.g. TokenFLEX's `budget: "auto"` makes keep/ratio a cap).
+      d.budgetFor = (o) => budgetRule(m.name, o);
       return d;
     }),
   );
