@@ -6,13 +6,16 @@ import type { BlobStore } from "../shared/blob-store.ts";
 import type { Config } from "../shared/config.ts";
 import { notFound } from "../shared/errors.ts";
 import type { MethodCatalog } from "../shared/methods.ts";
+import { readModelInfo } from "../shared/model-info.ts";
 import { BatchesService } from "./batches.service.ts";
+import { ChatService } from "./chat.service.ts";
 import type { JobEventsHub } from "./events.ts";
 import { errorHandler } from "./http-errors.ts";
 import { JobsService } from "./jobs.service.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { buildOpenApi } from "./openapi.ts";
 import { batchesRouter } from "./routes/batches.ts";
+import { chatRouter } from "./routes/chat.ts";
 import { jobsRouter } from "./routes/jobs.ts";
 import { type Readiness, systemRouter } from "./routes/system.ts";
 
@@ -27,6 +30,8 @@ export interface AppDeps {
   maxKeep: () => Promise<number>;
   readiness: Readiness;
   metrics?: Metrics;
+  /** The served model's name (default: the manifest's in `config.modelDir`). */
+  modelName?: () => Promise<string>;
 }
 
 export function createApp(deps: AppDeps): Express & { metrics: Metrics } {
@@ -38,6 +43,8 @@ export function createApp(deps: AppDeps): Express & { metrics: Metrics } {
   const batches = new BatchesService({ queue: deps.queue, redis: deps.redis, config: deps.config, jobs });
   app.use(jobsRouter({ jobs, hub: deps.hub, blobs: deps.blobs, config: deps.config }));
   app.use(batchesRouter({ batches, config: deps.config }));
+  const modelName = deps.modelName ?? (async () => (await readModelInfo(deps.config.modelDir)).name);
+  app.use(chatRouter({ chat: new ChatService({ ...deps, modelName }), config: deps.config }));
   app.use(
     systemRouter({
       redis: deps.redis,

@@ -2,6 +2,7 @@
 import { z } from "zod";
 import type { Limits } from "../shared/config.ts";
 import { describeMethod, type MethodCatalog } from "../shared/methods.ts";
+import { chatCompletionSchema, chatRequestSchema } from "./chat.schemas.ts";
 import {
   batchFieldsSchema,
   batchViewSchema,
@@ -174,6 +175,34 @@ export function buildOpenApi(
           },
         },
       },
+      "/v1/chat/completions": {
+        post: {
+          summary:
+            "OpenAI-compatible chat: the last user message's images (data: URIs) are encoded and compressed " +
+            "with `vtc.method`, the LLM answers; the answer reports the visual tokens saved. Waits for the job",
+          requestBody: {
+            required: true,
+            content: { "application/json": { schema: input(chatRequestSchema(maxKeep)) } },
+          },
+          responses: {
+            "200": {
+              description: "chat.completion",
+              content: { "application/json": { schema: { $ref: "#/components/schemas/ChatCompletion" } } },
+            },
+            "400": errors["400"],
+            "413": errors["413"],
+            "415": errors["415"],
+            "422": errors["422"],
+            "504": { description: "The job did not finish in time (it goes on: GET /v1/jobs/{id})", ...err },
+          },
+        },
+      },
+      "/v1/models": {
+        get: {
+          summary: "OpenAI-compatible list of the served model",
+          responses: { "200": { description: "list", content: { "application/json": {} } } },
+        },
+      },
       "/v1/methods": {
         get: {
           summary: "Compression methods with their options (JSON Schema, defaults, ranges)",
@@ -200,6 +229,7 @@ export function buildOpenApi(
         JobAccepted: json(jobAcceptedSchema),
         Job: json(jobViewSchema),
         Batch: json(batchViewSchema),
+        ChatCompletion: json(chatCompletionSchema),
       },
     },
     "x-methods": catalog.list().map(describeMethod),

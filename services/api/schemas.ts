@@ -61,7 +61,9 @@ export function inputErrorFromZod(
   code: "bad_request" | "bad_option" = "bad_request",
 ): InputError {
   const issue = error.issues[0];
-  const field = prefix + issue.path.map(String).join(".");
+  // An unknown key is reported on its object; name the key itself (`options.nope`, not `options.`).
+  const path = issue.code === "unrecognized_keys" ? [...issue.path, issue.keys[0]] : issue.path;
+  const field = prefix + path.map(String).join(".");
   const i = issue as { minimum?: number | bigint; maximum?: number | bigint; code: string };
   const limit = i.code === "too_big" ? i.maximum : i.code === "too_small" ? i.minimum : undefined;
   const isBudget = !prefix && (field === "keep" || field === "ratio");

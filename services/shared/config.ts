@@ -41,6 +41,17 @@ export interface Config {
   /** Finished jobs (and their idempotency keys) are kept this long, seconds. */
   jobRetentionSec: number;
   limits: Limits;
+  /** POST /v1/chat/completions. */
+  chat: ChatConfig;
+}
+
+export interface ChatConfig {
+  /** The method when a request names none (`vtc.method`); `none` keeps every visual token. */
+  method: string;
+  /** The budget (a ratio) when a request names neither a method nor a budget; none when unset. */
+  ratio?: number;
+  /** A chat request waits this long for its job, then answers 504 (the job goes on). */
+  timeoutMs: number;
 }
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): number {
@@ -48,6 +59,14 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): n
   if (raw === undefined || raw === "") return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got "${raw}"`);
+  return n;
+}
+
+function ratio(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return undefined;
+  const n = Number(raw);
+  if (!(n > 0 && n <= 1)) throw new Error(`${name} must be a number in (0, 1], got "${raw}"`);
   return n;
 }
 
@@ -82,6 +101,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxPromptChars: int(env, "VTC_MAX_PROMPT_CHARS", DEFAULT_LIMITS.maxPromptChars, 1),
       pdfRenderSide: int(env, "VTC_PDF_RENDER_SIDE", DEFAULT_LIMITS.pdfRenderSide, 1),
       maxBatchItems: int(env, "VTC_MAX_BATCH_ITEMS", DEFAULT_LIMITS.maxBatchItems, 1),
+    },
+    chat: {
+      method: env.VTC_CHAT_METHOD || "none",
+      ratio: ratio(env, "VTC_CHAT_RATIO"),
+      timeoutMs: int(env, "VTC_CHAT_TIMEOUT_MS", 120_000, 1),
     },
   };
 }

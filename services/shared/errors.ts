@@ -19,6 +19,8 @@ export type ErrorCode =
   | "idempotency_conflict"
   | "not_found"
   | "not_ready"
+  | "timeout"
+  | "job_failed"
   | "internal";
 
 export interface ErrorBody {

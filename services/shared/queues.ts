@@ -17,7 +17,10 @@ export type QueueName = (typeof QUEUE_NAMES)[keyof typeof QUEUE_NAMES];
 export const JOB_NAMES = {
   /** Health probe used by tests and /readyz: the worker echoes the payload back. */
   ping: "ping",
-  /** One request of POST /v1/jobs (or one item of a batch): PipelineJobData -> PipelineJobResult. */
+  /**
+   * One request of POST /v1/jobs, one item of a batch, or one POST /v1/chat/completions:
+   * PipelineJobData -> PipelineJobResult.
+   */
   compress: "compress",
 } as const;
 
@@ -58,6 +61,8 @@ export interface PipelineJobData {
   mode: JobMode;
   /** "auto" (default): PDFs and large pages become documents (crops + global view); or force one. */
   layout?: "auto" | "image" | "document";
+  /** Generated tokens at most (the pipeline's default when absent); set by POST /v1/chat/completions. */
+  maxTokens?: number;
   files: JobFileRef[];
   /** sha256 of the request (fields and file hashes): an Idempotency-Key reused with another request is refused. */
   fingerprint: string;

@@ -31,6 +31,7 @@ export const createRunner: CreateRunner = async (init) => {
           options: data.options,
           mode: data.mode,
           layout: data.layout ?? "auto",
+          ...(data.maxTokens !== undefined ? { maxTokens: data.maxTokens } : {}),
           wantTokens: true,
           wantPicture: true,
         },

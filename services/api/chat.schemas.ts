@@ -1,0 +1,160 @@
+/**
+ * POST /v1/chat/completions: the OpenAI chat request (the parts this service reads, others accepted
+ * and ignored) with the `vtc` extension for compression, and the `chat.completion` answer. The same
+ * schemas validate requests and generate the OpenAPI entry.
+ */
+import { z } from "zod";
+import { InputError } from "../shared/errors.ts";
+import { LAYOUTS } from "./schemas.ts";
+
+/** The pipeline's limit on generated tokens (pipeline/run.ts). */
+export const MAX_COMPLETION_TOKENS = 256;
+export const DEFAULT_COMPLETION_TOKENS = 16;
+
+export const textPartSchema = z.object({ type: z.literal("text"), text: z.string() });
+
+export const imagePartSchema = z.object({
+  type: z.literal("image_url"),
+  image_url: z.object({
+    url: z
+      .string()
+      .min(1)
+      .describe("A data: URI, `data:image/png;base64,...`; remote http(s) URLs are refused (400)"),
+    detail: z.enum(["auto", "low", "high"]).optional().describe("Accepted and ignored"),
+  }),
+});
+
+export const contentPartSchema = z.discriminatedUnion("type", [textPartSchema, imagePartSchema]);
+
+export const chatMessageSchema = z.looseObject({
+  role: z.enum(["system", "developer", "user", "assistant", "tool"]),
+  content: z.union([z.string(), z.array(contentPartSchema), z.null()]).optional(),
+});
+
+export function vtcExtensionSchema(maxKeep: number) {
+  return z
+    .strictObject({
+      method: z
+        .string()
+        .min(1)
+        .optional()
+        .describe("A compression method from GET /v1/methods (default: VTC_CHAT_METHOD, `none`)"),
+      keep: z.number().int().min(1).max(maxKeep).optional().describe("Tokens to keep per image or crop"),
+      ratio: z.number().gt(0).max(1).optional().describe("Share of tokens to keep, (0, 1]"),
+      options: z.record(z.string(), z.unknown()).optional().describe("Method options (see GET /v1/methods)"),
+      layout: z.enum(LAYOUTS).optional().describe("As in POST /v1/jobs (default `auto`)"),
+    })
+    .describe("Compression of the visual tokens (vendor extension)");
+}
+
+export function chatRequestSchema(maxKeep: number) {
+  const maxTokens = z.number().int().min(1).max(MAX_COMPLETION_TOKENS).optional();
+  return z.looseObject({
+    model: z.string().optional().describe("The served model, as GET /v1/models lists it (default: that one)"),
+    messages: z
+      .array(chatMessageSchema)
+      .min(1)
+      .describe(
+        "The last user message is the request: its text parts are the question, its image_url parts the images",
+      ),
+    max_tokens: maxTokens.describe(`Generated tokens at most (default ${DEFAULT_COMPLETION_TOKENS})`),
+    max_completion_tokens: maxTokens.describe("Same as max_tokens (wins when both are given)"),
+    stream: z.boolean().optional().describe("`true` is not supported (400)"),
+    n: z.number().int().min(1).max(1).optional().describe("One choice only"),
+    vtc: vtcExtensionSchema(maxKeep).optional(),
+  });
+}
+
+export type ChatRequest = z.infer<ReturnType<typeof chatRequestSchema>>;
+
+/** `messages.2.content.1` as `messages[2].content[1]`. */
+export function fieldOf(path: ReadonlyArray<PropertyKey>): string {
+  let out = "";
+  for (const p of path) out += typeof p === "number" ? `[${p}]` : `${out ? "." : ""}${String(p)}`;
+  return out;
+}
+
+type Issue = z.core.$ZodIssue;
+
+/**
+ * The most specific issue: in a union (message content: string, parts or null), the branch that got
+ * furthest (an issue inside a part) rather than "Invalid input"; unknown keys name the key.
+ */
+function specific(issue: Issue): { issue: Issue; path: PropertyKey[]; message: string } {
+  const path = [...issue.path];
+  if (issue.code === "invalid_union" && issue.errors.length > 0) {
+    const deepest = issue.errors
+      .map((branch) => branch[0])
+      .filter((i): i is Issue => i !== undefined)
+      .sort((a, b) => b.path.length - a.path.length)[0];
+    if (deepest && deepest.path.length > 0) {
+      const inner = specific(deepest);
+      return { ...inner, path: [...path, ...inner.path] };
+    }
+    const expected = issue.errors
+      .map((branch) => (branch[0] as { expected?: string } | undefined)?.expected)
+      .filter(Boolean);
+    if (expected.length > 0) return { issue, path, message: `expected ${expected.join(" or ")}` };
+  }
+  if (issue.code === "unrecognized_keys" && issue.keys.length > 0) {
+    return { issue, path: [...path, issue.keys[0]], message: "unknown field" };
+  }
+  return { issue, path, message: issue.message };
+}
+
+/** The first zod issue as an InputError naming the field (`vtc.keep`, `messages[0].role`, ...). */
+export function chatInputError(error: z.ZodError): InputError {
+  const { issue, path, message } = specific(error.issues[0]);
+  const field = fieldOf(path) || "body";
+  const i = issue as { minimum?: number | bigint; maximum?: number | bigint; code: string };
+  const limit = i.code === "too_big" ? i.maximum : i.code === "too_small" ? i.minimum : undefined;
+  const code =
+    field === "vtc.keep" || field === "vtc.ratio"
+      ? "bad_budget"
+      : field.startsWith("vtc.options")
+        ? "bad_option"
+        : "bad_request";
+  return new InputError(
+    400,
+    code,
+    `${field}: ${message}`,
+    field,
+    limit === undefined ? undefined : Number(limit),
+  );
+}
+
+// ---- the answer ----
+
+export const chatCompletionSchema = z.object({
+  id: z.string(),
+  object: z.literal("chat.completion"),
+  created: z.number().int().describe("Unix seconds"),
+  model: z.string(),
+  choices: z.array(
+    z.object({
+      index: z.number().int(),
+      message: z.object({ role: z.literal("assistant"), content: z.string() }),
+      finish_reason: z.enum(["stop", "length"]),
+    }),
+  ),
+  usage: z.object({
+    prompt_tokens: z.number().int().describe("Text tokens of the prompt plus the visual tokens sent"),
+    completion_tokens: z.number().int(),
+    total_tokens: z.number().int(),
+  }),
+  vtc: z.object({
+    job_id: z.string().describe("GET /v1/jobs/{job_id} has the full result; tokens and kept.png too"),
+    method: z.string(),
+    budget: z.record(z.string(), z.number()),
+    options: z.record(z.string(), z.unknown()),
+    visual_tokens: z.object({
+      before: z.number().int(),
+      after: z.number().int(),
+      saved: z.number().int().describe("before - after"),
+    }),
+    timings_ms: z.record(z.string(), z.number()),
+    links: z.object({ job: z.string(), tokens: z.string(), kept: z.string() }),
+  }),
+});
+
+export type ChatCompletion = z.infer<typeof chatCompletionSchema>;

@@ -1,0 +1,374 @@
+/**
+ * POST /v1/chat/completions: an OpenAI chat request becomes one `compress` job on the pipeline queue
+ * (the same queue, worker and pipeline as POST /v1/jobs; the API never runs inference), and the
+ * request waits for it. The last user message is the request: its text parts are the question and
+ * its `image_url` parts (data: URIs only; the service fetches nothing) the images, which go through
+ * the same checks as uploads (type sniffed from the bytes, full decode, pixel and page limits) and
+ * into the same blob store. Earlier messages are checked but not sent: the embedded decoder reads
+ * one question.
+ */
+import { createHash, randomUUID } from "node:crypto";
+import type { Queue } from "bullmq";
+import type { BlobRef, BlobStore } from "../shared/blob-store.ts";
+import type { Config } from "../shared/config.ts";
+import { ApiError, InputError } from "../shared/errors.ts";
+import { probeMedia } from "../shared/media.ts";
+import type { MethodCatalog } from "../shared/methods.ts";
+import {
+  JOB_NAMES,
+  type JobFileRef,
+  type PipelineJobData,
+  type PipelineJobResult,
+} from "../shared/queues.ts";
+import {
+  type ChatCompletion,
+  type ChatRequest,
+  chatInputError,
+  chatRequestSchema,
+  DEFAULT_COMPLETION_TOKENS,
+} from "./chat.schemas.ts";
+import type { JobEventsHub } from "./events.ts";
+import { jobLinks, type StoredFailure } from "./jobs.service.ts";
+import { type ParsedJobRequest, parseJobFields } from "./schemas.ts";
+
+export interface ChatServiceDeps {
+  queue: Queue;
+  hub: JobEventsHub;
+  blobs: BlobStore;
+  config: Config;
+  catalog: () => Promise<MethodCatalog>;
+  maxKeep: () => Promise<number>;
+  /** The served model's name (its manifest's `name`). */
+  modelName: () => Promise<string>;
+}
+
+/** An image part of the request, decoded and checked. */
+interface ChatImage {
+  field: string;
+  bytes: Buffer;
+}
+
+interface ParsedChat {
+  job: ParsedJobRequest;
+  maxTokens: number;
+  images: ChatImage[];
+  /** Request field names for the pipeline's: `prompt` -> `messages[3].content`, `files[0]` -> ... */
+  rename: (field: string) => string;
+}
+
+/** Largest JSON body: about one image of the upload limit (base64 is 4/3 of the bytes) plus 1 MiB. */
+export function chatBodyLimit(config: Pick<Config, "limits">): number {
+  return Math.ceil((config.limits.maxFileBytes * 4) / 3) + 1024 * 1024;
+}
+
+export class ChatService {
+  constructor(private readonly deps: ChatServiceDeps) {}
+
+  async models(): Promise<{ object: "list"; data: Array<Record<string, unknown>> }> {
+    const id = await this.deps.modelName();
+    return { object: "list", data: [{ id, object: "model", created: 0, owned_by: "vtc" }] };
+  }
+
+  /** Validates the request, queues its job and waits for it (504 after VTC_CHAT_TIMEOUT_MS). */
+  async complete(body: unknown, signal?: AbortSignal): Promise<ChatCompletion> {
+    const parsed = await this.parse(body);
+    const refs: JobFileRef[] = [];
+    for (const [i, img] of parsed.images.entries()) {
+      const info = await probeMedia(img.bytes, img.field, this.deps.config.limits);
+      const ref: BlobRef = await this.deps.blobs.put(img.bytes);
+      refs.push({ ...ref, ...info, name: `image-${i}`, field: img.field });
+    }
+    const jobId = randomUUID();
+    const h = createHash("sha256").update(JSON.stringify({ ...parsed.job, maxTokens: parsed.maxTokens }));
+    for (const r of refs) h.update(r.sha256);
+    const data: PipelineJobData = {
+      ...parsed.job,
+      maxTokens: parsed.maxTokens,
+      files: refs,
+      fingerprint: h.digest("hex"),
+      createdAt: Date.now(),
+      submissionId: randomUUID(),
+    };
+    const result = await this.runJob(jobId, data, parsed.rename, signal);
+    return this.answer(jobId, data, result);
+  }
+
+  /** Every check that needs no decoding first (fields, method, budget), then the images. */
+  async parse(body: unknown): Promise<ParsedChat> {
+    if (body === null || typeof body !== "object" || Array.isArray(body)) {
+      throw new InputError(
+        400,
+        "bad_request",
+        "body: a JSON object (Content-Type: application/json)",
+        "body",
+      );
+    }
+    const maxKeep = await this.deps.maxKeep();
+    const checked = chatRequestSchema(maxKeep).safeParse(body);
+    if (!checked.success) throw chatInputError(checked.error);
+    const req = checked.data;
+    if (req.stream === true) {
+      throw new InputError(
+        400,
+        "bad_request",
+        "stream: streaming is not supported; send stream: false (or leave it out)",
+        "stream",
+      );
+    }
+    const served = await this.deps.modelName();
+    if (req.model !== undefined && req.model !== served) {
+      throw new InputError(
+        400,
+        "bad_request",
+        `model: unknown model "${req.model}"; this service serves "${served}"`,
+        "model",
+        served,
+      );
+    }
+    checkImageUrls(req);
+    let u = req.messages.length - 1;
+    while (u >= 0 && req.messages[u].role !== "user") u--;
+    if (u < 0) throw new InputError(400, "bad_request", "messages: no message with role user", "messages");
+    const contentField = `messages[${u}].content`;
+    const content = req.messages[u].content;
+    const texts: string[] = [];
+    const imageParts: Array<{ field: string; url: string }> = [];
+    if (typeof content === "string") texts.push(content);
+    else if (Array.isArray(content)) {
+      for (const [j, part] of content.entries()) {
+        if (part.type === "text") texts.push(part.text);
+        else imageParts.push({ field: `${contentField}[${j}].image_url.url`, url: part.image_url.url });
+      }
+    }
+    const limits = this.deps.config.limits;
+    if (imageParts.length === 0) {
+      throw new InputError(
+        400,
+        "missing_file",
+        `${contentField}: at least one image_url part (a data: URI) is required`,
+        contentField,
+      );
+    }
+    if (imageParts.length > limits.maxFiles) {
+      throw new InputError(
+        413,
+        "too_many_files",
+        `${contentField}: ${imageParts.length} images, more than the limit of ${limits.maxFiles}`,
+        contentField,
+        limits.maxFiles,
+      );
+    }
+    const question = texts.join(" ").trim();
+    if (!question) {
+      throw new InputError(
+        400,
+        "bad_request",
+        `${contentField}: a text part with the question is required`,
+        contentField,
+      );
+    }
+    const rename = (field: string): string => {
+      if (field === "prompt") return contentField;
+      if (field === "files") return contentField;
+      const file = /^files\[(\d+)\]$/.exec(field);
+      if (file) return imageParts[Number(file[1])]?.field ?? contentField;
+      if (field === "maxTokens") return "max_tokens";
+      if (field === "budget") return "vtc";
+      const budget = /^(?:budget\.)?(keep|ratio)$/.exec(field);
+      if (budget) return `vtc.${budget[1]}`;
+      if (["method", "options", "layout"].includes(field) || field.startsWith("options."))
+        return `vtc.${field}`;
+      return field;
+    };
+    const vtc = req.vtc ?? {};
+    const method = vtc.method ?? this.deps.config.chat.method;
+    const defaultRatio =
+      vtc.method === undefined && vtc.keep === undefined && vtc.ratio === undefined
+        ? this.deps.config.chat.ratio
+        : undefined;
+    const fields: Record<string, unknown> = {
+      prompt: question,
+      method,
+      ...(vtc.keep !== undefined ? { keep: vtc.keep } : {}),
+      ...(vtc.ratio !== undefined ? { ratio: vtc.ratio } : {}),
+      ...(defaultRatio !== undefined ? { ratio: defaultRatio } : {}),
+      options: JSON.stringify(vtc.options ?? {}),
+      mode: "answer",
+      layout: vtc.layout ?? "auto",
+    };
+    let job: ParsedJobRequest;
+    try {
+      job = parseJobFields(fields, limits, maxKeep, await this.deps.catalog());
+    } catch (err) {
+      throw renamed(err, rename);
+    }
+    const images = imageParts.map((p) => ({ field: p.field, bytes: decodeDataUri(p.url, p.field, limits) }));
+    const maxTokens = req.max_completion_tokens ?? req.max_tokens ?? DEFAULT_COMPLETION_TOKENS;
+    return { job, maxTokens, images, rename };
+  }
+
+  /**
+   * Adds the job and waits for its end: the events hub says when (subscribed before the job exists,
+   * so no event is missed), and a slow poll of the job's state covers a lost event.
+   */
+  private async runJob(
+    jobId: string,
+    data: PipelineJobData,
+    rename: (field: string) => string,
+    signal?: AbortSignal,
+  ): Promise<PipelineJobResult> {
+    const { queue, hub } = this.deps;
+    const timeoutMs = this.deps.config.chat.timeoutMs;
+    let unsubscribe = () => {};
+    let poll: NodeJS.Timeout | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort = () => {};
+    const ended = new Promise<"completed" | "failed" | "timeout" | "aborted">((resolve) => {
+      const check = async () => {
+        const state = await queue.getJobState(jobId).catch(() => "unknown");
+        if (state === "completed" || state === "failed") resolve(state);
+      };
+      unsubscribe = hub.subscribe(jobId, (e) => {
+        if (e.type === "completed") resolve("completed");
+        else if (e.type === "failed") void check(); // final only when the job is in the failed set
+      });
+      poll = setInterval(() => void check(), 2000);
+      timer = setTimeout(() => resolve("timeout"), timeoutMs);
+      onAbort = () => resolve("aborted");
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+    try {
+      await queue.add(JOB_NAMES.compress, data, { jobId });
+      const how = await ended;
+      if (how === "aborted") throw new ApiError(499 as number, "bad_request", "the client went away");
+      if (how === "timeout") {
+        throw new ApiError(
+          504,
+          "timeout",
+          `the answer did not come within ${timeoutMs} ms (VTC_CHAT_TIMEOUT_MS); the job goes on: GET ${jobLinks(jobId).self}`,
+          undefined,
+          timeoutMs,
+        );
+      }
+      const job = await queue.getJob(jobId);
+      if (!job) throw new ApiError(500, "job_failed", `job ${jobId} is gone`);
+      if (how === "completed") return job.returnvalue as PipelineJobResult;
+      const failure = (job.data as PipelineJobData & { failure?: StoredFailure }).failure;
+      const reason = job.failedReason ?? "failed";
+      if (failure) {
+        const err = Object.assign(new Error(reason), failure, { status: failure.status ?? 400 });
+        throw renamed(err, rename);
+      }
+      throw new ApiError(500, "job_failed", `job ${jobId} failed: ${reason}`);
+    } finally {
+      unsubscribe();
+      clearInterval(poll);
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  private answer(jobId: string, data: PipelineJobData, r: PipelineJobResult): ChatCompletion {
+    const links = jobLinks(jobId);
+    const { before, after } = r.visualTokens;
+    const prompt = r.textTokens.prompt + after;
+    return {
+      id: `chatcmpl-${jobId}`,
+      object: "chat.completion",
+      created: Math.floor(data.createdAt / 1000),
+      model: r.model.name,
+      choices: [
+        {
+          index: 0,
+          message: { role: "assistant", content: r.answer ?? "" },
+          finish_reason: r.finishReason ?? "stop",
+        },
+      ],
+      usage: {
+        prompt_tokens: prompt,
+        completion_tokens: r.textTokens.completion,
+        total_tokens: prompt + r.textTokens.completion,
+      },
+      vtc: {
+        job_id: jobId,
+        method: r.method.name,
+        budget: r.method.budget as Record<string, number>,
+        options: r.method.options,
+        visual_tokens: { before, after, saved: before - after },
+        timings_ms: r.timings,
+        links: { job: links.self, tokens: links.tokens, kept: links.kept },
+      },
+    };
+  }
+}
+
+/** Every image_url in every message must be a data: URI (a remote URL would make the service fetch it). */
+function checkImageUrls(req: ChatRequest): void {
+  for (const [i, m] of req.messages.entries()) {
+    if (!Array.isArray(m.content)) continue;
+    for (const [j, part] of m.content.entries()) {
+      if (part.type !== "image_url") continue;
+      const field = `messages[${i}].content[${j}].image_url.url`;
+      const url = part.image_url.url.trim();
+      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+        throw new InputError(
+          400,
+          "bad_request",
+          `${field}: remote URLs are not fetched; send the image inline as a data: URI (data:image/png;base64,...)`,
+          field,
+        );
+      }
+      if (!/^data:/i.test(url)) {
+        throw new InputError(400, "bad_request", `${field}: a data: URI (data:image/png;base64,...)`, field);
+      }
+    }
+  }
+}
+
+/** The bytes of a `data:<type>;base64,<payload>` URI; 400 when it is not one, 413 over the file limit. */
+export function decodeDataUri(url: string, field: string, limits: { maxFileBytes: number }): Buffer {
+  const comma = url.indexOf(",");
+  const meta = comma < 0 ? "" : url.slice(5, comma);
+  if (!/^data:/i.test(url) || comma < 0 || !/(^|;)base64$/i.test(meta)) {
+    throw new InputError(
+      400,
+      "bad_request",
+      `${field}: a base64 data: URI (data:image/png;base64,...)`,
+      field,
+    );
+  }
+  const payload = url.slice(comma + 1).replace(/\s+/g, "");
+  const padded = payload.endsWith("=");
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(payload) || payload.length % 4 === 1 || (padded && payload.length % 4)) {
+    throw new InputError(400, "bad_request", `${field}: the base64 payload is not valid base64`, field);
+  }
+  const bytes = Math.floor((payload.length * 3) / 4) - (payload.match(/=+$/)?.[0].length ?? 0);
+  if (bytes > limits.maxFileBytes) {
+    throw new InputError(
+      413,
+      "file_too_large",
+      `${field}: ${bytes} bytes, larger than the limit of ${limits.maxFileBytes} bytes`,
+      field,
+      limits.maxFileBytes,
+    );
+  }
+  if (bytes === 0) throw new InputError(400, "empty_file", `${field} is empty (0 bytes)`, field);
+  return Buffer.from(payload, "base64");
+}
+
+/** An input error with the pipeline's field name replaced by the request's (`prompt` -> `messages[1].content`). */
+function renamed(err: unknown, rename: (field: string) => string): unknown {
+  const e = err as { status?: unknown; code?: unknown; field?: unknown; limit?: unknown; message?: unknown };
+  if (typeof e?.field !== "string" || typeof e.status !== "number" || e.status >= 500) return err;
+  const field = rename(e.field);
+  const message = String(e.message ?? "");
+  const text = message.startsWith(e.field) ? field + message.slice(e.field.length) : `${field}: ${message}`;
+  const limit = typeof e.limit === "number" || typeof e.limit === "string" ? e.limit : undefined;
+  return new InputError(
+    e.status,
+    (typeof e.code === "string" ? e.code : "bad_request") as InputError["code"],
+    text,
+    field,
+    limit,
+  );
+}

@@ -1,0 +1,69 @@
+/**
+ * OpenAI-compatible routes: POST /v1/chat/completions (over ChatService) and GET /v1/models. Errors
+ * keep the service's shape `{error: {code, message, field, limit}}` and add OpenAI's `type` and
+ * `param`, which OpenAI clients read.
+ */
+import express, { type ErrorRequestHandler, Router } from "express";
+import { InputError } from "../../shared/errors.ts";
+import { type ChatService, chatBodyLimit } from "../chat.service.ts";
+import { toErrorAnswer } from "../http-errors.ts";
+import type { Config } from "../../shared/config.ts";
+
+export function chatRouter(deps: { chat: ChatService; config: Config }): Router {
+  const { chat } = deps;
+  const r = Router();
+  const limit = chatBodyLimit(deps.config);
+  const json = express.json({ limit, strict: false });
+
+  r.get("/v1/models", async (_req, res) => {
+    res.json(await chat.models());
+  });
+
+  r.post(
+    "/v1/chat/completions",
+    (req, res, next) =>
+      json(req, res, (err?: unknown) => {
+        if (!err) return next();
+        const type = (err as { type?: string }).type;
+        if (type === "entity.too.large") {
+          return next(
+            new InputError(
+              413,
+              "file_too_large",
+              `body: the JSON body is larger than the limit of ${limit} bytes`,
+              "body",
+              limit,
+            ),
+          );
+        }
+        const message = (err as Error).message ?? "unreadable";
+        return next(new InputError(400, "bad_request", `body: not valid JSON (${message})`, "body"));
+      }),
+    async (req, res) => {
+      const aborted = new AbortController();
+      res.on("close", () => {
+        if (!res.writableFinished) aborted.abort();
+      });
+      res.json(await chat.complete(req.body, aborted.signal));
+    },
+  );
+
+  const openAiErrors: ErrorRequestHandler = (err, _req, res, _next) => {
+    const { status, body } = toErrorAnswer(err);
+    if (status === 504) console.warn(`[api] chat: ${(err as Error).message}`);
+    else if (status >= 500) console.error("[api] chat:", err);
+    if (res.headersSent || res.destroyed) {
+      res.end();
+      return;
+    }
+    res.status(status).json({
+      error: {
+        ...body.error,
+        type: status >= 500 ? "server_error" : "invalid_request_error",
+        param: body.error.field ?? null,
+      },
+    });
+  };
+  r.use(["/v1/chat/completions", "/v1/models"], openAiErrors);
+  return r;
+}
