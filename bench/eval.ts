@@ -14,16 +14,18 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { compress, compressDocument } from "../compressors/index.ts";
-import type { Budget, CompressorInput, CompressorOutput } from "../compressors/types.ts";
-import { type EvalQuestion, readEvalSet } from "../models/eval.ts";
+import type { Budget } from "../compressors/types.ts";
+import {
+  answerFromTokens,
+  compressEncoded,
+  type EncodedImage,
+  encodeEvalImage,
+  type EvalQuestion,
+  readEvalSet,
+} from "../models/eval.ts";
 import { defaultModelDir } from "../models/runtime/manifest.ts";
 import { loadModel, type Model } from "../models/runtime/model.ts";
-import { chooseCropGrid, documentViews } from "../pipeline/crops.ts";
-import { decodeFile } from "../pipeline/decode.ts";
-import { defaultLimits } from "../pipeline/limits.ts";
 import { EmbeddedDecoder } from "../pipeline/llm/embedded.ts";
-import { POSITION_DIM, positionFeatures, type ViewPlace } from "../pipeline/positions.ts";
 import { metaMarkdown, runMeta } from "./report/meta.ts";
 import { lineChartPng, type Series } from "./report/plot.ts";
 import { wilson } from "./report/stats.ts";
@@ -38,13 +40,9 @@ interface Config {
   docsOnly?: boolean;
 }
 
-interface Prepared {
+interface Prepared extends EncodedImage {
   image: string;
-  kind: "scene" | "doc";
   questions: EvalQuestion[];
-  /** Encoder outputs: the scene's one view, or a document's crops then its global view. */
-  inputs: CompressorInput[];
-  places: ViewPlace[];
 }
 
 interface Outcome {
@@ -84,39 +82,18 @@ async function prepare(
   images: string[],
   byImage: Map<string, EvalQuestion[]>,
 ) {
-  const limits = defaultLimits({});
-  const S = model.imageSize;
-  const maxCrops = model.manifest.crop_rule?.max_crops ?? 1;
   const prepared: Prepared[] = [];
   for (const image of images) {
     const questions = byImage.get(image)!;
     const bytes = readFileSync(path.join(modelDir, "eval", image));
-    const img = (await decodeFile(bytes, limits, image)).pages[0].image;
-    if (questions[0].kind === "doc") {
-      const grid = chooseCropGrid(img.width, img.height, S, maxCrops);
-      const want = questions[0].crop_grid;
-      if (!want || grid.rows !== want[0] || grid.cols !== want[1]) {
-        throw new Error(`${image}: crop grid ${grid.rows}x${grid.cols} differs from the eval set's ${want}`);
-      }
-      const dv = await documentViews(img, S, maxCrops);
-      const inputs = await model.encode([...dv.crops.map((c) => c.image), dv.global]);
-      const places: ViewPlace[] = [
-        ...dv.crops.map(
-          (c): ViewPlace => ({
-            kind: "crop",
-            row: c.row,
-            col: c.col,
-            rows: dv.grid.rows,
-            cols: dv.grid.cols,
-          }),
-        ),
-        { kind: "global" },
-      ];
-      prepared.push({ image, kind: "doc", questions, inputs, places });
-    } else {
-      const inputs = await model.encode([img]);
-      prepared.push({ image, kind: "scene", questions, inputs, places: [{ kind: "image" }] });
+    const enc = await encodeEvalImage(model, bytes, image, questions[0].kind);
+    const want = questions[0].crop_grid;
+    if (enc.kind === "doc" && (!want || enc.cropGrid?.rows !== want[0] || enc.cropGrid?.cols !== want[1])) {
+      throw new Error(
+        `${image}: crop grid ${enc.cropGrid?.rows}x${enc.cropGrid?.cols} differs from the eval set's ${want}`,
+      );
     }
+    prepared.push({ ...enc, image, questions });
   }
   return prepared;
 }
@@ -125,35 +102,14 @@ async function runConfig(model: Model, llm: EmbeddedDecoder, items: Prepared[], 
   const t0 = performance.now();
   const o: Outcome = { correct: 0, n: 0, smallCorrect: 0, smallN: 0, keptTokens: 0, totalTokens: 0, ms: 0 };
   const budget: Budget = c.ratio === undefined ? {} : { ratio: c.ratio };
-  const d = model.featureDim;
   for (const it of items) {
-    let outs: CompressorOutput[];
-    if (it.kind === "doc") {
-      const doc = await compressDocument(
-        c.method,
-        it.inputs.slice(0, -1),
-        it.inputs.at(-1),
-        budget,
-        c.options,
-      );
-      outs = [...doc.crops, doc.global!];
-    } else {
-      outs = [await compress(c.method, it.inputs[0], budget, c.options)];
-    }
-    const k = outs.reduce((s, x) => s + x.sizes.length, 0);
-    const feats = new Float32Array(k * d);
-    const pos = new Float32Array(k * POSITION_DIM);
-    let t = 0;
-    outs.forEach((x, v) => {
-      feats.set(x.features, t * d);
-      pos.set(positionFeatures(x.sources, model.grid, it.places[v]), t * POSITION_DIM);
-      t += x.sizes.length;
-    });
-    const visual = await model.project(feats, pos, k);
-    const answers = await llm.firstWords(
+    const outs = await compressEncoded(it, c.method, budget, c.options);
+    const { answers, k } = await answerFromTokens(
+      model,
+      llm,
+      outs,
+      it.places,
       it.questions.map((q) => q.question),
-      visual,
-      k,
     );
     o.keptTokens += k;
     o.totalTokens += it.inputs.reduce((s, x) => s + x.grid.rows * x.grid.cols, 0);

@@ -13,14 +13,14 @@ import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { compress, compressDocument } from "../compressors/index.ts";
-import type { Budget, CompressorOutput } from "../compressors/types.ts";
+import type { Budget, CompressorInput, CompressorOutput } from "../compressors/types.ts";
 import { chooseCropGrid, documentViews } from "../pipeline/crops.ts";
 import { decodeFile } from "../pipeline/decode.ts";
 import { defaultLimits } from "../pipeline/limits.ts";
 import { EmbeddedDecoder } from "../pipeline/llm/embedded.ts";
 import { POSITION_DIM, positionFeatures, type ViewPlace } from "../pipeline/positions.ts";
 import { defaultModelDir } from "./runtime/manifest.ts";
-import { loadModel } from "./runtime/model.ts";
+import { loadModel, type Model } from "./runtime/model.ts";
 
 export interface EvalQuestion {
   id: string;
@@ -84,6 +84,72 @@ export function readEvalSet(modelDir: string): EvalQuestion[] {
     .map((l) => JSON.parse(l) as EvalQuestion);
 }
 
+/** One held-out image, decoded and encoded as the service does: a scene is one view; a document its crops then its global view. */
+export interface EncodedImage {
+  kind: "scene" | "doc";
+  inputs: CompressorInput[];
+  places: ViewPlace[];
+  cropGrid?: { rows: number; cols: number };
+}
+
+export async function encodeEvalImage(
+  model: Model,
+  bytes: Buffer,
+  name: string,
+  kind: "scene" | "doc",
+  limits = defaultLimits({}),
+): Promise<EncodedImage> {
+  const img = (await decodeFile(bytes, limits, name)).pages[0].image;
+  if (kind === "scene") {
+    return { kind, inputs: await model.encode([img]), places: [{ kind: "image" }] };
+  }
+  const S = model.imageSize;
+  const maxCrops = model.manifest.crop_rule?.max_crops ?? 1;
+  const dv = await documentViews(img, S, maxCrops);
+  const inputs = await model.encode([...dv.crops.map((c) => c.image), dv.global]);
+  const places: ViewPlace[] = [
+    ...dv.crops.map(
+      (c): ViewPlace => ({ kind: "crop", row: c.row, col: c.col, rows: dv.grid.rows, cols: dv.grid.cols }),
+    ),
+    { kind: "global" },
+  ];
+  return { kind, inputs, places, cropGrid: chooseCropGrid(img.width, img.height, S, maxCrops) };
+}
+
+/** Compresses an encoded image's views: a document through compressDocument (TCGC's cap, global view). */
+export async function compressEncoded(
+  enc: EncodedImage,
+  method: string,
+  budget: Budget,
+  options: Record<string, unknown>,
+): Promise<CompressorOutput[]> {
+  if (enc.kind === "scene") return [await compress(method, enc.inputs[0], budget, options)];
+  const doc = await compressDocument(method, enc.inputs.slice(0, -1), enc.inputs.at(-1), budget, options);
+  return [...doc.crops, doc.global!];
+}
+
+/** Projects the compressed tokens with their position features and returns the first answer word of each question. */
+export async function answerFromTokens(
+  model: Model,
+  llm: EmbeddedDecoder,
+  outs: CompressorOutput[],
+  places: ViewPlace[],
+  questions: string[],
+): Promise<{ answers: string[]; k: number }> {
+  const k = outs.reduce((s, o) => s + o.sizes.length, 0);
+  const d = model.featureDim;
+  const feats = new Float32Array(k * d);
+  const pos = new Float32Array(k * POSITION_DIM);
+  let t = 0;
+  outs.forEach((o, v) => {
+    feats.set(o.features, t * d);
+    pos.set(positionFeatures(o.sources, model.grid, places[v]), t * POSITION_DIM);
+    t += o.sizes.length;
+  });
+  const visual = await model.project(feats, pos, k);
+  return { answers: await llm.firstWords(questions, visual, k), k };
+}
+
 export async function evaluate(opts: {
   modelDir?: string;
   method?: string;
@@ -124,53 +190,21 @@ export async function evaluate(opts: {
   const rows: EvalRow[] = [];
   let mismatches = 0;
   const tokenSums = { scene: [0, 0], doc: [0, 0] };
-  const S = model.imageSize;
-  const maxCrops = model.manifest.crop_rule?.max_crops ?? 1;
   for (let i = 0; i < images.length; i++) {
     const qs = byImage.get(images[i])!;
     const bytes = readFileSync(path.join(modelDir, "eval", images[i]));
-    const img = (await decodeFile(bytes, limits, images[i])).pages[0].image;
-    let outs: CompressorOutput[];
-    let places: ViewPlace[];
-    if (qs[0].kind === "doc") {
-      const g = chooseCropGrid(img.width, img.height, S, maxCrops);
-      if (!qs[0].crop_grid || g.rows !== qs[0].crop_grid[0] || g.cols !== qs[0].crop_grid[1]) mismatches++;
-      const dv = await documentViews(img, S, maxCrops);
-      const inputs = await model.encode([...dv.crops.map((c) => c.image), dv.global]);
-      const doc = await compressDocument(method, inputs.slice(0, -1), inputs.at(-1), budget, options);
-      outs = [...doc.crops, doc.global!];
-      places = [
-        ...dv.crops.map(
-          (c): ViewPlace => ({
-            kind: "crop",
-            row: c.row,
-            col: c.col,
-            rows: dv.grid.rows,
-            cols: dv.grid.cols,
-          }),
-        ),
-        { kind: "global" },
-      ];
-    } else {
-      const [input] = await model.encode([img]);
-      outs = [await compress(method, input, budget, options)];
-      places = [{ kind: "image" }];
+    const enc = await encodeEvalImage(model, bytes, images[i], qs[0].kind, limits);
+    const want = qs[0].crop_grid;
+    if (qs[0].kind === "doc" && (!want || enc.cropGrid?.rows !== want[0] || enc.cropGrid?.cols !== want[1])) {
+      mismatches++;
     }
-    const k = outs.reduce((s, o) => s + o.sizes.length, 0);
-    const d = model.featureDim;
-    const feats = new Float32Array(k * d);
-    const pos = new Float32Array(k * POSITION_DIM);
-    let t = 0;
-    outs.forEach((o, v) => {
-      feats.set(o.features, t * d);
-      pos.set(positionFeatures(o.sources, model.grid, places[v]), t * POSITION_DIM);
-      t += o.sizes.length;
-    });
-    const visual = await model.project(feats, pos, k);
-    const answers = await llm.firstWords(
+    const outs = await compressEncoded(enc, method, budget, options);
+    const { answers, k } = await answerFromTokens(
+      model,
+      llm,
+      outs,
+      enc.places,
       qs.map((q) => q.question),
-      visual,
-      k,
     );
     const sums = tokenSums[qs[0].kind];
     sums[0] += k;
