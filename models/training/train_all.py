@@ -10,7 +10,7 @@ Stages (each checkpoints to models/training/work/ and is skipped on resume when 
   6. parity    node models/training/parity.mjs: onnxruntime-node vs PyTorch outputs (tolerance 1e-4)
   7. eval      held-out accuracy: all tokens, random 11%, CLS-attention top 11%
 
-Usage: /usr/bin/python3 models/training/train_all.py [--minutes 110] [--threads 1] [--tiny]
+Usage: /usr/bin/python3 models/training/train_all.py [--minutes 100] [--threads 1] [--tiny]
 The time budget (--minutes or VTC_TRAIN_MINUTES) is split: stage 1 gets 45%, stage 2 gets 45%; the rest is
 for the pool, the cache, the export and the evaluation. Training stages are time-budgeted and resume from
 their last checkpoint (elapsed time is stored with the weights)."""
@@ -349,7 +349,7 @@ def parity():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--minutes", type=float, default=float(os.environ.get("VTC_TRAIN_MINUTES", 110)))
+    ap.add_argument("--minutes", type=float, default=float(os.environ.get("VTC_TRAIN_MINUTES", 100)))
     ap.add_argument("--threads", type=int, default=int(os.environ.get("VTC_THREADS", 1)))
     ap.add_argument("--tiny", action="store_true", help="smoke test: tiny pools, minutes apply as given")
     ap.add_argument("--pool-scenes", type=int, default=20000)
