@@ -1,7 +1,10 @@
 /** `npm run model:eval` on a slice of the held-out set (the full run takes about a minute here). */
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { evaluate, formatReport } from "../../models/eval.ts";
 import { unloadModels } from "../../models/runtime/model.ts";
+import { MODEL_DIR } from "./reference.ts";
 
 afterAll(unloadModels);
 
@@ -25,9 +28,29 @@ describe("model evaluation", () => {
     expect(text).toContain("scenes, small targets");
   });
 
-  it("evaluates a compression method with a budget", async () => {
-    const { report } = await evaluate({ limitImages: 2, method: "tokenflex", budget: { keep: 16 } });
+  it("reproduces the Python evaluation on the whole held-out set (TokenFLEX 4 x 4, results.json pool4)", async () => {
+    // The cheapest of the methods evaluate.py measures: every path of the service (decoding, crop rule,
+    // encoder, a compressor, position features, projector, decoder) on all 2217 questions.
+    const py = JSON.parse(readFileSync(path.join(MODEL_DIR, "eval", "results.json"), "utf8")) as {
+      counts: Record<string, number>;
+      accuracy: Record<string, Record<string, number>>;
+    };
+    const { report, rows } = await evaluate({ method: "tokenflex", budget: { keep: 16 } });
     expect(report.meanVisualTokens.scenes).toBe(16);
-    expect(report.method).toBe("tokenflex");
+    const acc = (f: (r: (typeof rows)[number]) => boolean) => {
+      const sel = rows.filter(f);
+      return { n: sel.length, correct: sel.filter((r) => r.correct).length };
+    };
+    const splits = {
+      scenes: acc((r) => r.q.kind === "scene"),
+      scenes_small: acc((r) => r.q.kind === "scene" && r.q.small),
+      docs: acc((r) => r.q.kind === "doc"),
+      docs_small: acc((r) => r.q.kind === "doc" && r.q.small),
+    };
+    for (const [name, { n, correct }] of Object.entries(splits)) {
+      expect(n, name).toBe(py.counts[name]);
+      // results.json rounds to 4 decimals; allow one question of float-level disagreement per split.
+      expect(Math.abs(correct - py.accuracy.pool4[name] * n), name).toBeLessThanOrEqual(1.01);
+    }
   });
 });

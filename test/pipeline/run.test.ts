@@ -17,7 +17,13 @@ const questions = readFileSync(path.join(EVAL, "questions.jsonl"), "utf8")
   .split("\n")
   .map(
     (l) =>
-      JSON.parse(l) as { image: string; kind: string; question: string; crop_grid: [number, number] | null },
+      JSON.parse(l) as {
+        image: string;
+        kind: string;
+        question: string;
+        answer: string;
+        crop_grid: [number, number] | null;
+      },
   );
 const scene = questions.find((q) => q.kind === "scene")!;
 const doc = questions.find((q) => q.kind === "doc")!;
@@ -204,6 +210,19 @@ describe("runPipeline", () => {
     ]);
     expect(r.images[2].tokensAfter).toBe(36);
     expect(typeof r.answer).toBe("string");
+  });
+
+  it("answers held-out questions right, one word then end of sequence", async () => {
+    const sample = questions.filter((q) => q.kind === "scene").slice(0, 12);
+    let correct = 0;
+    for (const q of sample) {
+      const r = await runPipeline(req({ files: [{ bytes: bytes(q) }], prompt: q.question }), { model });
+      expect(r.finishReason).toBe("stop");
+      expect(r.textTokens.completion).toBe(1);
+      if (r.answer === q.answer) correct++;
+    }
+    // The trained model is 0.988 right on held-out scenes with all tokens.
+    expect(correct).toBeGreaterThanOrEqual(10);
   });
 
   it("greedy decoding stops at maxTokens", async () => {
