@@ -245,7 +245,14 @@ export async function runPipeline(
     toInputError(err);
   }
   const maxKeep = model.manifest.projector.token_budget?.max ?? n;
-  if ("keep" in budget && typeof budget.keep === "number" && budget.keep > maxKeep) {
+  // A per-view budget above the model's range is refused; TCGC's budget is a total cap over a document's
+  // crops (several views), so it is not bounded per view.
+  if (
+    method.budget !== "cap" &&
+    "keep" in budget &&
+    typeof budget.keep === "number" &&
+    budget.keep > maxKeep
+  ) {
     throw new InputError(`budget.keep: at most ${maxKeep} tokens per view for ${model.name}`, {
       code: "bad_budget",
       field: "budget.keep",

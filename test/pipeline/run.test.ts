@@ -241,6 +241,14 @@ describe("runPipeline", () => {
     expect((await inputError(runPipeline(req({ method: "nope" }), { model }))).field).toBe("method");
     const big = await inputError(runPipeline(req({ method: "random", budget: { keep: 145 } }), { model }));
     expect([big.field, big.limit]).toEqual(["budget.keep", 144]);
+    // TCGC's keep is a total cap over the crops, not a per-view count.
+    const capped = await runPipeline(
+      req({ files: [{ bytes: bytes(doc) }], method: "tcgc", budget: { keep: 300 }, mode: "tokens" }),
+      { model },
+    );
+    expect(capped.images[0].views.slice(0, -1).reduce((s, v) => s + v.tokensAfter, 0)).toBeLessThanOrEqual(
+      300,
+    );
     expect(
       (await inputError(runPipeline(req({ method: "random", budget: { ratio: 2 } }), { model }))).field,
     ).toBe("budget.ratio");
