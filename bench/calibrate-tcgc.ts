@@ -4,15 +4,16 @@
  * For each (tauSim, tauCntFrac) it reports the fraction of visual tokens kept and the accuracy, with
  * no cap (TCGC's own content-adaptive budget) so that only the thresholds decide.
  *
- *   npx tsx bench/calibrate-tcgc.ts [--limit N]
+ *   npx tsx bench/calibrate-tcgc.ts [--limit N]   (a full run writes docs/results/tcgc-calibration.md)
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { answerFromTokens, compressEncoded, encodeEvalImage, readEvalSet } from "../models/eval.ts";
 import { defaultModelDir } from "../models/runtime/manifest.ts";
 import { loadModel } from "../models/runtime/model.ts";
 import { EmbeddedDecoder } from "../pipeline/llm/embedded.ts";
+import { metaMarkdown, runMeta } from "./report/meta.ts";
 import { wilson } from "./report/stats.ts";
 
 const { values } = parseArgs({ options: { limit: { type: "string" } } });
@@ -71,6 +72,9 @@ for (const tauSim of [0.8, 0.85, 0.9, 0.95, 0.98]) {
     process.stderr.write(`${rows.at(-1)}\n`);
   }
 }
-process.stdout.write(
-  `TCGC thresholds on ${images.length} held-out documents (${docs.length} questions), no cap\n\n${rows.join("\n")}\n`,
-);
+const text = `TCGC thresholds on ${images.length} held-out documents (${docs.length} questions), no cap\n\n${rows.join("\n")}\n`;
+process.stdout.write(text);
+if (!values.limit) {
+  const md = `# TCGC threshold calibration\n\n${metaMarkdown(runMeta(), "npx tsx bench/calibrate-tcgc.ts")}\n\n${text}`;
+  writeFileSync("docs/results/tcgc-calibration.md", md);
+}
