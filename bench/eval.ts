@@ -209,7 +209,7 @@ async function main(): Promise<void> {
     "",
     metaMarkdown(runMeta(), command),
     "",
-    `Model: ${model.name} (${modelDir}); held-out set: ${prepared.filter((p) => p.kind === "scene").length} scenes, ${prepared.filter((p) => p.kind === "doc").length} documents${values.quick ? " (quick subset)" : ""}; encoding them took ${(encodeMs / 1000).toFixed(1)} s.`,
+    `Model: ${model.name} (${path.relative(process.cwd(), modelDir) || "."}); held-out set: ${prepared.filter((p) => p.kind === "scene").length} scenes, ${prepared.filter((p) => p.kind === "doc").length} documents${values.quick ? " (quick subset)" : ""}; encoding them took ${(encodeMs / 1000).toFixed(1)} s.`,
     "Budget = ratio of each view's patches (documents: each crop and the global view; TCGC: total cap over the crops, global view kept whole).",
     '"kept tokens" = visual tokens given to the decoder / tokens the encoder produced. "share of full" = accuracy / accuracy with all tokens. 95% CI: Wilson.',
     "",
