@@ -7,48 +7,25 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../services/shared/config.ts";
-import { createWorkerService, type WorkerService } from "../../services/worker/worker.ts";
 import { type Harness, startApi } from "./harness.ts";
+import { EVAL_DIR, heldOut, MODEL_DIR, manifest, type Service, startService } from "./model-fixtures.ts";
 
-const MODEL_DIR = path.resolve("models/vtc-tiny");
-const hasModel = fs.existsSync(path.join(MODEL_DIR, "manifest.json"));
-const EVAL = path.join(MODEL_DIR, "eval");
-const manifest = hasModel
-  ? (JSON.parse(fs.readFileSync(path.join(MODEL_DIR, "manifest.json"), "utf8")) as {
-      name: string;
-      num_patches: number;
-    })
-  : null;
-const N = manifest?.num_patches ?? 0;
-
-interface EvalItem {
-  image: string;
-  kind: string;
-  question: string;
-  crop_grid: [number, number] | null;
-}
-
-function heldOutScene(): EvalItem {
-  const lines = fs.readFileSync(path.join(EVAL, "questions.jsonl"), "utf8").trim().split("\n");
-  return lines.map((l) => JSON.parse(l) as EvalItem).find((q) => q.kind === "scene" && q.crop_grid === null)!;
-}
+const EVAL = EVAL_DIR;
+const N = manifest.num_patches;
+const heldOutScene = () => heldOut("scene");
 
 // biome-ignore lint/suspicious/noExplicitAny: responses are checked field by field
 type Json = any;
 
 let h: Harness;
-let worker: WorkerService;
+let service: Service;
 
 beforeAll(async () => {
-  if (!hasModel) return;
-  h = await startApi("chat", { config: { modelDir: MODEL_DIR, jobAttempts: 2 } });
-  worker = createWorkerService(h.config);
-  await worker.worker.waitUntilReady();
-  await worker.pool.warm();
+  service = await startService("chat");
+  h = service.h;
 });
 afterAll(async () => {
-  await worker?.shutdown(5000);
-  await h?.close();
+  await service?.close();
 });
 
 async function chat(base: string, body: unknown): Promise<{ status: number; body: Json }> {
@@ -63,11 +40,11 @@ async function chat(base: string, body: unknown): Promise<{ status: number; body
 const dataUri = (bytes: Uint8Array, type = "image/png") =>
   `data:${type};base64,${Buffer.from(bytes).toString("base64")}`;
 
-describe.skipIf(!hasModel)("POST /v1/chat/completions", () => {
+describe("POST /v1/chat/completions", () => {
   const scene = heldOutScene();
-  const png = hasModel ? fs.readFileSync(path.join(EVAL, scene.image)) : Buffer.alloc(0);
+  const png = fs.readFileSync(path.join(EVAL, scene.image));
   const request = (vtc?: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
-    model: manifest?.name,
+    model: manifest.name,
     messages: [
       { role: "system", content: "You answer questions about images." },
       {
@@ -90,7 +67,7 @@ describe.skipIf(!hasModel)("POST /v1/chat/completions", () => {
     const b = r.body;
     expect(b.object).toBe("chat.completion");
     expect(b.id).toMatch(/^chatcmpl-/);
-    expect(b.model).toBe(manifest!.name);
+    expect(b.model).toBe(manifest.name);
     expect(Number.isInteger(b.created)).toBe(true);
     expect(b.choices).toHaveLength(1);
     expect(b.choices[0].index).toBe(0);
@@ -139,7 +116,7 @@ describe.skipIf(!hasModel)("POST /v1/chat/completions", () => {
 
   it("GET /v1/models lists the served model; /docs/openapi.json documents the route", async () => {
     const models = await (await fetch(`${h.base}/v1/models`)).json();
-    expect(models.data.map((m: Json) => m.id)).toEqual([manifest!.name]);
+    expect(models.data.map((m: Json) => m.id)).toEqual([manifest.name]);
     const doc = await (await fetch(`${h.base}/docs/openapi.json`)).json();
     const op = doc.paths["/v1/chat/completions"].post;
     expect(op.requestBody.content["application/json"].schema.properties.messages).toBeDefined();
@@ -291,19 +268,15 @@ describe("chat configuration", () => {
   });
 });
 
-describe.skipIf(!hasModel)("POST /v1/chat/completions with a configured default", () => {
+describe("POST /v1/chat/completions with a configured default", () => {
   let hd: Harness;
-  let w: WorkerService;
+  let svc: Service;
   beforeAll(async () => {
-    hd = await startApi("chat-default", {
-      config: { modelDir: MODEL_DIR, chat: { method: "pitome", ratio: 0.25, timeoutMs: 60_000 } },
-    });
-    w = createWorkerService(hd.config);
-    await w.pool.warm();
+    svc = await startService("chat-default", { chat: { method: "pitome", ratio: 0.25, timeoutMs: 60_000 } });
+    hd = svc.h;
   });
   afterAll(async () => {
-    await w?.shutdown(5000);
-    await hd?.close();
+    await svc?.close();
   });
 
   it("a request without vtc gets VTC_CHAT_METHOD with VTC_CHAT_RATIO; its own budget wins", async () => {
@@ -330,7 +303,7 @@ describe.skipIf(!hasModel)("POST /v1/chat/completions with a configured default"
   });
 });
 
-describe.skipIf(!hasModel)("POST /v1/chat/completions without a worker", () => {
+describe("POST /v1/chat/completions without a worker", () => {
   let idle: Harness;
   beforeAll(async () => {
     idle = await startApi("chat-idle", {

@@ -11,50 +11,22 @@ import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readSafetensors } from "../../io/safetensors.ts";
 import { JOB_NAMES, type PipelineJobData } from "../../services/shared/queues.ts";
-import { createWorkerService, type WorkerService } from "../../services/worker/worker.ts";
-import { form, type Harness, readEvents, startApi } from "./harness.ts";
+import { form, type Harness, readEvents } from "./harness.ts";
+import { EVAL_DIR, heldOut, manifest, type Service, startService } from "./model-fixtures.ts";
 
-const MODEL_DIR = path.resolve("models/vtc-tiny");
-const hasModel = fs.existsSync(path.join(MODEL_DIR, "manifest.json"));
-const EVAL = path.join(MODEL_DIR, "eval");
-const manifest = hasModel
-  ? (JSON.parse(fs.readFileSync(path.join(MODEL_DIR, "manifest.json"), "utf8")) as {
-      num_patches: number;
-      grid: [number, number];
-      encoder: { feature_dim: number };
-    })
-  : null;
-const N = manifest?.num_patches ?? 0;
-const D = manifest?.encoder.feature_dim ?? 0;
-
-interface EvalItem {
-  image: string;
-  kind: string;
-  question: string;
-  crop_grid: [number, number] | null;
-}
-
-function heldOut(kind: "scene" | "doc"): EvalItem {
-  const lines = fs.readFileSync(path.join(EVAL, "questions.jsonl"), "utf8").trim().split("\n");
-  const items = lines.map((l) => JSON.parse(l) as EvalItem);
-  return items.find(
-    (q) => q.kind === kind && (kind === "scene" ? q.crop_grid === null : q.crop_grid !== null),
-  )!;
-}
+const EVAL = EVAL_DIR;
+const N = manifest.num_patches;
+const D = manifest.encoder.feature_dim;
 
 let h: Harness;
-let worker: WorkerService;
+let service: Service;
 
 beforeAll(async () => {
-  if (!hasModel) return;
-  h = await startApi("pipeline", { config: { modelDir: MODEL_DIR, jobAttempts: 2 } });
-  worker = createWorkerService(h.config);
-  await worker.worker.waitUntilReady();
-  await worker.pool.warm();
+  service = await startService("pipeline");
+  h = service.h;
 });
 afterAll(async () => {
-  await worker?.shutdown(5000);
-  await h?.close();
+  await service?.close();
 });
 
 // biome-ignore lint/suspicious/noExplicitAny: job views are checked field by field
@@ -90,7 +62,7 @@ async function tokensOf(links: Json) {
 
 const K = 36;
 
-describe.skipIf(!hasModel)("the mission methods on held-out inputs, through the service", () => {
+describe("the mission methods on held-out inputs, through the service", () => {
   const scene = heldOut("scene");
   for (const method of ["fopru", "pitome", "tokenflex"]) {
     it(`${method}: completes with ${K} tokens, an answer, SSE progress then completion, and a tokens file`, async () => {
@@ -174,7 +146,7 @@ describe.skipIf(!hasModel)("the mission methods on held-out inputs, through the 
     const input = await sharp(file).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     expect([picture.info.width, picture.info.height]).toEqual([input.info.width, input.info.height]);
     const { width, height } = input.info;
-    const [rows, cols] = manifest!.grid;
+    const [rows, cols] = manifest.grid;
     let droppedPixels = 0;
     for (let y = 0; y < height; y++) {
       for (let x = 0; x < width; x++) {
