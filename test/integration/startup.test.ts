@@ -81,66 +81,63 @@ describe("signals", () => {
 });
 
 describe("npm start", () => {
-  it.skipIf(!fs.existsSync("models/vtc-tiny/manifest.json"))(
-    "runs the API and one worker: a job completes; SIGTERM stops both",
-    async () => {
-      const prefix = `vtc-start-${process.pid}`;
-      const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), "vtc-start-"));
-      const port = await new Promise<number>((resolve) => {
-        const srv = net.createServer().listen(0, () => {
-          const { port: p } = srv.address() as net.AddressInfo;
-          srv.close(() => resolve(p));
-        });
+  it("runs the API and one worker: a job completes; SIGTERM stops both", async () => {
+    const prefix = `vtc-start-${process.pid}`;
+    const dataDir = await fsp.mkdtemp(path.join(os.tmpdir(), "vtc-start-"));
+    const port = await new Promise<number>((resolve) => {
+      const srv = net.createServer().listen(0, () => {
+        const { port: p } = srv.address() as net.AddressInfo;
+        srv.close(() => resolve(p));
       });
-      const child = spawn(TSX, ["services/start.ts"], {
-        env: {
-          ...process.env,
-          REDIS_URL,
-          VTC_QUEUE_PREFIX: prefix,
-          VTC_DATA_DIR: dataDir,
-          PORT: String(port),
-        },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let output = "";
-      child.stdout.on("data", (d) => {
-        output += d;
-      });
-      child.stderr.on("data", (d) => {
-        output += d;
-      });
-      const base = `http://127.0.0.1:${port}`;
-      try {
-        let ready = false;
-        for (let i = 0; i < 100 && !ready; i++) {
-          await new Promise((r) => setTimeout(r, 200));
-          ready = await fetch(`${base}/readyz`).then(
-            (r) => r.ok,
-            () => false,
-          );
-        }
-        expect(ready).toBe(true);
-        const image = fs.readFileSync("models/vtc-tiny/eval/scenes/s0000.png");
-        const res = await fetch(`${base}/v1/jobs`, {
-          method: "POST",
-          body: form([["s.png", image]], {
-            prompt: "is there a cyan triangle",
-            method: "tokenflex",
-            keep: 16,
-          }),
-        });
-        const { links } = await res.json();
-        const events = await readEvents(`${base}${links.events}`);
-        expect(events.at(-1)!.event).toBe("completed");
-      } finally {
-        child.kill("SIGTERM");
-        const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
-        expect(code, output).toBe(0);
-        await cleanupPrefix(prefix);
-        await fsp.rm(dataDir, { recursive: true, force: true });
+    });
+    const child = spawn(TSX, ["services/start.ts"], {
+      env: {
+        ...process.env,
+        REDIS_URL,
+        VTC_QUEUE_PREFIX: prefix,
+        VTC_DATA_DIR: dataDir,
+        PORT: String(port),
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (d) => {
+      output += d;
+    });
+    child.stderr.on("data", (d) => {
+      output += d;
+    });
+    const base = `http://127.0.0.1:${port}`;
+    try {
+      let ready = false;
+      for (let i = 0; i < 100 && !ready; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        ready = await fetch(`${base}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        );
       }
-    },
-  );
+      expect(ready).toBe(true);
+      const image = fs.readFileSync("models/vtc-tiny/eval/scenes/s0000.png");
+      const res = await fetch(`${base}/v1/jobs`, {
+        method: "POST",
+        body: form([["s.png", image]], {
+          prompt: "is there a cyan triangle",
+          method: "tokenflex",
+          keep: 16,
+        }),
+      });
+      const { links } = await res.json();
+      const events = await readEvents(`${base}${links.events}`);
+      expect(events.at(-1)!.event).toBe("completed");
+    } finally {
+      child.kill("SIGTERM");
+      const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+      expect(code, output).toBe(0);
+      await cleanupPrefix(prefix);
+      await fsp.rm(dataDir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe("REDIS_URL with a database index", () => {
