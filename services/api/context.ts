@@ -1,6 +1,7 @@
 /**
  * Builds the API's dependencies from the configuration: Redis, the queue, the events hub, the blob
- * store, the method catalog and model readiness. `npm run api` and the tests both use it.
+ * store (and its retention sweep), the method catalog and model readiness. `npm run api` and the
+ * tests both use it.
  */
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
@@ -12,6 +13,7 @@ import { readModelInfo } from "../shared/model-info.ts";
 import { defaultJobOptions, QUEUE_NAMES } from "../shared/queues.ts";
 import { connectRedis, createRedis } from "../shared/redis.ts";
 import type { AppDeps } from "./app.ts";
+import { blobSweeperFor } from "./blob-sweeper.ts";
 import { JobEventsHub } from "./events.ts";
 
 export interface ApiContext {
@@ -32,12 +34,15 @@ export async function createApiContext(
   const hub = JobEventsHub.create(QUEUE_NAMES.pipeline, createRedis(config.redisUrl), config.queuePrefix);
   await Promise.all([queue.waitUntilReady(), hub.ready()]);
   const model = () => readModelInfo(config.modelDir);
+  const blobs = openBlobStore(config.dataDir);
+  // Deletes expired blobs and stale upload temporaries every VTC_BLOB_SWEEP_INTERVAL_SEC (0: off).
+  const sweeper = blobSweeperFor(config, blobs, queue);
   const deps: AppDeps = {
     config,
     redis,
     queue,
     hub,
-    blobs: openBlobStore(config.dataDir),
+    blobs,
     catalog: overrides.catalog ?? registryCatalog,
     maxKeep: async () => (await model()).tokensPerImage,
     readiness: { models: model },
@@ -45,6 +50,7 @@ export async function createApiContext(
   return {
     deps,
     async close() {
+      await sweeper.stop();
       await hub.close();
       await queue.close();
       redis.disconnect();

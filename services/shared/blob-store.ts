@@ -2,9 +2,15 @@
  * Content-addressed blob store: uploads and artifacts are stored under their sha256, and jobs carry
  * these references, never the bytes. `FsBlobStore` is the default (a directory under VTC_DATA_DIR);
  * an S3-compatible store implements the same interface.
+ *
+ * Retention: blobs are never deleted on their own; the API process sweeps them (`sweepBlobs`) once
+ * their mtime is older than the job retention window. INVARIANT: storing a blob again (`put`/`putFile`
+ * of content already there) refreshes its mtime, so a blob is never older than the newest job that
+ * stored it, and a live job's blobs are never older than the job. Inputs of jobs that have not yet
+ * finished are protected by the sweep's `isReferenced` (they may wait in the queue for a long time).
  */
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, type Dirent, type Stats } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import type { Readable } from "node:stream";
@@ -29,7 +35,28 @@ export interface BlobStore {
   has(sha256: string): Promise<boolean>;
   /** Size in bytes, or null when absent. */
   size(sha256: string): Promise<number | null>;
+  /**
+   * Deletes the blobs last stored more than `olderThanMs` ago (mtime), except those `isReferenced`
+   * keeps, and write temporaries left behind by a crash. Never follows symbolic links.
+   */
+  sweepBlobs(opts: SweepOptions): Promise<SweepResult>;
 }
+
+export interface SweepOptions {
+  olderThanMs: number;
+  /** A blob for which this answers true is kept whatever its age. */
+  isReferenced?: (sha256: string) => boolean | Promise<boolean>;
+  /** The clock, for tests. */
+  now?: number;
+}
+
+export interface SweepResult {
+  deleted: number;
+  bytes: number;
+}
+
+/** Write temporaries (`<sha256>.<pid>.<rand>.tmp`) older than this are leftovers of a crash. */
+export const STALE_TMP_MS = 3600_000;
 
 export class BlobNotFoundError extends Error {
   constructor(readonly sha256: string) {
@@ -72,7 +99,7 @@ export class FsBlobStore implements BlobStore {
     const sha256 = sha256Hex(bytes);
     const ref = { sha256, size: bytes.byteLength };
     const file = this.pathOf(sha256);
-    if ((await this.size(sha256)) === bytes.byteLength) return ref;
+    if ((await this.size(sha256)) === bytes.byteLength && (await touch(file))) return ref;
     await fs.mkdir(path.dirname(file), { recursive: true });
     const tmp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
     await fs.writeFile(tmp, bytes);
@@ -82,7 +109,7 @@ export class FsBlobStore implements BlobStore {
 
   async putFile(file: string, ref: BlobRef): Promise<BlobRef> {
     const target = this.pathOf(ref.sha256);
-    if ((await this.size(ref.sha256)) === ref.size) return ref;
+    if ((await this.size(ref.sha256)) === ref.size && (await touch(target))) return ref;
     await fs.mkdir(path.dirname(target), { recursive: true });
     const tmp = `${target}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
     try {
@@ -121,6 +148,87 @@ export class FsBlobStore implements BlobStore {
       throw err;
     }
   }
+
+  /**
+   * Known narrow race: a `put` of the same bytes that touches the blob between the sweep's stat and its
+   * unlink loses it. It needs content idle for the whole retention window to be re-stored within that
+   * instant; the blob is then missing (BlobNotFoundError: a failed job or a 404), never wrong bytes.
+   */
+  async sweepBlobs(opts: SweepOptions): Promise<SweepResult> {
+    const now = opts.now ?? Date.now();
+    return sweepFiles(this.root, {
+      shouldDelete: async (name, st) => {
+        if (name.endsWith(".tmp")) return now - st.mtimeMs > STALE_TMP_MS;
+        if (!SHA256.test(name) || now - st.mtimeMs <= opts.olderThanMs) return false;
+        return !(await opts.isReferenced?.(name));
+      },
+    });
+  }
+}
+
+/**
+ * Refreshes the mtime of a stored blob (see the retention invariant above); false when it is gone
+ * (swept meanwhile), so the caller writes it again.
+ */
+async function touch(file: string): Promise<boolean> {
+  const now = new Date();
+  try {
+    await fs.utimes(file, now, now);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw err;
+  }
+}
+
+/**
+ * Walks `dir` and deletes the regular files `shouldDelete` picks. Symbolic links are neither followed
+ * nor deleted, and nothing outside `dir` is visited; directories are left in place (a concurrent write
+ * may be about to use one). A missing `dir` is an empty sweep.
+ */
+export async function sweepFiles(
+  dir: string,
+  opts: {
+    shouldDelete: (name: string, st: { mtimeMs: number; size: number }) => boolean | Promise<boolean>;
+  },
+): Promise<SweepResult> {
+  const result: SweepResult = { deleted: 0, bytes: 0 };
+  const walk = async (d: string): Promise<void> => {
+    let entries: Dirent[];
+    try {
+      entries = await fs.readdir(d, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw err;
+    }
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile()) {
+        let st: Stats;
+        try {
+          st = await fs.lstat(p);
+        } catch {
+          continue;
+        }
+        if (!st.isFile() || !(await opts.shouldDelete(e.name, st))) continue;
+        try {
+          await fs.unlink(p);
+          result.deleted += 1;
+          result.bytes += st.size;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+        }
+      }
+    }
+  };
+  await walk(dir);
+  return result;
+}
+
+/** Deletes upload temporaries under `tmpDir` (e.g. `$VTC_DATA_DIR/tmp`) older than `olderThanMs`. */
+export function sweepTmpDir(tmpDir: string, olderThanMs: number, now = Date.now()): Promise<SweepResult> {
+  return sweepFiles(tmpDir, { shouldDelete: (_name, st) => now - st.mtimeMs > olderThanMs });
 }
 
 /**

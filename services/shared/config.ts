@@ -40,6 +40,11 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** Finished jobs (and their idempotency keys) are kept this long, seconds. */
   jobRetentionSec: number;
+  /**
+   * The API sweeps blobs older than the job retention (plus an hour) and stale upload temporaries
+   * this often, seconds; 0 turns the sweep off.
+   */
+  blobSweepIntervalSec: number;
   limits: Limits;
   /** POST /v1/chat/completions. */
   chat: ChatConfig;
@@ -93,6 +98,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jobTimeoutMs: int(env, "VTC_JOB_TIMEOUT_MS", 300_000, 1),
     shutdownTimeoutMs: int(env, "VTC_SHUTDOWN_TIMEOUT_MS", 30_000),
     jobRetentionSec: int(env, "VTC_JOB_RETENTION_SEC", 24 * 3600),
+    blobSweepIntervalSec: int(env, "VTC_BLOB_SWEEP_INTERVAL_SEC", 3600),
     limits: {
       maxFileBytes: int(env, "VTC_MAX_FILE_BYTES", DEFAULT_LIMITS.maxFileBytes, 1),
       maxFiles: int(env, "VTC_MAX_FILES", DEFAULT_LIMITS.maxFiles, 1),
