@@ -133,9 +133,10 @@ describe("npm start", () => {
     } finally {
       child.kill("SIGTERM");
       const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
-      expect(code, output).toBe(0);
+      // Clean up before asserting, so a failing run leaves no keys behind on the shared Redis.
       await cleanupPrefix(prefix);
       await fsp.rm(dataDir, { recursive: true, force: true });
+      expect(code, output).toBe(0);
     }
   });
 });
