@@ -19,7 +19,7 @@ import { loadModel } from "../models/runtime/model.ts";
 import { isInputError } from "../pipeline/errors.ts";
 import { defaultLimits } from "../pipeline/limits.ts";
 import { type PipelineRequest, runPipeline } from "../pipeline/run.ts";
-import { parseOptionValue } from "./tensors.ts";
+import { parseOptPairs } from "./options.ts";
 
 const USAGE = `usage: vtc run FILE|DIR... --method M [--keep K | --ratio R] [--opt key=value ...] --prompt "..."
                [--out DIR] [--tokens] [--picture] [--mode answer|tokens] [--layout auto|image|document]
@@ -114,12 +114,7 @@ export async function main(argv: string[]): Promise<number> {
       if (!Number.isFinite(r)) throw new UsageError(`--ratio must be a number (got "${v.ratio}")`);
       budget = { ratio: r };
     }
-    const options: Record<string, unknown> = {};
-    for (const kv of v.opt ?? []) {
-      const eq = kv.indexOf("=");
-      if (eq <= 0) throw new UsageError(`--opt expects key=value (got "${kv}")`);
-      options[kv.slice(0, eq)] = parseOptionValue(kv.slice(eq + 1));
-    }
+    const options = parseOptPairs(v.opt, (m) => new UsageError(m));
     const mode = (v.mode ?? "answer") as PipelineRequest["mode"];
     if (mode !== "answer" && mode !== "tokens") throw new UsageError(`--mode must be answer or tokens`);
     if (mode === "answer" && !v.prompt) throw new UsageError("--prompt is required (or --mode tokens)");

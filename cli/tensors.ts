@@ -21,19 +21,12 @@ import {
   toFloat32,
   writeSafetensors,
 } from "../io/safetensors.ts";
+import { parseOptPairs } from "./options.ts";
 
 const USAGE =
   "usage: vtc tensors --method M --in IN.safetensors --out OUT.safetensors [--keep K | --ratio R] [--opt key=value ...]\n";
 
 class UsageError extends Error {}
-
-/** `--opt` values: true/false, numbers, else the string itself. */
-export function parseOptionValue(v: string): unknown {
-  if (v === "true") return true;
-  if (v === "false") return false;
-  if (/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(v)) return Number(v);
-  return v;
-}
 
 function intMeta(meta: Record<string, string>, key: string, required: boolean): number | undefined {
   const v = meta[key];
@@ -188,12 +181,7 @@ export async function main(argv: string[]): Promise<number> {
       }
       budget = { ratio: r };
     }
-    const options: Record<string, unknown> = {};
-    for (const o of (v.opt as string[] | undefined) ?? []) {
-      const eq = o.indexOf("=");
-      if (eq <= 0) throw new UsageError(`--opt must be key=value (got "${o}")`);
-      options[o.slice(0, eq)] = parseOptionValue(o.slice(eq + 1));
-    }
+    const options = parseOptPairs(v.opt as string[] | undefined, (m) => new UsageError(m));
     // Method and options first: a wrong name fails before any file is read.
     parseOptions(getMethod(v.method as string), options);
     let buf: Buffer;

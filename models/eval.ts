@@ -21,6 +21,7 @@ import { EmbeddedDecoder } from "../pipeline/llm/embedded.ts";
 import { POSITION_DIM, positionFeatures, type ViewPlace } from "../pipeline/positions.ts";
 import { defaultModelDir } from "./runtime/manifest.ts";
 import { loadModel, type Model } from "./runtime/model.ts";
+import { parseOptPairs } from "../cli/options.ts";
 
 export interface EvalQuestion {
   id: string;
@@ -304,13 +305,7 @@ async function main(argv: string[]): Promise<number> {
   let budget: Budget = {};
   if (v.keep) budget = { keep: Number(v.keep) };
   else if (v.ratio) budget = { ratio: Number(v.ratio) };
-  const options: Record<string, unknown> = {};
-  for (const kv of v.opt ?? []) {
-    const eq = kv.indexOf("=");
-    const val = kv.slice(eq + 1);
-    options[kv.slice(0, eq)] =
-      val === "true" ? true : val === "false" ? false : Number.isFinite(Number(val)) ? Number(val) : val;
-  }
+  const options = parseOptPairs(v.opt, (m) => new Error(m));
   const { report } = await evaluate({
     modelDir: v.model ? path.resolve(v.model) : undefined,
     method: v.method,
