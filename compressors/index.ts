@@ -18,7 +18,11 @@ export type * from "./types.ts";
 export function getMethod(name: string): MethodEntry {
   const m = Object.hasOwn(METHODS, name) ? METHODS[name] : undefined;
   if (!m)
-    throw new CompressorInputError("method", `unknown method "${name}" (known: ${METHOD_NAMES.join(", ")})`);
+    throw new CompressorInputError(
+      "method",
+      `unknown method "${name}" (known: ${METHOD_NAMES.join(", ")})`,
+      "unknown_method",
+    );
   return m;
 }
 
@@ -35,6 +39,7 @@ export function parseOptions(
     throw new CompressorInputError(
       `options.${issue.keys[0]}`,
       `unknown option for ${method.name} (known: ${known.length ? known.join(", ") : "none"})`,
+      "bad_option",
     );
   }
   const field = `options.${issue.path.map(String).join(".")}`;
@@ -42,6 +47,7 @@ export function parseOptions(
   throw new CompressorInputError(
     field,
     `${issue.message}${got !== undefined ? ` (got ${JSON.stringify(got)})` : ""}`,
+    "bad_option",
   );
 }
 
@@ -72,18 +78,27 @@ export function resolveBudget(budget: Budget | undefined, n: number): number | u
   const b = (budget ?? {}) as { keep?: unknown; ratio?: unknown };
   const hasKeep = b.keep !== undefined;
   const hasRatio = b.ratio !== undefined;
-  if (hasKeep && hasRatio) throw new CompressorInputError("budget", "give keep or ratio, not both");
+  if (hasKeep && hasRatio)
+    throw new CompressorInputError("budget", "give keep or ratio, not both", "bad_budget");
   if (hasKeep) {
     const k = b.keep;
     if (typeof k !== "number" || !Number.isInteger(k) || k < 1) {
-      throw new CompressorInputError("budget.keep", `must be an integer >= 1 (got ${JSON.stringify(k)})`);
+      throw new CompressorInputError(
+        "budget.keep",
+        `must be an integer >= 1 (got ${JSON.stringify(k)})`,
+        "bad_budget",
+      );
     }
     return k;
   }
   if (hasRatio) {
     const r = b.ratio;
     if (typeof r !== "number" || !Number.isFinite(r) || r <= 0 || r > 1) {
-      throw new CompressorInputError("budget.ratio", `must be a number in (0, 1] (got ${JSON.stringify(r)})`);
+      throw new CompressorInputError(
+        "budget.ratio",
+        `must be a number in (0, 1] (got ${JSON.stringify(r)})`,
+        "bad_budget",
+      );
     }
     return Math.max(1, Math.floor(n * r));
   }
@@ -148,7 +163,11 @@ export async function compress(
   const base = { method: m.name, options: opts, budget: budgetKind === "ignored" ? null : (k ?? null) };
   if (budgetKind === "required") {
     if (k === undefined) {
-      throw new CompressorInputError("budget", `keep or ratio is required for method ${m.name}`);
+      throw new CompressorInputError(
+        "budget",
+        `keep or ratio is required for method ${m.name}`,
+        "bad_budget",
+      );
     }
     if (k >= n) {
       if (deferScan) checkFinite("features", input.features);
