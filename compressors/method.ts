@@ -29,7 +29,8 @@ export interface DocumentDecision {
   stats: Record<string, unknown>;
 }
 
-interface Common<S extends z.ZodObject> {
+/** What describes a method (listed as is by the registry). */
+export interface MethodInfo {
   name: string;
   title: string;
   /** Where the method comes from: an arXiv id, or "baseline". */
@@ -40,6 +41,9 @@ interface Common<S extends z.ZodObject> {
   /** Inputs read (preferred ones; `needsNote` says which layers and the fallbacks). */
   needs: readonly InputName[];
   needsNote: string;
+}
+
+interface Common<S extends z.ZodObject> extends MethodInfo {
   /**
    * The output tokens are means over groups of patches that cover every patch whenever the sizes sum
    * to N: compress() then scans the output for NaN/Inf instead of the N x D features (it falls back to
@@ -102,14 +106,7 @@ export interface PreparedMethod {
 }
 
 /** A registered method: its description, and `prepare` to validate options and bind them. */
-export interface MethodEntry {
-  name: string;
-  title: string;
-  paper: string;
-  doc: string;
-  kind: MethodKind;
-  needs: readonly InputName[];
-  needsNote: string;
+export interface MethodEntry extends MethodInfo {
   coversInput: boolean;
   /** The rule under the default options (`prepare(options).rule` for given ones). */
   budget: BudgetRule;
