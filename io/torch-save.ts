@@ -40,22 +40,28 @@ export function contiguousStrides(shape: readonly number[]): number[] {
   return s;
 }
 
-export function encodeTorch(t: HostTensor): Buffer {
-  checkTensor(t);
-  const pkl = new PickleWriter()
+/** The data.pkl of one tensor viewing storage "0" (`numel` elements of `dtype`). */
+export function tensorPickle(
+  dtype: TensorDType,
+  numel: number,
+  offset: number,
+  size: readonly number[],
+  stride: readonly number[],
+): Buffer {
+  return new PickleWriter()
     .global("torch._utils", "_rebuild_tensor_v2")
     .mark()
     .mark()
     .str("storage")
-    .global("torch", STORAGE_TYPES[t.dtype])
+    .global("torch", STORAGE_TYPES[dtype])
     .str("0")
     .str("cpu")
-    .int(t.data.length)
+    .int(numel)
     .tuple()
     .persid()
-    .int(0)
-    .intTuple(t.shape)
-    .intTuple(contiguousStrides(t.shape))
+    .int(offset)
+    .intTuple(size)
+    .intTuple(stride)
     .bool(false)
     .global("collections", "OrderedDict")
     .intTuple([])
@@ -63,6 +69,11 @@ export function encodeTorch(t: HostTensor): Buffer {
     .tuple()
     .reduce()
     .stop();
+}
+
+export function encodeTorch(t: HostTensor): Buffer {
+  checkTensor(t);
+  const pkl = tensorPickle(t.dtype, t.data.length, 0, t.shape, contiguousStrides(t.shape));
   const ascii = (s: string) => Buffer.from(s, "ascii");
   return writeStoredZip([
     { name: "archive/data.pkl", data: pkl },

@@ -11,7 +11,6 @@ import {
   decodeEmbedsPayload,
   encodeEmbedsPayload,
 } from "../../io/payload.ts";
-import { PickleWriter } from "../../io/pickle.ts";
 import {
   f16BitsToF32,
   f32ToF16Bits,
@@ -22,7 +21,7 @@ import {
   toFloat32,
 } from "../../io/tensor.ts";
 import { decodeTorch } from "../../io/torch-load.ts";
-import { encodeTorch } from "../../io/torch-save.ts";
+import { encodeTorch, tensorPickle } from "../../io/torch-save.ts";
 import { readZip, writeStoredZip } from "../../io/zip-store.ts";
 
 const TENSORS: HostTensor[] = [
@@ -57,28 +56,8 @@ function archive(pkl: Buffer, storage = new Uint8Array(16)): Buffer {
   ]);
 }
 
-function tensorPickle(size: number[], stride: number[], offset: number, numel: number): Buffer {
-  return new PickleWriter()
-    .global("torch._utils", "_rebuild_tensor_v2")
-    .mark()
-    .mark()
-    .str("storage")
-    .global("torch", "FloatStorage")
-    .str("0")
-    .str("cpu")
-    .int(numel)
-    .tuple()
-    .persid()
-    .int(offset)
-    .intTuple(size)
-    .intTuple(stride)
-    .bool(false)
-    .global("collections", "OrderedDict")
-    .intTuple([])
-    .reduce()
-    .tuple()
-    .reduce()
-    .stop();
+function f32View(size: number[], stride: number[], offset: number, numel: number): Buffer {
+  return tensorPickle("float32", numel, offset, size, stride);
 }
 
 describe("payload codecs", () => {
@@ -142,13 +121,13 @@ describe("payload codecs", () => {
   });
 
   it("refuses views that reach past their storage, and storages shorter than declared", () => {
-    expect(() => decodeTorch(archive(tensorPickle([2, 3], [3, 1], 0, 4)))).toThrow(/reaches element 5/);
-    expect(() => decodeTorch(archive(tensorPickle([2, 2], [2, 1], 0, 8)))).toThrow(/16 bytes for 8/);
+    expect(() => decodeTorch(archive(f32View([2, 3], [3, 1], 0, 4)))).toThrow(/reaches element 5/);
+    expect(() => decodeTorch(archive(f32View([2, 2], [2, 1], 0, 8)))).toThrow(/16 bytes for 8/);
   });
 
   it("gathers a strided view in C order", () => {
     const storage = new Float32Array([0, 1, 2, 3, 4, 5]);
-    const t = decodeTorch(archive(tensorPickle([3, 2], [1, 3], 0, 6), new Uint8Array(storage.buffer)));
+    const t = decodeTorch(archive(f32View([3, 2], [1, 3], 0, 6), new Uint8Array(storage.buffer)));
     expect(t.shape).toEqual([3, 2]);
     expect(Array.from(t.data as Float32Array)).toEqual([0, 3, 1, 4, 2, 5]);
   });
