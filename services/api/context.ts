@@ -7,9 +7,9 @@ import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { openBlobStore } from "../shared/blob-store.ts";
 import { registryCatalog } from "../shared/catalog.ts";
-import type { Config } from "../shared/config.ts";
-import type { MethodCatalog } from "../shared/methods.ts";
-import { readModelInfo } from "../shared/model-info.ts";
+import type { Config } from "../../common/config.ts";
+import { checkModelDir, readManifest } from "../../models/runtime/manifest.ts";
+import { requestLimits } from "../../pipeline/request.ts";
 import { defaultJobOptions, QUEUE_NAMES } from "../shared/queues.ts";
 import { connectRedis, createRedis } from "../shared/redis.ts";
 import type { AppDeps } from "./app.ts";
@@ -21,10 +21,7 @@ export interface ApiContext {
   close(): Promise<void>;
 }
 
-export async function createApiContext(
-  config: Config,
-  overrides: { catalog?: () => Promise<MethodCatalog> } = {},
-): Promise<ApiContext> {
+export async function createApiContext(config: Config): Promise<ApiContext> {
   const redis: Redis = await connectRedis(config.redisUrl);
   const queue = new Queue(QUEUE_NAMES.pipeline, {
     connection: createRedis(config.redisUrl),
@@ -33,7 +30,8 @@ export async function createApiContext(
   });
   const hub = JobEventsHub.create(QUEUE_NAMES.pipeline, createRedis(config.redisUrl), config.queuePrefix);
   await Promise.all([queue.waitUntilReady(), hub.ready()]);
-  const model = () => readModelInfo(config.modelDir);
+  // The manifest is read per call (cheap) so a model directory fixed after start is picked up.
+  const manifest = async () => readManifest(config.modelDir).manifest;
   const blobs = openBlobStore(config.dataDir);
   // Deletes expired blobs and stale upload temporaries every VTC_BLOB_SWEEP_INTERVAL_SEC (0: off).
   const sweeper = blobSweeperFor(config, blobs, queue);
@@ -43,9 +41,10 @@ export async function createApiContext(
     queue,
     hub,
     blobs,
-    catalog: overrides.catalog ?? registryCatalog,
-    maxKeep: async () => (await model()).tokensPerImage,
-    readiness: { models: model },
+    catalog: registryCatalog,
+    requestLimits: async () => requestLimits(await manifest(), config.limits),
+    modelName: async () => (await manifest()).name,
+    readiness: { models: () => checkModelDir(config.modelDir) },
   };
   return {
     deps,

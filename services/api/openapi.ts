@@ -1,6 +1,7 @@
 /** The OpenAPI 3.1 document, generated from the zod schemas that validate requests. */
 import { z } from "zod";
-import type { Limits } from "../shared/config.ts";
+import type { RequestLimits } from "../../pipeline/request.ts";
+import type { Limits } from "../../common/config.ts";
 import { describeMethod, type MethodCatalog } from "../shared/methods.ts";
 import { chatCompletionSchema, chatRequestSchema } from "./chat.schemas.ts";
 import {
@@ -41,7 +42,7 @@ function withFiles(
 
 export function buildOpenApi(
   limits: Limits,
-  maxKeep: number,
+  requestLimits: RequestLimits,
   catalog: MethodCatalog,
 ): Record<string, unknown> {
   const err = { content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } };
@@ -61,8 +62,8 @@ export function buildOpenApi(
     description: "A retry with the same key returns the same job instead of making a new one",
   };
   const idParam = { name: "id", in: "path", required: true, schema: { type: "string" } };
-  const jobFields = input(jobFieldsSchema(limits, maxKeep)) as Record<string, unknown>;
-  const batchFields = input(batchFieldsSchema(limits, maxKeep)) as Record<string, unknown>;
+  const jobFields = input(jobFieldsSchema(requestLimits)) as Record<string, unknown>;
+  const batchFields = input(batchFieldsSchema(requestLimits)) as Record<string, unknown>;
   return {
     openapi: "3.1.0",
     info: { title: "visual-token-compressor", version: "0.1.0" },
@@ -199,7 +200,7 @@ export function buildOpenApi(
             "with `vtc.method`, the LLM answers; the answer reports the visual tokens saved. Waits for the job",
           requestBody: {
             required: true,
-            content: { "application/json": { schema: input(chatRequestSchema(maxKeep)) } },
+            content: { "application/json": { schema: input(chatRequestSchema(requestLimits, true)) } },
           },
           responses: {
             "200": {

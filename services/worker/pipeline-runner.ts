@@ -16,25 +16,24 @@ export const createRunner: CreateRunner = async (init) => {
   await loadModel(init.modelDir).catch(() => {});
   return {
     async run(task, progress) {
-      const { data } = task;
+      // The request was validated at the edge (pipeline/request.ts); only the file references are not part of it.
+      const {
+        files: refs,
+        fingerprint: _f,
+        createdAt: _c,
+        submissionId: _s,
+        batchId: _b,
+        item: _i,
+        failure: _x,
+        ...request
+      } = task.data;
       const files = await Promise.all(
-        data.files.map(async (f) => ({ bytes: await blobs.get(f.sha256), name: f.name })),
+        refs.map(async (f) => ({ bytes: await blobs.get(f.sha256), name: f.name })),
       );
       const model = await loadModel(init.modelDir);
       let last = "";
       const result = await runPipeline(
-        {
-          files,
-          prompt: data.prompt,
-          method: data.method,
-          budget: data.budget,
-          options: data.options,
-          mode: data.mode,
-          layout: data.layout ?? "auto",
-          ...(data.maxTokens !== undefined ? { maxTokens: data.maxTokens } : {}),
-          wantTokens: true,
-          wantPicture: true,
-        },
+        { ...request, files, wantTokens: true, wantPicture: true },
         {
           model,
           limits: init.limits,

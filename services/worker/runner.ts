@@ -4,7 +4,7 @@
  * for every job. The default module is `pipeline-runner.ts` (the real pipeline); tests of the pool
  * machinery itself point the pool at their own module.
  */
-import type { Limits } from "../shared/config.ts";
+import type { Limits } from "../../common/config.ts";
 import type { JobProgress, PipelineJobData, PipelineJobResult } from "../shared/queues.ts";
 
 export interface RunnerInit {

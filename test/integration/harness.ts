@@ -8,8 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { createApp } from "../../services/api/app.ts";
 import { createApiContext } from "../../services/api/context.ts";
-import { type Config, loadConfig } from "../../services/shared/config.ts";
-import type { MethodCatalog } from "../../services/shared/methods.ts";
+import { type Config, loadConfig } from "../../common/config.ts";
 import { cleanupPrefix, REDIS_URL, uniquePrefix } from "../helpers/redis.ts";
 
 export interface Harness {
@@ -24,7 +23,6 @@ export async function startApi(
   opts: {
     limits?: Partial<Config["limits"]>;
     config?: Partial<Config>;
-    catalog?: () => Promise<MethodCatalog>;
   } = {},
 ): Promise<Harness> {
   const prefix = uniquePrefix(label);
@@ -39,7 +37,7 @@ export async function startApi(
     ...opts.config,
     limits: { ...base.limits, ...opts.limits },
   };
-  const ctx = await createApiContext(config, { catalog: opts.catalog });
+  const ctx = await createApiContext(config);
   const server = createApp(ctx.deps).listen(0);
   await new Promise<void>((resolve) => server.once("listening", () => resolve()));
   const { port } = server.address() as AddressInfo;

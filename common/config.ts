@@ -1,8 +1,16 @@
 /**
- * Configuration, read once from the environment. Defaults are listed in the README. The input limits
- * use the same variable names and defaults as the pipeline's own (`pipeline/limits.ts`).
+ * Configuration: the one place that reads environment variables (a leaf module). Services read
+ * `loadConfig()` once at start; the CLI, the pipeline and the runtime take `loadLimits()`,
+ * `defaultModelDir()` and `runtimeSettings()`. Defaults are listed in the README.
  */
 import path from "node:path";
+
+/** The embedded model, in the repository; `VTC_MODEL_DIR` points elsewhere. */
+const BUNDLED_MODEL_DIR = path.resolve(import.meta.dirname, "..", "models", "vtc-tiny");
+
+export function defaultModelDir(env: NodeJS.ProcessEnv = process.env): string {
+  return path.resolve(env.VTC_MODEL_DIR || BUNDLED_MODEL_DIR);
+}
 
 export interface Limits {
   /** Largest single upload, bytes (multer `fileSize`). */
@@ -85,13 +93,45 @@ export const DEFAULT_LIMITS: Limits = {
   maxBatchItems: 64,
 };
 
+/** The input limits (`VTC_MAX_*`, `VTC_PDF_RENDER_SIDE`). */
+export function loadLimits(env: NodeJS.ProcessEnv = process.env): Limits {
+  return {
+    maxFileBytes: int(env, "VTC_MAX_FILE_BYTES", DEFAULT_LIMITS.maxFileBytes, 1),
+    maxFiles: int(env, "VTC_MAX_FILES", DEFAULT_LIMITS.maxFiles, 1),
+    maxPixels: int(env, "VTC_MAX_PIXELS", DEFAULT_LIMITS.maxPixels, 1),
+    maxPages: int(env, "VTC_MAX_PAGES", DEFAULT_LIMITS.maxPages, 1),
+    maxPromptChars: int(env, "VTC_MAX_PROMPT_CHARS", DEFAULT_LIMITS.maxPromptChars, 1),
+    pdfRenderSide: int(env, "VTC_PDF_RENDER_SIDE", DEFAULT_LIMITS.pdfRenderSide, 1),
+    maxBatchItems: int(env, "VTC_MAX_BATCH_ITEMS", DEFAULT_LIMITS.maxBatchItems, 1),
+  };
+}
+
+/** onnxruntime settings of this process. */
+export interface RuntimeSettings {
+  /** `ORT_EXECUTION_PROVIDERS`, as given (parsed by models/runtime/session.ts). */
+  providers: string | undefined;
+  /** `VTC_ORT_THREADS`: intra-op threads; undefined: onnxruntime's choice. */
+  threads: number | undefined;
+  /** `VTC_ORT_SPIN=1`: let onnxruntime's threads spin between ops. */
+  spin: boolean;
+}
+
+export function runtimeSettings(env: NodeJS.ProcessEnv = process.env): RuntimeSettings {
+  const threads = Number(env.VTC_ORT_THREADS);
+  return {
+    providers: env.ORT_EXECUTION_PROVIDERS,
+    threads: Number.isInteger(threads) && threads > 0 ? threads : undefined,
+    spin: env.VTC_ORT_SPIN === "1",
+  };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     port: int(env, "PORT", 3000),
     redisUrl: env.REDIS_URL || "redis://127.0.0.1:6379",
     queuePrefix: env.VTC_QUEUE_PREFIX || "vtc",
     dataDir: path.resolve(env.VTC_DATA_DIR || ".data"),
-    modelDir: path.resolve(env.VTC_MODEL_DIR || "models/vtc-tiny"),
+    modelDir: defaultModelDir(env),
     workerConcurrency: int(env, "WORKER_CONCURRENCY", 1, 1),
     jobAttempts: int(env, "VTC_JOB_ATTEMPTS", 3, 1),
     jobBackoffMs: int(env, "VTC_JOB_BACKOFF_MS", 2000),
@@ -99,15 +139,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: int(env, "VTC_SHUTDOWN_TIMEOUT_MS", 30_000),
     jobRetentionSec: int(env, "VTC_JOB_RETENTION_SEC", 24 * 3600),
     blobSweepIntervalSec: int(env, "VTC_BLOB_SWEEP_INTERVAL_SEC", 3600),
-    limits: {
-      maxFileBytes: int(env, "VTC_MAX_FILE_BYTES", DEFAULT_LIMITS.maxFileBytes, 1),
-      maxFiles: int(env, "VTC_MAX_FILES", DEFAULT_LIMITS.maxFiles, 1),
-      maxPixels: int(env, "VTC_MAX_PIXELS", DEFAULT_LIMITS.maxPixels, 1),
-      maxPages: int(env, "VTC_MAX_PAGES", DEFAULT_LIMITS.maxPages, 1),
-      maxPromptChars: int(env, "VTC_MAX_PROMPT_CHARS", DEFAULT_LIMITS.maxPromptChars, 1),
-      pdfRenderSide: int(env, "VTC_PDF_RENDER_SIDE", DEFAULT_LIMITS.pdfRenderSide, 1),
-      maxBatchItems: int(env, "VTC_MAX_BATCH_ITEMS", DEFAULT_LIMITS.maxBatchItems, 1),
-    },
+    limits: loadLimits(env),
     chat: {
       method: env.VTC_CHAT_METHOD || "none",
       ratio: ratio(env, "VTC_CHAT_RATIO"),
