@@ -11,7 +11,7 @@ import { matmul } from "./ort.ts";
 import { ascending, topK } from "./util.ts";
 
 export type MethodKind = "select" | "merge" | "pool" | "document";
-export type InputName = "features" | "cls" | "attention" | "keys" | "clsQuery";
+export type InputName = "features" | "cls" | "attention" | "keys" | "clsQuery" | "projected" | "instruction";
 
 /** What a method decided; `finish` turns it into a CompressorOutput. */
 export type MethodResult =

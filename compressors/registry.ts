@@ -4,7 +4,10 @@
  */
 import { z } from "zod";
 import type { MethodDef, MethodKind } from "./base.ts";
+import { cdpruner } from "./cdpruner.ts";
 import { clsAttention } from "./cls-attention.ts";
+import { dart } from "./dart.ts";
+import { divprune } from "./divprune.ts";
 import { fopru } from "./fopru.ts";
 import { none } from "./none.ts";
 import { pitome } from "./pitome.ts";
@@ -33,6 +36,9 @@ const defs: MethodDef[] = [
   tome as unknown as MethodDef,
   visionzip as unknown as MethodDef,
   random as unknown as MethodDef,
+  divprune as unknown as MethodDef,
+  dart as unknown as MethodDef,
+  cdpruner as unknown as MethodDef,
 ];
 
 export const METHODS: Readonly<Record<string, MethodEntry>> = Object.freeze(

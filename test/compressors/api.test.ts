@@ -23,10 +23,23 @@ async function rejects(p: Promise<unknown>, field: string, message: RegExp) {
 describe("registry", () => {
   it("lists every method of the spec with a JSON-serialisable description", () => {
     expect([...METHOD_NAMES].sort()).toEqual(
-      ["cls-attention", "fopru", "none", "pitome", "random", "tcgc", "tokenflex", "tome", "visionzip"].sort(),
+      [
+        "cdpruner",
+        "cls-attention",
+        "dart",
+        "divprune",
+        "fopru",
+        "none",
+        "pitome",
+        "random",
+        "tcgc",
+        "tokenflex",
+        "tome",
+        "visionzip",
+      ].sort(),
     );
     const list = JSON.parse(JSON.stringify(listMethods()));
-    expect(list.length).toBe(9);
+    expect(list.length).toBe(12);
     for (const m of list) {
       expect(m.options.type).toBe("object");
       expect(["select", "merge", "pool", "document"]).toContain(m.kind);
