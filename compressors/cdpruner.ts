@@ -16,7 +16,8 @@
  * 5. No half-split. Output: the kept features, raster order.
  */
 import { z } from "zod";
-import type { Ctx, MethodDef } from "./base.ts";
+import type { Ctx } from "./ctx.ts";
+import { defineMethod } from "./method.ts";
 import { cosineKernel } from "./cosine-kernel.ts";
 import { instructionOf, projectedOf, type Rows, similaritySpace } from "./llm-inputs.ts";
 import { cosineSimilarityAB } from "./ort.ts";
@@ -135,11 +136,11 @@ async function relevance(
   return r;
 }
 
-export const cdpruner: MethodDef<typeof schema> = {
+export default defineMethod({
   name: "cdpruner",
   title: "CDPruner (conditional DPP)",
   paper: "arXiv 2506.10967",
-  section: "6c",
+  doc: "cdpruner",
   kind: "select",
   needs: ["projected", "instruction", "features"],
   needsNote:
@@ -151,11 +152,11 @@ export const cdpruner: MethodDef<typeof schema> = {
     const x = similaritySpace(ctx, projected);
     const sim = await cosineKernel(ctx, x);
     const r = await relevance(ctx, projected, opts.negate);
-    const { order, filled } = dppSelect(sim, ctx.n, k!, r);
+    const { order, filled } = dppSelect(sim, ctx.n, k, r);
     return {
       type: "indices",
       indices: order,
       stats: { space: x.field, conditional: r !== undefined, filled },
     };
   },
-};
+});

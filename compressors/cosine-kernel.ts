@@ -8,7 +8,7 @@
  * differ between the JavaScript and onnxruntime paths; with the exact diagonal the tie goes to the
  * smaller index as everywhere else.
  */
-import type { Ctx } from "./base.ts";
+import type { Ctx } from "./ctx.ts";
 import type { Rows } from "./llm-inputs.ts";
 import { cosineSimilarityNorms, NORM_EPS } from "./ort.ts";
 

@@ -17,7 +17,7 @@
  * The pivot-to-token dot products are one P x N x W product (onnxruntime).
  */
 import { z } from "zod";
-import type { MethodDef } from "./base.ts";
+import { defineMethod } from "./method.ts";
 import { instructionOf, projectedOf, rowL1, rowNorms, similaritySpace } from "./llm-inputs.ts";
 import { gemmTransB } from "./ort.ts";
 import { topK } from "./util.ts";
@@ -83,11 +83,11 @@ export function dartSelect(
   return kept;
 }
 
-export const dart: MethodDef<typeof schema> = {
+export default defineMethod({
   name: "dart",
   title: "DART (duplication-aware pivots)",
   paper: "arXiv 2502.11494",
-  section: "6b",
+  doc: "dart",
   kind: "select",
   needs: ["keys", "projected", "instruction", "features"],
   needsNote:
@@ -95,7 +95,7 @@ export const dart: MethodDef<typeof schema> = {
   budget: "required",
   optionsSchema: schema,
   async run(ctx, k, opts) {
-    const K = k!;
+    const K = k;
     const n = ctx.n;
     const layer = ctx.input.selectLayer;
     const keys = ctx.keys(layer);
@@ -141,4 +141,4 @@ export const dart: MethodDef<typeof schema> = {
       },
     };
   },
-};
+});

@@ -12,7 +12,7 @@
  * Output: the kept features, raster order.
  */
 import { z } from "zod";
-import type { MethodDef } from "./base.ts";
+import { defineMethod } from "./method.ts";
 import { cosineKernel } from "./cosine-kernel.ts";
 import { projectedOf, similaritySpace } from "./llm-inputs.ts";
 
@@ -68,11 +68,11 @@ export function divpruneSelect(sim: Float32Array, n: number, k: number): number[
   return order;
 }
 
-export const divprune: MethodDef<typeof schema> = {
+export default defineMethod({
   name: "divprune",
   title: "DivPrune (max-min diversity)",
   paper: "arXiv 2503.02175",
-  section: "6a",
+  doc: "divprune",
   kind: "select",
   needs: ["projected", "features"],
   needsNote: "projected (N x W, per-token projector); else features (reported)",
@@ -81,7 +81,7 @@ export const divprune: MethodDef<typeof schema> = {
   async run(ctx, k) {
     const x = similaritySpace(ctx, projectedOf(ctx));
     const sim = await cosineKernel(ctx, x);
-    const order = divpruneSelect(sim, ctx.n, k!);
+    const order = divpruneSelect(sim, ctx.n, k);
     return { type: "indices", indices: order, stats: { space: x.field, first: order[0] } };
   },
-};
+});

@@ -3,8 +3,8 @@
  * each patch) and `instruction` (T x W, the decoder's embedding rows of the question's tokens).
  * Validated on use (shape, NaN/Inf), with the fallbacks the methods report.
  */
-import type { Ctx } from "./base.ts";
-import { checkFinite } from "./base.ts";
+import type { Ctx } from "./ctx.ts";
+import { checkFinite } from "./ctx.ts";
 import { CompressorInputError } from "./errors.ts";
 
 /** A row-major matrix and where it came from (the input's field name). */

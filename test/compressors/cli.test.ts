@@ -212,7 +212,7 @@ describe("vtc tensors", () => {
     );
     expect(r.status).toBe(2);
     expect(r.stderr.trim()).toBe(
-      'vtc tensors: method: unknown method "nope" (known: fopru, pitome, tcgc, tokenflex, none, cls-attention, tome, visionzip, random, divprune, dart, cdpruner)',
+      'vtc tensors: method: unknown method "nope" (known: cdpruner, cls-attention, dart, divprune, fopru, none, pitome, random, tcgc, tokenflex, tome, visionzip)',
     );
   });
 });
