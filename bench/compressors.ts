@@ -15,6 +15,7 @@ import { parseArgs } from "node:util";
 import { compress, METHOD_NAMES } from "../compressors/index.ts";
 import { matmulOrt } from "../compressors/ort.ts";
 import type { Budget, CompressorInput } from "../compressors/types.ts";
+import { median } from "../common/stats.ts";
 import { mulberry32 } from "../compressors/util.ts";
 
 const { values } = parseArgs({
@@ -74,11 +75,6 @@ function makeInput(side: number, d: number): CompressorInput {
     instruction: gaussian(12 * d, 9),
     width: d,
   };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1];
 }
 
 async function time(f: () => Promise<unknown>): Promise<number> {
