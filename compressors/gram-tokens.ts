@@ -8,7 +8,7 @@
  * cos(a, b) = G[a][b] / (max(|a|, eps) max(|b|, eps)), rounded to float32 as every score.
  * This equals the spec's repeated merging of the metric up to float rounding.
  */
-import { cosFromGram } from "./ort.ts";
+import { cosFromGram } from "./onnx/products.ts";
 
 export class GramTokens {
   /** 1 / max(|token|, eps). */

@@ -11,7 +11,7 @@
  * A matching is an Int32Array dst over the current tokens: dst[a] = the token a merges into, or -1.
  */
 import type { GramTokens } from "./gram-tokens.ts";
-import { energyFromSim } from "./ort.ts";
+import { energyFromSim } from "./onnx/products.ts";
 import { sortByScoreDesc } from "./util.ts";
 
 /** Tokens one round removes: r = min(N_cur - K, floor(N_cur / 2)). */

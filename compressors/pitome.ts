@@ -20,7 +20,7 @@ import { z } from "zod";
 import { defineMethod } from "./method.ts";
 import { GramTokens } from "./gram-tokens.ts";
 import { energyMatching, mergeUntil } from "./merge.ts";
-import { gram } from "./ort.ts";
+import { gram } from "./onnx/products.ts";
 
 const schema = z
   .object({

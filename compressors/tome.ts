@@ -13,7 +13,7 @@ import { z } from "zod";
 import { defineMethod } from "./method.ts";
 import { GramTokens } from "./gram-tokens.ts";
 import { bipartiteSoftMatching, mergeUntil } from "./merge.ts";
-import { gram } from "./ort.ts";
+import { gram } from "./onnx/products.ts";
 
 const schema = z.object({}).strict();
 

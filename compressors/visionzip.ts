@@ -11,7 +11,7 @@
 import { z } from "zod";
 import { defineMethod } from "./method.ts";
 import { contextualMerge } from "./merge.ts";
-import { cosineGather } from "./ort.ts";
+import { cosineGather } from "./onnx/products.ts";
 import { roundHalfUp, topK } from "./util.ts";
 
 const schema = z
