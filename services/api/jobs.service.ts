@@ -263,19 +263,33 @@ export class JobsService {
     };
   }
 
-  /** The progress reports logged so far, oldest first (for SSE streams opened late). */
-  async progressHistory(id: string): Promise<JobProgress[]> {
-    const { logs } = await this.deps.queue.getJobLogs(id, 0, 200, true);
-    const out: JobProgress[] = [];
-    for (const line of logs) {
+  /**
+   * The job's log as the SSE stream numbers it: `count` entries so far (entry n has id n), the
+   * progress entries after `after`, and the latest progress entry. The worker appends an entry
+   * before each progress report and never trims the log (no `keepLogs`), so ids are stable.
+   */
+  async progressLog(
+    id: string,
+    after: number,
+  ): Promise<{
+    count: number;
+    entries: Array<{ seq: number; progress: JobProgress }>;
+    latest: JobProgress | null;
+  }> {
+    const { logs, count } = await this.deps.queue.getJobLogs(id, 0, -1, true);
+    const entries: Array<{ seq: number; progress: JobProgress }> = [];
+    let latest: JobProgress | null = null;
+    logs.forEach((line, i) => {
       try {
         const entry = JSON.parse(line) as { progress?: JobProgress };
-        if (entry.progress) out.push(entry.progress);
+        if (!entry.progress) return;
+        latest = entry.progress;
+        if (i + 1 > after) entries.push({ seq: i + 1, progress: entry.progress });
       } catch {
         // not ours
       }
-    }
-    return out;
+    });
+    return { count, entries, latest };
   }
 
   /** An artifact of a completed job: 404 while it is not there. */
