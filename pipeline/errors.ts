@@ -15,7 +15,9 @@ export type InputErrorCode =
   | "unknown_method"
   | "bad_budget"
   | "bad_option"
-  | "bad_request";
+  | "bad_request"
+  /** A document asks for more work than the limits allow (drawing operators, decode time, memory). */
+  | "too_complex";
 
 export interface InputErrorInit {
   code: InputErrorCode;

@@ -13,6 +13,7 @@ export type ErrorCode =
   | "corrupt_file"
   | "too_many_pixels"
   | "too_many_pages"
+  | "too_complex"
   | "file_too_large"
   | "too_many_files"
   | "missing_file"
