@@ -5,7 +5,7 @@
  * Fallback: attention recomputed from cls_query/keys (section 0), reported in stats.
  */
 import { z } from "zod";
-import type { MethodDef } from "./base.ts";
+import { defineMethod } from "./method.ts";
 
 const schema = z
   .object({
@@ -18,11 +18,11 @@ const schema = z
   })
   .strict();
 
-export const clsAttention: MethodDef<typeof schema> = {
+export default defineMethod({
   name: "cls-attention",
   title: "CLS attention top-K (FasterVLM)",
   paper: "arXiv 2412.01818",
-  section: "5",
+  doc: "cls-attention",
   kind: "select",
   needs: ["attention"],
   needsNote: "attention[select] (row 0); else keys[select] + clsQuery[select]",
@@ -30,6 +30,6 @@ export const clsAttention: MethodDef<typeof schema> = {
   optionsSchema: schema,
   async run(ctx, k, opts) {
     const layer = opts.layer ?? ctx.input.selectLayer;
-    return { type: "scores", scores: ctx.requireClsAttention(layer), k: k!, stats: { layer } };
+    return { type: "scores", scores: ctx.requireClsAttention(layer), k, stats: { layer } };
   },
-};
+});

@@ -14,7 +14,8 @@
  * Fallback without attention: CLS-to-patch attention from keys/cls_query, then the feature L2 norm.
  */
 import { z } from "zod";
-import type { Ctx, MethodDef } from "./base.ts";
+import type { Ctx } from "./ctx.ts";
+import { defineMethod } from "./method.ts";
 import { roundHalfUp, topK, variance } from "./util.ts";
 
 const schema = z
@@ -82,11 +83,11 @@ function significance(
   return { sig: norm, direction: "feature-norm" };
 }
 
-export const fopru: MethodDef<typeof schema> = {
+export default defineMethod({
   name: "fopru",
   title: "FoPru (focal pruning)",
   paper: "arXiv 2411.14164",
-  section: "1",
+  doc: "fopru",
   kind: "select",
   needs: ["attention"],
   needsNote: "attention[select]; else keys[select] + clsQuery[select]; else the feature norm",
@@ -96,9 +97,9 @@ export const fopru: MethodDef<typeof schema> = {
     const layer = opts.layer ?? ctx.input.selectLayer;
     const { sig, direction } = significance(ctx, layer, opts.includeCls);
     const stats = { layer, direction, strategy: opts.strategy, requestedK: k };
-    if (opts.strategy === "rank") return { type: "scores", scores: sig, k: k!, stats };
+    if (opts.strategy === "rank") return { type: "scores", scores: sig, k, stats };
     const { rows, cols } = ctx;
-    const m = Math.min(rows, Math.max(1, roundHalfUp((rows * k!) / ctx.n)));
+    const m = Math.min(rows, Math.max(1, roundHalfUp((rows * k) / ctx.n)));
     const rowScore = new Float32Array(rows);
     for (let r = 0; r < rows; r++) {
       let s = 0;
@@ -110,4 +111,4 @@ export const fopru: MethodDef<typeof schema> = {
     for (const r of keptRows) for (let c = 0; c < cols; c++) indices.push(r * cols + c);
     return { type: "indices", indices, stats: { ...stats, keptRows } };
   },
-};
+});

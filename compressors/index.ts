@@ -1,24 +1,32 @@
 /**
- * Public entry points of `compressors/` (see compressors/README.md):
+ * Public entry points of `compressors/` (see compressors/README.md and docs/methods.md):
  * - compress(method, input, budget, options): one image or one crop;
  * - compressDocument(method, crops, global, budget, options): a document (crops + global view);
- * - METHODS / listMethods(): the registry; CompressorInputError: every bad input.
+ * - METHODS / METHOD_NAMES / getMethod: the registry; budgetRule / resolveBudget / parseOptions: the
+ *   validation steps on their own; CompressorInputError: every bad input.
+ * Nothing here knows a method: each one's budget rule and document handling come from its
+ * `defineMethod()` (method.ts).
  */
-import { Ctx, checkFinite, finish, identity, validateInput } from "./base.ts";
+import { checkFinite, Ctx, validateInput } from "./ctx.ts";
 import { CompressorInputError } from "./errors.ts";
-import { METHOD_NAMES, METHODS, type MethodEntry } from "./registry.ts";
-import { analyzeCrop, applyCap, cropStats, selectCrop, type TcgcOptions } from "./tcgc.ts";
-import { tokenflex, tokenflexBudget } from "./tokenflex.ts";
+import type { BudgetRule, MethodEntry, PreparedMethod } from "./method.ts";
+import { finish, identity } from "./output.ts";
+import { METHOD_NAMES, METHODS } from "./registry.ts";
 import type { Budget, CompressorInput, CompressorOutput, CompressorStats } from "./types.ts";
 
 export { CompressorInputError } from "./errors.ts";
-export { listMethods, METHOD_NAMES, METHODS } from "./registry.ts";
+export type { BudgetRule, MethodEntry } from "./method.ts";
+export { METHOD_NAMES, METHODS } from "./registry.ts";
 export type * from "./types.ts";
 
 export function getMethod(name: string): MethodEntry {
   const m = Object.hasOwn(METHODS, name) ? METHODS[name] : undefined;
   if (!m)
-    throw new CompressorInputError("method", `unknown method "${name}" (known: ${METHOD_NAMES.join(", ")})`);
+    throw new CompressorInputError(
+      "method",
+      `unknown method "${name}" (known: ${METHOD_NAMES.join(", ")})`,
+      "unknown_method",
+    );
   return m;
 }
 
@@ -27,30 +35,7 @@ export function parseOptions(
   method: MethodEntry,
   options: Record<string, unknown> | undefined,
 ): Record<string, unknown> {
-  const r = method.optionsSchema.safeParse(options ?? {});
-  if (r.success) return r.data;
-  const issue = r.error.issues[0];
-  if (issue.code === "unrecognized_keys") {
-    const known = Object.keys(method.optionsSchema.shape);
-    throw new CompressorInputError(
-      `options.${issue.keys[0]}`,
-      `unknown option for ${method.name} (known: ${known.length ? known.join(", ") : "none"})`,
-    );
-  }
-  const field = `options.${issue.path.map(String).join(".")}`;
-  const got = issue.path.length === 1 ? options?.[String(issue.path[0])] : undefined;
-  throw new CompressorInputError(
-    field,
-    `${issue.message}${got !== undefined ? ` (got ${JSON.stringify(got)})` : ""}`,
-  );
-}
-
-export type BudgetRule = "required" | "cap" | "ignored";
-
-/** The rule of a method for options already validated (defaults filled). */
-function ruleOf(m: MethodEntry, opts: Record<string, unknown>): BudgetRule {
-  // TokenFLEX's `budget: "auto"` turns keep/ratio into an optional cap.
-  return m.name === tokenflex.name ? tokenflexBudget(opts as { budget: "fixed" | "auto" }) : m.budget;
+  return method.prepare(options).options;
 }
 
 /**
@@ -60,8 +45,7 @@ function ruleOf(m: MethodEntry, opts: Record<string, unknown>): BudgetRule {
  * The service validates requests with it, so its rule and compress()'s are one.
  */
 export function budgetRule(method: string, options?: Record<string, unknown>): BudgetRule {
-  const m = getMethod(method);
-  return ruleOf(m, parseOptions(m, options));
+  return getMethod(method).prepare(options).rule;
 }
 
 /**
@@ -69,21 +53,30 @@ export function budgetRule(method: string, options?: Record<string, unknown>): B
  * `ratio` (0 < ratio <= 1, K = max(1, floor(N * ratio))). Undefined when no budget was given.
  */
 export function resolveBudget(budget: Budget | undefined, n: number): number | undefined {
-  const b = (budget ?? {}) as { keep?: unknown; ratio?: unknown };
+  const b: { keep?: unknown; ratio?: unknown } = budget ?? {};
   const hasKeep = b.keep !== undefined;
   const hasRatio = b.ratio !== undefined;
-  if (hasKeep && hasRatio) throw new CompressorInputError("budget", "give keep or ratio, not both");
+  if (hasKeep && hasRatio)
+    throw new CompressorInputError("budget", "give keep or ratio, not both", "bad_budget");
   if (hasKeep) {
     const k = b.keep;
     if (typeof k !== "number" || !Number.isInteger(k) || k < 1) {
-      throw new CompressorInputError("budget.keep", `must be an integer >= 1 (got ${JSON.stringify(k)})`);
+      throw new CompressorInputError(
+        "budget.keep",
+        `must be an integer >= 1 (got ${JSON.stringify(k)})`,
+        "bad_budget",
+      );
     }
     return k;
   }
   if (hasRatio) {
     const r = b.ratio;
     if (typeof r !== "number" || !Number.isFinite(r) || r <= 0 || r > 1) {
-      throw new CompressorInputError("budget.ratio", `must be a number in (0, 1] (got ${JSON.stringify(r)})`);
+      throw new CompressorInputError(
+        "budget.ratio",
+        `must be a number in (0, 1] (got ${JSON.stringify(r)})`,
+        "bad_budget",
+      );
     }
     return Math.max(1, Math.floor(n * r));
   }
@@ -129,6 +122,32 @@ function stats(
   };
 }
 
+/** One view through a prepared method (options already validated). */
+async function compressView(
+  m: MethodEntry,
+  p: PreparedMethod,
+  input: CompressorInput,
+  budget: Budget,
+): Promise<CompressorOutput> {
+  const t0 = performance.now();
+  // Methods whose tokens cover every patch scan the features through their output (below).
+  const deferScan = m.coversInput;
+  validateInput(input, "input", !deferScan);
+  const n = input.grid.rows * input.grid.cols;
+  const k = resolveBudget(budget, n);
+  const base = { method: m.name, options: p.options, budget: p.rule === "ignored" ? null : (k ?? null) };
+  const ctx = new Ctx(input);
+  const decision = await p.run(ctx, k);
+  if (decision.type === "identity") {
+    if (deferScan) checkFinite("features", input.features);
+    const out = identity(input);
+    return { ...out, stats: stats(n, out, t0, [], { ...base, identity: true }) };
+  }
+  const { out, stats: extra } = await finish(input, decision);
+  if (deferScan) verifyOutput(input, out);
+  return { ...out, stats: stats(n, out, t0, ctx.fallbacks, { ...base, ...extra }) };
+}
+
 /** Compresses the tokens of one image or one document crop. */
 export async function compress(
   method: string,
@@ -136,48 +155,70 @@ export async function compress(
   budget: Budget,
   options?: Record<string, unknown>,
 ): Promise<CompressorOutput> {
-  const t0 = performance.now();
   const m = getMethod(method);
-  const opts = parseOptions(m, options);
-  // Methods whose tokens cover every patch scan the features through their output (below).
-  const deferScan = m.coversInput === true;
-  validateInput(input, "input", !deferScan);
-  const n = input.grid.rows * input.grid.cols;
-  const k = resolveBudget(budget, n);
-  const budgetKind = ruleOf(m, opts);
-  const base = { method: m.name, options: opts, budget: budgetKind === "ignored" ? null : (k ?? null) };
-  if (budgetKind === "required") {
-    if (k === undefined) {
-      throw new CompressorInputError("budget", `keep or ratio is required for method ${m.name}`);
-    }
-    if (k >= n) {
-      if (deferScan) checkFinite("features", input.features);
-      const out = identity(input);
-      return { ...out, stats: stats(n, out, t0, [], { ...base, identity: true }) };
-    }
-  }
-  const ctx = new Ctx(input);
-  const { out, stats: extra } = await finish(
-    input,
-    await m.run(ctx, budgetKind === "ignored" ? undefined : k, opts),
-  );
-  if (deferScan) verifyOutput(input, out);
-  return { ...out, stats: stats(n, out, t0, ctx.fallbacks, { ...base, ...extra }) };
+  return compressView(m, m.prepare(options), input, budget);
 }
 
 export interface DocumentOutput {
   /** One output per crop; sources index that crop's own patches. */
   crops: CompressorOutput[];
-  /** The global view: passed through by TCGC, compressed with the per-image budget otherwise. */
+  /** The global view: passed through by methods that decide crops together, else compressed alone. */
   global?: CompressorOutput;
   stats: CompressorStats;
 }
 
+function addFallbacks(into: string[], from: readonly string[]): void {
+  for (const f of from) if (!into.includes(f)) into.push(f);
+}
+
+/** A method with a document hook: all crops decided together under an optional total cap. */
+async function jointDocument(
+  m: MethodEntry,
+  p: PreparedMethod,
+  hook: NonNullable<PreparedMethod["document"]>,
+  crops: CompressorInput[],
+  global: CompressorInput | undefined,
+  budget: Budget,
+  fallbacks: string[],
+): Promise<{ crops: CompressorOutput[]; global?: CompressorOutput; extra: Record<string, unknown> }> {
+  crops.forEach((c, i) => {
+    validateInput(c, `crops.${i}`);
+  });
+  if (global) validateInput(global, "global");
+  const total = crops.reduce((s, c) => s + c.grid.rows * c.grid.cols, 0);
+  const cap = resolveBudget(budget, total);
+  const ctxs = crops.map((c) => new Ctx(c));
+  const decision = await hook(ctxs, cap);
+  const cropsOut: CompressorOutput[] = [];
+  for (const [i, c] of crops.entries()) {
+    const t = performance.now();
+    const { out, stats: extra } = await finish(c, decision.crops[i]);
+    addFallbacks(fallbacks, ctxs[i].fallbacks);
+    const n = c.grid.rows * c.grid.cols;
+    cropsOut.push({ ...out, stats: stats(n, out, t, ctxs[i].fallbacks, { method: m.name, ...extra }) });
+  }
+  let globalOut: CompressorOutput | undefined;
+  if (global) {
+    const out = identity(global);
+    globalOut = { ...out, stats: stats(out.sizes.length, out, performance.now(), [], { passthrough: true }) };
+  }
+  const summaries = cropsOut.map((c) => {
+    const { fallbacks: _f, ms: _m, method: _x, ...rest } = c.stats;
+    return rest;
+  });
+  return {
+    crops: cropsOut,
+    global: globalOut,
+    extra: { options: p.options, ...decision.stats, crops: summaries },
+  };
+}
+
 /**
- * Compresses a document: several crops plus an optional global view.
- * TCGC: per-crop adaptive budgets, the budget (keep, or ratio of all crop patches) being an optional
- * total cap over the crops; the global view passes through. Other methods: the budget applies to each
- * crop and to the global view separately (keep = per image; ratio = of each image's patches).
+ * Compresses a document: several crops plus an optional global view. A method with a document hook
+ * (TCGC) decides the crops together, the budget (keep, or ratio of all crop patches) being an
+ * optional total cap over the crops; the global view passes through. Any other method: the budget
+ * applies to each crop and to the global view separately (keep = per image; ratio = of each image's
+ * patches).
  */
 export async function compressDocument(
   method: string,
@@ -191,59 +232,23 @@ export async function compressDocument(
   if (!Array.isArray(crops) || crops.length === 0) {
     throw new CompressorInputError("crops", "a document needs at least one crop");
   }
+  const p = m.prepare(options);
+  const fallbacks: string[] = [];
   let cropsOut: CompressorOutput[];
   let globalOut: CompressorOutput | undefined;
-  const extra: Record<string, unknown> = { method: m.name };
-  const fallbacks: string[] = [];
-  if (m.name === "tcgc") {
-    const opts = parseOptions(m, options) as unknown as TcgcOptions;
-    crops.forEach((c, i) => {
-      validateInput(c, `crops.${i}`);
-    });
-    if (global) validateInput(global, "global");
-    const total = crops.reduce((s, c) => s + c.grid.rows * c.grid.cols, 0);
-    const cap = resolveBudget(budget, total);
-    const ctxs = crops.map((c) => new Ctx(c));
-    const analyses = [];
-    for (const ctx of ctxs) analyses.push(await analyzeCrop(ctx, opts));
-    const { nLocal, nOutliers, scale } = applyCap(analyses, cap);
-    cropsOut = [];
-    for (const [i, a] of analyses.entries()) {
-      const t = performance.now();
-      const indices = selectCrop(a, nLocal[i], nOutliers[i], opts);
-      const { out } = await finish(crops[i], { type: "indices", indices });
-      for (const f of ctxs[i].fallbacks) if (!fallbacks.includes(f)) fallbacks.push(f);
-      cropsOut.push({
-        ...out,
-        stats: stats(a.n, out, t, ctxs[i].fallbacks, {
-          method: m.name,
-          ...cropStats(a, nLocal[i], nOutliers[i]),
-        }),
-      });
-    }
-    if (global) {
-      const out = identity(global);
-      globalOut = {
-        ...out,
-        stats: stats(out.sizes.length, out, performance.now(), [], { passthrough: true }),
-      };
-    }
-    Object.assign(extra, {
-      options: opts,
-      cap: cap ?? null,
-      capScale: scale,
-      crops: cropsOut.map((c) => {
-        const { fallbacks: _f, ms: _m, method: _x, ...rest } = c.stats;
-        return rest;
-      }),
-    });
+  let extra: Record<string, unknown> = {};
+  if (p.document) {
+    ({
+      crops: cropsOut,
+      global: globalOut,
+      extra,
+    } = await jointDocument(m, p, p.document, crops, global, budget, fallbacks));
   } else {
     cropsOut = [];
-    for (const c of crops) cropsOut.push(await compress(method, c, budget, options));
-    if (global) globalOut = await compress(method, global, budget, options);
-    for (const o of [...cropsOut, ...(globalOut ? [globalOut] : [])]) {
-      for (const f of o.stats.fallbacks) if (!fallbacks.includes(f)) fallbacks.push(f);
-    }
+    for (const c of crops) cropsOut.push(await compressView(m, p, c, budget));
+    if (global) globalOut = await compressView(m, p, global, budget);
+    for (const o of [...cropsOut, ...(globalOut ? [globalOut] : [])])
+      addFallbacks(fallbacks, o.stats.fallbacks);
   }
   const inputCount =
     crops.reduce((s, c) => s + c.grid.rows * c.grid.cols, 0) +
@@ -252,6 +257,13 @@ export async function compressDocument(
   return {
     crops: cropsOut,
     global: globalOut,
-    stats: { inputCount, outputCount, ms: performance.now() - t0, fallbacks, ...extra },
+    stats: {
+      inputCount,
+      outputCount,
+      ms: performance.now() - t0,
+      fallbacks,
+      method: m.name,
+      ...extra,
+    },
   };
 }

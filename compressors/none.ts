@@ -2,13 +2,13 @@
  * `none`: the identity baseline (specs/compressors.md section 5). Every patch passes unchanged.
  */
 import { z } from "zod";
-import type { MethodDef } from "./base.ts";
+import { defineMethod } from "./method.ts";
 
-export const none: MethodDef = {
+export default defineMethod({
   name: "none",
   title: "No compression (identity)",
   paper: "baseline",
-  section: "5",
+  doc: "none",
   kind: "select",
   needs: ["features"],
   needsNote: "features only",
@@ -17,4 +17,4 @@ export const none: MethodDef = {
   async run(ctx) {
     return { type: "indices", indices: Array.from({ length: ctx.n }, (_, i) => i) };
   },
-};
+});

@@ -17,7 +17,7 @@
  * Margin m = 0.9 * (1 - l / L) for select layer l of L unless the `margin` option sets it.
  */
 import { z } from "zod";
-import type { MethodDef } from "./base.ts";
+import { defineMethod } from "./method.ts";
 import { GramTokens, rasterOrder } from "./gram-tokens.ts";
 import { energyFromSim, gram } from "./ort.ts";
 import { sortByScoreDesc } from "./util.ts";
@@ -38,19 +38,18 @@ const schema = z
   })
   .strict();
 
-export const pitome: MethodDef<typeof schema> = {
+export default defineMethod({
   name: "pitome",
   title: "PiToMe (energy-based token merging, post-encoder)",
   paper: "arXiv 2405.16148",
-  section: "2a",
+  doc: "pitome",
   kind: "merge",
   needs: ["keys", "features"],
   needsNote: "keys[select] as the metric; else the features",
   budget: "required",
   coversInput: true,
   optionsSchema: schema,
-  async run(ctx, k, opts) {
-    const target = k!;
+  async run(ctx, target, opts) {
     const { selectLayer, numLayers } = ctx.input;
     const margin = opts.margin ?? 0.9 * (1 - selectLayer / numLayers);
     const m = ctx.metric(selectLayer, false);
@@ -110,4 +109,4 @@ export const pitome: MethodDef<typeof schema> = {
     }
     return { type: "groups", groups: sources, stats };
   },
-};
+});

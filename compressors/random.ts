@@ -4,7 +4,7 @@
  * swap, for i = 0..K-1), so the same seed gives the same tokens on every platform.
  */
 import { z } from "zod";
-import type { MethodDef } from "./base.ts";
+import { defineMethod } from "./method.ts";
 import { mulberry32 } from "./util.ts";
 
 const schema = z
@@ -13,11 +13,11 @@ const schema = z
   })
   .strict();
 
-export const random: MethodDef<typeof schema> = {
+export default defineMethod({
   name: "random",
   title: "Random patches",
   paper: "baseline",
-  section: "5",
+  doc: "random",
   kind: "select",
   needs: ["features"],
   needsNote: "features only",
@@ -27,12 +27,12 @@ export const random: MethodDef<typeof schema> = {
     const rand = mulberry32(opts.seed);
     const n = ctx.n;
     const idx = Int32Array.from({ length: n }, (_, i) => i);
-    for (let i = 0; i < k!; i++) {
+    for (let i = 0; i < k; i++) {
       const j = i + Math.floor(rand() * (n - i));
       const t = idx[i];
       idx[i] = idx[j];
       idx[j] = t;
     }
-    return { type: "indices", indices: Array.from(idx.subarray(0, k!)), stats: { seed: opts.seed } };
+    return { type: "indices", indices: Array.from(idx.subarray(0, k)), stats: { seed: opts.seed } };
   },
-};
+});

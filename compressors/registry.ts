@@ -1,74 +1,18 @@
 /**
- * Every method with its options schema (zod 4: defaults, ranges, descriptions), reused by the API
- * (GET /v1/methods), the CLI (`--opt key=value`) and the docs.
+ * The registry: every method of methods.ts by name, in name order (the order of listings such as
+ * GET /v1/methods and the benchmarks).
  */
-import { z } from "zod";
-import type { MethodDef, MethodKind } from "./base.ts";
-import { clsAttention } from "./cls-attention.ts";
-import { fopru } from "./fopru.ts";
-import { none } from "./none.ts";
-import { pitome } from "./pitome.ts";
-import { random } from "./random.ts";
-import { tcgc } from "./tcgc.ts";
-import { tokenflex } from "./tokenflex.ts";
-import { tome } from "./tome.ts";
-import { visionzip } from "./visionzip.ts";
+import type { MethodEntry } from "./method.ts";
+import * as listed from "./methods.ts";
 
-export interface MethodEntry extends MethodDef {
-  /** The options every omitted key takes (schema.parse({})). */
-  defaults: Record<string, unknown>;
+const entries: MethodEntry[] = Object.values(listed).sort((a, b) => (a.name < b.name ? -1 : 1));
+for (let i = 1; i < entries.length; i++) {
+  // Two files claiming one name would make one of them unreachable.
+  if (entries[i].name === entries[i - 1].name) throw new Error(`two methods named "${entries[i].name}"`);
 }
-
-function entry(def: MethodDef): MethodEntry {
-  return { ...def, defaults: def.optionsSchema.parse({}) as Record<string, unknown> };
-}
-
-const defs: MethodDef[] = [
-  fopru as unknown as MethodDef,
-  pitome as unknown as MethodDef,
-  tcgc as unknown as MethodDef,
-  tokenflex as unknown as MethodDef,
-  none,
-  clsAttention as unknown as MethodDef,
-  tome as unknown as MethodDef,
-  visionzip as unknown as MethodDef,
-  random as unknown as MethodDef,
-];
 
 export const METHODS: Readonly<Record<string, MethodEntry>> = Object.freeze(
-  Object.fromEntries(defs.map((d) => [d.name, entry(d)])),
+  Object.fromEntries(entries.map((m) => [m.name, m])),
 );
 
-export const METHOD_NAMES: readonly string[] = defs.map((d) => d.name);
-
-export interface MethodDescription {
-  name: string;
-  title: string;
-  paper: string;
-  specSection: string;
-  kind: MethodKind;
-  needs: readonly string[];
-  needsNote: string;
-  budget: "required" | "cap" | "ignored";
-  options: unknown;
-  defaults: Record<string, unknown>;
-}
-
-/** JSON-serialisable descriptions (GET /v1/methods). `options` is a JSON Schema of the options. */
-export function listMethods(): MethodDescription[] {
-  return defs.map((d) => {
-    const m = METHODS[d.name];
-    return {
-      name: m.name,
-      title: m.title,
-      paper: m.paper,
-      specSection: m.section,
-      kind: m.kind,
-      needs: m.needs,
-      needsNote: m.needsNote,
-      budget: m.budget,
-      options: z.toJSONSchema(m.optionsSchema, { io: "input" }),
-      defaults: m.defaults,
-    };
-  });
-}
+export const METHOD_NAMES: readonly string[] = entries.map((m) => m.name);

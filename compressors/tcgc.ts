@@ -19,7 +19,9 @@
  *    otherwise every n_c becomes 0 and each G_c keeps its floor(|G_c| * cap / sum |G_c|) highest.
  */
 import { z } from "zod";
-import type { Ctx, MethodDef } from "./base.ts";
+import type { Ctx } from "./ctx.ts";
+import { defineMethod } from "./method.ts";
+import type { MethodResult } from "./output.ts";
 import { cosFromGram, gram } from "./ort.ts";
 import { ceilFrac, mulberry32, percentile, roundHalfUp, topK } from "./util.ts";
 
@@ -215,24 +217,40 @@ export function cropStats(a: CropAnalysis, nLocal: number, nOutliers: number): R
   };
 }
 
-export const tcgc: MethodDef<typeof tcgcSchema> = {
+/** One crop's decision: its local and outlier counts after the cap. */
+function cropResult(a: CropAnalysis, nLocal: number, nOutliers: number, opts: TcgcOptions): MethodResult {
+  return {
+    type: "indices",
+    indices: selectCrop(a, nLocal, nOutliers, opts),
+    stats: cropStats(a, nLocal, nOutliers),
+  };
+}
+
+export default defineMethod({
   name: "tcgc",
   title: "TCGC (token-level correlation-guided document compression)",
   paper: "arXiv 2407.14439",
-  section: "3",
+  doc: "tcgc",
   kind: "document",
   needs: ["keys", "attention", "features"],
   needsNote:
     "keys[low] (else features) for repetitiveness; CLS-to-patch attention of the select and low layers (attention[l], else keys[l] + clsQuery[l])",
   budget: "cap",
   optionsSchema: tcgcSchema,
-  async run(ctx, k, opts) {
+  async run(ctx, cap, opts) {
     const a = await analyzeCrop(ctx, opts);
-    const { nLocal, nOutliers, scale } = applyCap([a], k);
+    const { nLocal, nOutliers, scale } = applyCap([a], cap);
+    const result = cropResult(a, nLocal[0], nOutliers[0], opts);
+    return { ...result, stats: { cap: cap ?? null, capScale: scale, ...result.stats } };
+  },
+  /** The crops share the cap (step 6): every crop is analysed first, then the cap is split. */
+  async document(ctxs, cap, opts) {
+    const analyses: CropAnalysis[] = [];
+    for (const ctx of ctxs) analyses.push(await analyzeCrop(ctx, opts));
+    const { nLocal, nOutliers, scale } = applyCap(analyses, cap);
     return {
-      type: "indices",
-      indices: selectCrop(a, nLocal[0], nOutliers[0], opts),
-      stats: { cap: k ?? null, capScale: scale, ...cropStats(a, nLocal[0], nOutliers[0]) },
+      crops: analyses.map((a, i) => cropResult(a, nLocal[i], nOutliers[i], opts)),
+      stats: { cap: cap ?? null, capScale: scale },
     };
   },
-};
+});

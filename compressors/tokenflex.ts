@@ -27,7 +27,8 @@
  *   the cap), cap (K or null), side (the n used). The auto-only options are ignored in fixed mode.
  */
 import { z } from "zod";
-import type { Ctx, MethodDef } from "./base.ts";
+import type { Ctx } from "./ctx.ts";
+import { defineMethod, type RuleBudget } from "./method.ts";
 import { redundancyOf, tcgcSchema } from "./tcgc.ts";
 import { roundHalfUp } from "./util.ts";
 
@@ -55,11 +56,6 @@ export type TokenflexOptions = z.infer<typeof tokenflexSchema>;
 export const AUTO_RULE =
   "n = clamp(round(sqrt(rho) * S), min(minSide, S), S), S = min(rows, cols); n <= floor(sqrt(cap))";
 
-/** How compress() treats keep/ratio: required in fixed mode, an optional cap in auto mode. */
-export function tokenflexBudget(opts: Pick<TokenflexOptions, "budget">): "required" | "cap" {
-  return opts.budget === "auto" ? "cap" : "required";
-}
-
 /** The auto rule on its own (see the header). */
 export function autoSide(rho: number, rows: number, cols: number, minSide: number): number {
   const s = Math.min(rows, cols);
@@ -68,12 +64,13 @@ export function autoSide(rho: number, rows: number, cols: number, minSide: numbe
 
 async function chooseSide(
   ctx: Ctx,
-  k: number | undefined,
+  budget: RuleBudget,
   opts: TokenflexOptions,
 ): Promise<{ n: number; stats: Record<string, unknown> }> {
-  if (opts.budget === "fixed") {
-    return { n: Math.max(1, Math.floor(Math.sqrt(k!))), stats: { budgetMode: "fixed" } };
+  if (budget.rule === "required") {
+    return { n: Math.max(1, Math.floor(Math.sqrt(budget.k))), stats: { budgetMode: "fixed" } };
   }
+  const k = budget.cap;
   const r = await redundancyOf(ctx, opts);
   const auto = autoSide(r.rho, ctx.rows, ctx.cols, opts.minSide);
   const n = k === undefined ? auto : Math.min(auto, Math.max(1, Math.floor(Math.sqrt(k))));
@@ -175,19 +172,21 @@ function windowsOf(side: number, n: number): number[][] {
   return members;
 }
 
-export const tokenflex: MethodDef<typeof tokenflexSchema> = {
+export default defineMethod({
   name: "tokenflex",
   title: "TokenFLEX adaptive pooling",
   paper: "arXiv 2504.03154",
-  section: "4",
+  doc: "tokenflex",
   kind: "pool",
   needs: ["features", "keys"],
   needsNote:
     'features and grid; budget "auto" also reads keys[low] (else features) for repetitiveness, and takes keep/ratio as an optional cap',
-  budget: "required",
+  // fixed: keep/ratio required; auto: an optional cap.
+  budget: "options",
+  ruleFor: (opts) => (opts.budget === "auto" ? "cap" : "required"),
   optionsSchema: tokenflexSchema,
-  async run(ctx, k, opts) {
-    const { n, stats } = await chooseSide(ctx, k, opts);
+  async run(ctx, budget, opts) {
+    const { n, stats } = await chooseSide(ctx, budget, opts);
     const { rows, cols, d } = ctx;
     const outRows = rows % n === 0 ? rows : Math.ceil(rows / n) * n;
     const outCols = cols % n === 0 ? cols : Math.ceil(cols / n) * n;
@@ -215,4 +214,4 @@ export const tokenflex: MethodDef<typeof tokenflexSchema> = {
       },
     };
   },
-};
+});

@@ -10,26 +10,25 @@
  * metric; later rounds aggregate it (compressors/gram-tokens.ts).
  */
 import { z } from "zod";
-import type { MethodDef } from "./base.ts";
+import { defineMethod } from "./method.ts";
 import { GramTokens, rasterOrder } from "./gram-tokens.ts";
 import { gram } from "./ort.ts";
 import { sortByScoreDesc } from "./util.ts";
 
 const schema = z.object({}).strict();
 
-export const tome: MethodDef<typeof schema> = {
+export default defineMethod({
   name: "tome",
   title: "ToMe (bipartite soft matching, post-encoder)",
   paper: "arXiv 2210.09461",
-  section: "5",
+  doc: "tome",
   kind: "merge",
   needs: ["keys", "features"],
   needsNote: "keys[select] as the metric; else the features",
   budget: "required",
   coversInput: true,
   optionsSchema: schema,
-  async run(ctx, k) {
-    const target = k!;
+  async run(ctx, target) {
     const m = ctx.metric(ctx.input.selectLayer, false);
     const counts = [ctx.n];
     if (ctx.n <= target) return { type: "groups", groups: Array.from({ length: ctx.n }, (_, i) => [i]) };
@@ -73,4 +72,4 @@ export const tome: MethodDef<typeof schema> = {
     }
     return { type: "groups", groups: state.sources, stats: { rounds: counts } };
   },
-};
+});

@@ -9,7 +9,7 @@
  * earlier target); a contextual token is the (size-weighted) mean of its target and members.
  */
 import { z } from "zod";
-import type { MethodDef } from "./base.ts";
+import { defineMethod } from "./method.ts";
 import { cosineGather } from "./ort.ts";
 import { roundHalfUp, topK } from "./util.ts";
 
@@ -24,11 +24,11 @@ const schema = z
   })
   .strict();
 
-export const visionzip: MethodDef<typeof schema> = {
+export default defineMethod({
   name: "visionzip",
   title: "VisionZip (dominant + contextual tokens)",
   paper: "arXiv 2412.04467",
-  section: "5",
+  doc: "visionzip",
   kind: "merge",
   needs: ["attention", "keys", "features"],
   needsNote:
@@ -36,8 +36,7 @@ export const visionzip: MethodDef<typeof schema> = {
   budget: "required",
   coversInput: true,
   optionsSchema: schema,
-  async run(ctx, k, opts) {
-    const K = k!;
+  async run(ctx, K, opts) {
     const layer = ctx.input.selectLayer;
     const dm = Math.min(K, roundHalfUp(K * opts.dominantShare));
     const c = K - dm;
@@ -74,4 +73,4 @@ export const visionzip: MethodDef<typeof schema> = {
     }
     return { type: "groups", groups: [...groups, ...groupsC], stats };
   },
-};
+});

@@ -103,9 +103,26 @@ export function buildOpenApi(
         get: {
           summary:
             "Server-Sent Events: state, active, progress (per stage), retrying, then completed or failed",
-          parameters: [idParam],
+          description:
+            "Ids are the job's own: each `progress` event's id is its position in the job's log, the final " +
+            "`completed`/`failed` event's id one past the last. Without Last-Event-ID the stream starts with " +
+            "`state` (the job view; id = reports so far) and sends only what follows; with Last-Event-ID: n " +
+            "it resumes after n (0: the whole history). The server closes the stream after the final event; " +
+            "a reconnect with the final id gets 204, on which EventSource stops. `retry:` is 1000 ms.",
+          parameters: [
+            idParam,
+            {
+              name: "Last-Event-ID",
+              in: "header",
+              required: false,
+              schema: { type: "integer", minimum: 0 },
+              description: "Resume after this event id (EventSource sends it when it reconnects)",
+            },
+          ],
           responses: {
             "200": { description: "event stream", content: { "text/event-stream": {} } },
+            "204": { description: "The job finished and the client has seen its final event: stop" },
+            "400": errors["400"],
             "404": errors["404"],
           },
         },

@@ -3,6 +3,7 @@
  * runner (test/worker/fixtures/spin-runner.ts) instead of the model: this checks the plumbing
  * (events, per-item results, counters); test/integration runs the same routes on the real pipeline.
  */
+import { EventSource } from "eventsource";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWorkerService, type WorkerService } from "../../services/worker/worker.ts";
 import { form, type Harness, readEvents, startApi } from "../integration/harness.ts";
@@ -24,47 +25,140 @@ afterAll(async () => {
   await h?.close();
 });
 
-describe("SSE", () => {
-  it("delivers the state, progress per stage, then completion, and ends", async () => {
-    const res = await fetch(`${h.base}/v1/jobs`, {
-      method: "POST",
-      body: form([["a.png", image]], { prompt: "spin:1200", method: "fopru", keep: 4 }),
+/** What one EventSource session saw: its events, each request's Last-Event-ID and status. */
+interface Session {
+  events: Array<{ type: string; id: string; data: Record<string, unknown> }>;
+  requests: Array<{ lastEventId: string | null; status: number }>;
+}
+
+/**
+ * Follows a job with the real `eventsource` client until it stops by itself. `cutAfter` ends the
+ * first connection after the first event of that type (as a dropped connection would), so the
+ * client reconnects with its Last-Event-ID.
+ */
+function followWithEventSource(url: string, cutAfter?: string): Promise<Session> {
+  const session: Session = { events: [], requests: [] };
+  const cutting = (body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> => {
+    const reader = body.getReader();
+    let seen = "";
+    return new ReadableStream({
+      async pull(controller) {
+        const { done, value } = await reader.read();
+        if (done) return controller.close();
+        controller.enqueue(value);
+        seen += new TextDecoder().decode(value);
+        if (seen.includes(`event: ${cutAfter}\n`)) {
+          await reader.cancel();
+          controller.close();
+        }
+      },
     });
-    const { links } = await res.json();
-    const events = await readEvents(`${h.base}${links.events}`);
-    const names = events.map((e) => e.event);
-    expect(names[0]).toBe("state");
-    expect(names.at(-1)).toBe("completed");
-    const stages = events
-      .filter((e) => e.event === "progress")
-      .map((e) => (e.data as { stage: string }).stage);
-    expect(stages).toEqual(["decode", "encode", "compress", "llm"]);
-    const final = events.at(-1)!.data as { status: string; result: { answer: string } };
-    expect(final.status).toBe("completed");
-    expect(final.result.answer).toBe("test");
-    // A finished job's stream gives the state, replays the progress it made, and completes at once.
-    const again = (await readEvents(`${h.base}${links.events}`)).map((e) => e.event);
-    expect(again[0]).toBe("state");
-    expect(again.filter((e) => e === "progress")).toHaveLength(4);
-    expect(again.at(-1)).toBe("completed");
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      es.close();
+      reject(new Error(`the client did not stop: ${JSON.stringify(session)}`));
+    }, 20_000);
+    const es = new EventSource(url, {
+      fetch: async (input, init) => {
+        const headers = new Headers(init?.headers as HeadersInit);
+        const res = await fetch(input, init as RequestInit);
+        session.requests.push({ lastEventId: headers.get("Last-Event-ID"), status: res.status });
+        if (cutAfter && session.requests.length === 1 && res.body) {
+          return new Response(cutting(res.body), { status: res.status, headers: res.headers });
+        }
+        return res;
+      },
+    });
+    for (const type of ["state", "active", "progress", "retrying", "completed", "failed"]) {
+      es.addEventListener(type, (e) => {
+        session.events.push({ type, id: e.lastEventId, data: JSON.parse(e.data) });
+      });
+    }
+    es.addEventListener("error", () => {
+      if (es.readyState === EventSource.CLOSED) {
+        clearTimeout(timer);
+        resolve(session);
+      }
+    });
+  });
+}
+
+async function submit(prompt: string): Promise<{ id: string; links: Record<string, string> }> {
+  const res = await fetch(`${h.base}/v1/jobs`, {
+    method: "POST",
+    body: form([["a.png", image]], { prompt, method: "fopru", keep: 4 }),
+  });
+  expect(res.status).toBe(202);
+  return res.json();
+}
+
+const STAGES = ["decode", "encode", "compress", "llm"];
+
+describe("SSE", () => {
+  it("EventSource: ids increase across a reconnect, Last-Event-ID resumes, the client stops after `completed`", async () => {
+    const { links } = await submit("spin:1200");
+    const s = await followWithEventSource(`${h.base}${links.events}`, "progress");
+    const types = s.events.map((e) => e.type);
+    expect(types[0]).toBe("state");
+    expect(types.at(-1)).toBe("completed");
+    expect(types.filter((t) => t === "completed")).toHaveLength(1);
+    // Events with ids (state, progress, completed) have strictly increasing ones, across connections.
+    const ids = s.events.filter((e) => e.type !== "active" && e.type !== "retrying").map((e) => Number(e.id));
+    for (let i = 1; i < ids.length; i++) expect(ids[i]).toBeGreaterThan(ids[i - 1]);
+    // No progress repeated or going backwards: the stages are the tail of the pipeline's, in order.
+    const stages = s.events.filter((e) => e.type === "progress").map((e) => e.data.stage);
+    expect(stages).toEqual(STAGES.slice(STAGES.length - stages.length));
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    // First connection: no Last-Event-ID; the one after the cut resumes after the event it saw last;
+    // the last reconnect carries the end id and gets 204, on which the client stops.
+    expect(s.requests[0]).toEqual({ lastEventId: null, status: 200 });
+    expect(Number(s.requests[1].lastEventId)).toBeGreaterThan(0);
+    expect(s.requests.at(-1)).toEqual({ lastEventId: s.events.at(-1)!.id, status: 204 });
+    expect(s.requests).toHaveLength(3);
   });
 
-  it("a failed job ends its stream with `failed` and the reason", async () => {
-    const res = await fetch(`${h.base}/v1/jobs`, {
-      method: "POST",
-      body: form([["a.png", image]], { prompt: "bad-input", method: "fopru", keep: 4 }),
-    });
-    const { id, links } = await res.json();
-    const events = await readEvents(`${h.base}${links.events}`);
-    const last = events.at(-1)!;
-    expect(last.event).toBe("failed");
-    expect((last.data as { error: { code: string } }).error).toMatchObject({ code: "corrupt_file" });
+  it("a late subscriber gets the state, then nothing older; Last-Event-ID: 0 replays from the start", async () => {
+    const { links } = await submit("spin:40");
+    const full = await readEvents(`${h.base}${links.events}`, { lastEventId: "0" });
+    expect(full.at(-1)!.event).toBe("completed");
+    expect(
+      full.filter((e) => e.event === "progress").map((e) => (e.data as { stage: string }).stage),
+    ).toEqual(STAGES);
+    expect(full.filter((e) => e.event === "progress").map((e) => e.id)).toEqual([1, 2, 3, 4]);
+    expect(full.at(-1)!.id).toBe(5);
+    // The job is finished: a fresh stream is its state and its end, with the same end id.
+    const late = await readEvents(`${h.base}${links.events}`);
+    expect(late.map((e) => e.event)).toEqual(["state", "completed"]);
+    expect(late.map((e) => e.id)).toEqual([4, 5]);
+    expect((late[0].data as { progress: { stage: string } }).progress.stage).toBe("done");
+    // Resuming in the middle gives the rest; at the end, 204 No Content.
+    const rest = await readEvents(`${h.base}${links.events}`, { lastEventId: "2" });
+    expect(rest.map((e) => e.id)).toEqual([3, 4, 5]);
+    const end = await fetch(`${h.base}${links.events}`, { headers: { "Last-Event-ID": "5" } });
+    expect(end.status).toBe(204);
+    // The stream tells clients how long to wait before reconnecting.
+    const raw = await (await fetch(`${h.base}${links.events}`)).text();
+    expect(raw).toMatch(/^retry: \d+$/m);
+  });
+
+  it("a failed job ends its stream with `failed` and the reason; EventSource stops", async () => {
+    const { id, links } = await submit("bad-input");
+    const s = await followWithEventSource(`${h.base}${links.events}`);
+    const last = s.events.at(-1)!;
+    expect(last.type).toBe("failed");
+    expect(last.data.error).toMatchObject({ code: "corrupt_file" });
+    expect(s.requests.at(-1)!.status).toBe(204);
     const view = await (await fetch(`${h.base}/v1/jobs/${id}`)).json();
     expect(view.error).toMatchObject({ code: "corrupt_file", field: "files[0]" });
   });
 
-  it("an unknown job is a 404 before any stream", async () => {
+  it("an unknown job is a 404 before any stream; a Last-Event-ID that is not an id is a 400", async () => {
     expect((await fetch(`${h.base}/v1/jobs/nope/events`)).status).toBe(404);
+    const { links } = await submit("spin:1");
+    const res = await fetch(`${h.base}${links.events}`, { headers: { "Last-Event-ID": "x" } });
+    expect(res.status).toBe(400);
+    expect((await res.json()).error.field).toBe("Last-Event-ID");
   });
 });
 

@@ -1,10 +1,11 @@
 /** The entry points the service uses: registry, option validation, typed input errors. */
 import { describe, expect, it } from "vitest";
+import { z } from "zod";
 import {
   CompressorInputError,
   compress,
   compressDocument,
-  listMethods,
+  getMethod,
   METHOD_NAMES,
   METHODS,
 } from "../../compressors/index.ts";
@@ -21,23 +22,33 @@ async function rejects(p: Promise<unknown>, field: string, message: RegExp) {
 }
 
 describe("registry", () => {
-  it("lists every method of the spec with a JSON-serialisable description", () => {
+  it("holds every method, each with a JSON-Schema-describable options schema", () => {
     expect([...METHOD_NAMES].sort()).toEqual(
       ["cls-attention", "fopru", "none", "pitome", "random", "tcgc", "tokenflex", "tome", "visionzip"].sort(),
     );
-    const list = JSON.parse(JSON.stringify(listMethods()));
-    expect(list.length).toBe(9);
-    for (const m of list) {
-      expect(m.options.type).toBe("object");
+    for (const name of METHOD_NAMES) {
+      const m = METHODS[name];
+      expect(m.name).toBe(name);
+      const schema = JSON.parse(JSON.stringify(z.toJSONSchema(m.optionsSchema, { io: "input" })));
+      expect(schema.type).toBe("object");
       expect(["select", "merge", "pool", "document"]).toContain(m.kind);
-      expect(typeof m.paper).toBe("string");
+      expect(m.paper).toMatch(/^(arXiv \d{4}\.\d{5}|baseline)$/);
     }
-    const fopru = list.find((m: { name: string }) => m.name === "fopru");
-    expect(fopru.options.properties.strategy.enum).toEqual(["rank", "row"]);
-    expect(fopru.defaults).toEqual({ strategy: "rank", includeCls: false });
-    const pitome = list.find((m: { name: string }) => m.name === "pitome");
-    expect(pitome.options.properties.margin.maximum).toBe(1);
+    const fopru = z.toJSONSchema(METHODS.fopru.optionsSchema, { io: "input" }) as {
+      properties: Record<string, { enum?: string[]; maximum?: number }>;
+    };
+    expect(fopru.properties.strategy.enum).toEqual(["rank", "row"]);
+    expect(METHODS.fopru.defaults).toEqual({ strategy: "rank", includeCls: false });
+    const pitome = z.toJSONSchema(METHODS.pitome.optionsSchema, { io: "input" }) as {
+      properties: Record<string, { maximum?: number }>;
+    };
+    expect(pitome.properties.margin.maximum).toBe(1);
     expect(METHODS.tcgc.defaults.tauSim).toBe(0.9);
+  });
+
+  it("getMethod refuses names that are not methods, inherited properties included", () => {
+    expect(getMethod("tome")).toBe(METHODS.tome);
+    expect(() => getMethod("constructor")).toThrow(CompressorInputError);
   });
 });
 

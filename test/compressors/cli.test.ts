@@ -182,7 +182,7 @@ describe("vtc tensors", () => {
     );
     expect(r.status).toBe(2);
     expect(r.stderr.trim()).toBe(
-      'vtc tensors: method: unknown method "nope" (known: fopru, pitome, tcgc, tokenflex, none, cls-attention, tome, visionzip, random)',
+      'vtc tensors: method: unknown method "nope" (known: cls-attention, fopru, none, pitome, random, tcgc, tokenflex, tome, visionzip)',
     );
   });
 });

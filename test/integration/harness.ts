@@ -70,9 +70,22 @@ export function form(
   return fd;
 }
 
-/** Reads an SSE stream to its end and returns the events. */
-export async function readEvents(url: string): Promise<Array<{ event: string; data: unknown }>> {
-  const res = await fetch(url);
+export interface SseEvent {
+  /** The `id:` field, when the event has one. */
+  id?: number;
+  event: string;
+  data: unknown;
+}
+
+/**
+ * Reads an SSE stream to its end and returns the events. `lastEventId` resumes after that id
+ * (`"0"`: the job's whole history); a 204 (the stream already ended) gives no events.
+ */
+export async function readEvents(url: string, opts: { lastEventId?: string } = {}): Promise<SseEvent[]> {
+  const res = await fetch(url, {
+    headers: opts.lastEventId === undefined ? {} : { "Last-Event-ID": opts.lastEventId },
+  });
+  if (res.status === 204) return [];
   if (!res.headers.get("content-type")?.includes("text/event-stream"))
     throw new Error(`not an event stream: ${res.status}`);
   const text = await res.text();
@@ -82,6 +95,7 @@ export async function readEvents(url: string): Promise<Array<{ event: string; da
     .map((block) => {
       const event = /^event: (.*)$/m.exec(block)![1];
       const data = JSON.parse(/^data: (.*)$/m.exec(block)![1]);
-      return { event, data };
+      const id = /^id: (.*)$/m.exec(block)?.[1];
+      return id === undefined ? { event, data } : { id: Number(id), event, data };
     });
 }

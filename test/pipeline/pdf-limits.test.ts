@@ -6,7 +6,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { InputError } from "../../pipeline/errors.ts";
+import { InputError } from "../../common/errors.ts";
 import { defaultLimits } from "../../pipeline/limits.ts";
 import { renderPdf } from "../../pipeline/pdf.ts";
 import { pathologicalPdf } from "../fault/pdfs.ts";

@@ -1,10 +1,11 @@
 /** /v1/jobs: thin controllers over JobsService and the events hub. */
 import path from "node:path";
-import { type Request, type Response, Router } from "express";
+import { type Request, Router } from "express";
 import type { BlobStore } from "../../shared/blob-store.ts";
 import type { Config } from "../../shared/config.ts";
-import { InputError } from "../../shared/errors.ts";
+import { InputError } from "../../../common/errors.ts";
 import type { JobEventsHub } from "../events.ts";
+import { streamJobEvents } from "../job-stream.ts";
 import type { JobsService, UploadedFile } from "../jobs.service.ts";
 import { uploadMiddleware } from "../uploads.ts";
 
@@ -45,7 +46,7 @@ export function jobsRouter(deps: {
       if (v === undefined) return 0;
       const n = Number(v);
       if (!Number.isInteger(n) || n < 0) {
-        throw new InputError(400, "bad_request", `${name}: a non-negative integer`, name);
+        throw new InputError(`${name}: a non-negative integer`, { code: "bad_request", field: name });
       }
       return n;
     };
@@ -76,80 +77,4 @@ export function uploadedFiles(req: Request): UploadedFile[] {
 export function idempotencyKey(req: Request): string | undefined {
   const v = req.get("Idempotency-Key");
   return v === undefined ? undefined : v.trim();
-}
-
-/**
- * Server-Sent Events of one job: `state` first (a snapshot), the `progress` reports made so far,
- * then live `active`, `progress`, `retrying`, and finally `completed` or `failed`, after which the
- * stream ends. A comment every 15 s keeps
- * proxies from closing an idle stream.
- */
-async function streamJobEvents(
-  req: Request,
-  res: Response,
-  jobs: JobsService,
-  hub: JobEventsHub,
-): Promise<void> {
-  const id = String(req.params.id);
-  await jobs.getJob(id); // 404 before the stream starts
-  res.writeHead(200, {
-    "Content-Type": "text/event-stream",
-    "Cache-Control": "no-cache",
-    Connection: "keep-alive",
-    "X-Accel-Buffering": "no",
-  });
-  let closed = false;
-  let seq = 0;
-  const send = (event: string, data: unknown) => {
-    if (closed) return;
-    res.write(`id: ${seq++}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-  };
-  let finishing = false;
-  const finish = async () => {
-    if (closed || finishing) return;
-    finishing = true;
-    // Send the final view (result or error) read from the queue, then end.
-    const view = await jobs.get(id).catch(() => null);
-    send(view?.status === "failed" ? "failed" : "completed", view);
-    close();
-  };
-  const queued: Array<() => void> = [];
-  let snapshotSent = false;
-  const seen = new Set<string>();
-  const sendProgress = (p: unknown) => {
-    const key = JSON.stringify(p);
-    if (seen.has(key)) return;
-    seen.add(key);
-    send("progress", p);
-  };
-  const unsubscribe = hub.subscribe(id, (e) => {
-    const deliver = () => {
-      if (e.type === "completed" || e.type === "failed") void finish();
-      else if (e.type === "progress") sendProgress(e.data);
-      else if (e.type === "active") send("active", { id });
-      else if (e.type === "retrying") send("retrying", { id, delay: e.delay });
-    };
-    if (snapshotSent) deliver();
-    else queued.push(deliver);
-  });
-  const heartbeat = setInterval(() => !closed && res.write(": keep-alive\n\n"), 15_000);
-  const close = () => {
-    if (closed) return;
-    closed = true;
-    clearInterval(heartbeat);
-    unsubscribe();
-    res.end();
-  };
-  req.on("close", close);
-  const view = await jobs.get(id);
-  send("state", view);
-  // Replay the progress reported before this stream opened, then the live events.
-  for (const p of await jobs.progressHistory(id)) sendProgress(p);
-  snapshotSent = true;
-  if (view.status === "completed" || view.status === "failed") {
-    send(view.status, view);
-    close();
-    return;
-  }
-  for (const d of queued.splice(0)) d();
 }

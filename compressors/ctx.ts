@@ -1,60 +1,10 @@
 /**
- * The shared plumbing of every compressor (specs/compressors.md section 0): validated access to the
- * inputs with reported fallbacks, CLS-to-patch attention, the merge metric, and the builders that
- * turn what a method decided (scores, kept indices, groups) into the contract's output.
- * Selection methods only compute scores; merging methods only decide groups.
+ * Validated access to one view's inputs (docs/methods.md, "The contract"): shape checks, the NaN/Inf
+ * scans of exactly the values a method reads, CLS-to-patch attention (with its keys/cls_query
+ * fallback), the similarity metric, and the fallbacks a method used (reported in its stats).
  */
-import type { z } from "zod";
 import { CompressorInputError } from "./errors.ts";
-import type { CompressorInput, CompressorOutput, CompressorStats } from "./types.ts";
-import { matmul } from "./ort.ts";
-import { ascending, topK } from "./util.ts";
-
-export type MethodKind = "select" | "merge" | "pool" | "document";
-export type InputName = "features" | "cls" | "attention" | "keys" | "clsQuery";
-
-/** What a method decided; `finish` turns it into a CompressorOutput. */
-export type MethodResult =
-  /** Keep the top-K by score (ties to the smaller index), raster order. */
-  | { type: "scores"; scores: ArrayLike<number>; k: number; stats?: Record<string, unknown> }
-  /** Keep exactly these patch indices, raster order. */
-  | { type: "indices"; indices: number[]; stats?: Record<string, unknown> }
-  /**
-   * Each group becomes one token, the size-weighted mean of its patches (sizes start at 1, so this is
-   * the plain mean over the group's sources, which is what repeated size-weighted merges compute).
-   * Raster order of each group's smallest source unless `order: "given"`.
-   */
-  | { type: "groups"; groups: number[][]; order?: "raster" | "given"; stats?: Record<string, unknown> }
-  /** The method built the tokens itself (pooling). */
-  | {
-      type: "tokens";
-      features: Float32Array;
-      sources: number[][];
-      sizes: Float32Array;
-      stats?: Record<string, unknown>;
-    };
-
-export interface MethodDef<S extends z.ZodObject = z.ZodObject> {
-  name: string;
-  title: string;
-  paper: string;
-  /** Section of specs/compressors.md. */
-  section: string;
-  kind: MethodKind;
-  /** Inputs read (preferred ones; `needsNote` says which layers and the fallbacks). */
-  needs: readonly InputName[];
-  needsNote: string;
-  /** "required": keep/ratio is mandatory; "cap": optional upper bound (TCGC); "ignored" (none). */
-  budget: "required" | "cap" | "ignored";
-  /**
-   * The output tokens are means over groups of patches that cover every patch whenever the sizes sum to
-   * N: compress() then scans the output for NaN/Inf instead of the N x D features (it falls back to
-   * the full scan otherwise).
-   */
-  coversInput?: boolean;
-  optionsSchema: S;
-  run(ctx: Ctx, k: number | undefined, options: z.infer<S>): Promise<MethodResult>;
-}
+import type { CompressorInput } from "./types.ts";
 
 export function checkFinite(field: string, data: ArrayLike<number>): void {
   // One pass with a float64 sum: NaN or +-Inf anywhere makes it non-finite (so does an overflow,
@@ -294,70 +244,3 @@ export class Ctx {
     throw new CompressorInputError(metric.field, "values too large: a squared norm overflows float32");
   }
 }
-
-/** Identity output: every patch is its own token. */
-export function identity(input: CompressorInput): Omit<CompressorOutput, "stats"> {
-  const n = input.grid.rows * input.grid.cols;
-  return {
-    features: input.features.slice(),
-    sources: Array.from({ length: n }, (_, i) => [i]),
-    sizes: new Float32Array(n).fill(1),
-  };
-}
-
-/** Kept patches (any order) -> raster-ordered output. */
-export function gather(input: CompressorInput, indices: number[]): Omit<CompressorOutput, "stats"> {
-  const d = input.dim;
-  const kept = ascending(indices);
-  const features = new Float32Array(kept.length * d);
-  kept.forEach((p, i) => {
-    features.set(input.features.subarray(p * d, (p + 1) * d), i * d);
-  });
-  return { features, sources: kept.map((p) => [p]), sizes: new Float32Array(kept.length).fill(1) };
-}
-
-/**
- * Groups of patches -> one mean token each, ordered by smallest source. The means are one product
- * P . X with P[t][p] = 1 / |group t| for p in group t (onnxruntime; NaN or Inf anywhere in a group
- * reaches its token, which compress() relies on when a method's groups cover every patch).
- */
-export async function mergeGroups(
-  input: CompressorInput,
-  groups: number[][],
-  order: "raster" | "given" = "raster",
-): Promise<Omit<CompressorOutput, "stats">> {
-  const d = input.dim;
-  const n = input.grid.rows * input.grid.cols;
-  const sources = groups.map((g) => ascending(g));
-  if (order === "raster") sources.sort((a, b) => a[0] - b[0]);
-  const k = sources.length;
-  const p = new Float32Array(k * n);
-  sources.forEach((src, t) => {
-    const w = 1 / src.length;
-    for (const i of src) p[t * n + i] = w;
-  });
-  const features = await matmul(p, k, input.features, n, d);
-  return { features, sources, sizes: Float32Array.from(sources, (s) => s.length) };
-}
-
-/** Turns a method's decision into the contract's output (stats completed by the caller). */
-export async function finish(
-  input: CompressorInput,
-  result: MethodResult,
-): Promise<{ out: Omit<CompressorOutput, "stats">; stats: Record<string, unknown> }> {
-  switch (result.type) {
-    case "scores":
-      return { out: gather(input, topK(result.scores, result.k)), stats: result.stats ?? {} };
-    case "indices":
-      return { out: gather(input, result.indices), stats: result.stats ?? {} };
-    case "groups":
-      return { out: await mergeGroups(input, result.groups, result.order), stats: result.stats ?? {} };
-    case "tokens":
-      return {
-        out: { features: result.features, sources: result.sources, sizes: result.sizes },
-        stats: result.stats ?? {},
-      };
-  }
-}
-
-export type { CompressorStats };
