@@ -9,6 +9,7 @@
  * numel * dtype size, tensors covering the data buffer exactly without overlap or holes.
  * Data are copied into fresh, aligned typed arrays (little-endian host assumed, as Node on x64/arm64).
  */
+import { toFloat32 as hostToFloat32, type TensorArray, type TensorDType } from "./tensor.ts";
 
 export type DType =
   | "F64"
@@ -228,31 +229,16 @@ export function writeSafetensors(
   return out;
 }
 
-function f16ToF32(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * f * 2 ** -24;
-  if (e === 31) return f ? Number.NaN : s * Number.POSITIVE_INFINITY;
-  return s * (1 + f / 1024) * 2 ** (e - 15);
-}
+const FLOAT_NAMES: Partial<Record<DType, TensorDType>> = {
+  F32: "float32",
+  F64: "float64",
+  F16: "float16",
+  BF16: "bfloat16",
+};
 
 /** Float tensor as Float32Array (F32 as is; F64, F16, BF16 converted). Other dtypes throw. */
 export function toFloat32(t: Tensor): Float32Array {
-  switch (t.dtype) {
-    case "F32":
-      return t.data as Float32Array;
-    case "F64":
-      return Float32Array.from(t.data as Float64Array);
-    case "F16":
-      return Float32Array.from(t.data as Uint16Array, f16ToF32);
-    case "BF16": {
-      const src = t.data as Uint16Array;
-      const bits = new Uint32Array(src.length);
-      for (let i = 0; i < src.length; i++) bits[i] = src[i] << 16;
-      return new Float32Array(bits.buffer);
-    }
-    default:
-      throw new SafetensorsError(`dtype ${t.dtype} is not a float type`);
-  }
+  const dtype = FLOAT_NAMES[t.dtype];
+  if (!dtype) throw new SafetensorsError(`dtype ${t.dtype} is not a float type`);
+  return hostToFloat32({ dtype, shape: t.shape, data: t.data as TensorArray });
 }
