@@ -3,6 +3,7 @@
  * use the same variable names and defaults as the pipeline's own (`pipeline/limits.ts`).
  */
 import path from "node:path";
+import { type BlobStoreConfig, loadBlobStoreConfig } from "./blob-store-config.ts";
 
 export interface Limits {
   /** Largest single upload, bytes (multer `fileSize`). */
@@ -26,8 +27,13 @@ export interface Config {
   redisUrl: string;
   /** Prefix for every BullMQ key, so several deployments (or test runs) can share one Redis. */
   queuePrefix: string;
-  /** Blobs (uploads, content-addressed) and artifacts live under this directory. */
+  /**
+   * Upload temporaries live under this directory, and so do blobs (uploads, content-addressed, and
+   * artifacts) unless `blobStore` puts them in an S3 bucket.
+   */
   dataDir: string;
+  /** VTC_BLOB_STORE and the VTC_S3_* variables (blob-store-config.ts). */
+  blobStore: BlobStoreConfig;
   /** The model directory (manifest.json and the ONNX files). */
   modelDir: string;
   workerConcurrency: number;
@@ -93,6 +99,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: env.REDIS_URL || "redis://127.0.0.1:6379",
     queuePrefix: env.VTC_QUEUE_PREFIX || "vtc",
     dataDir: path.resolve(env.VTC_DATA_DIR || ".data"),
+    blobStore: loadBlobStoreConfig(env),
     modelDir: path.resolve(env.VTC_MODEL_DIR || "models/vtc-tiny"),
     workerConcurrency: int(env, "WORKER_CONCURRENCY", 1, 1),
     jobAttempts: int(env, "VTC_JOB_ATTEMPTS", 3, 1),

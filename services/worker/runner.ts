@@ -4,11 +4,14 @@
  * for every job. The default module is `pipeline-runner.ts` (the real pipeline); tests of the pool
  * machinery itself point the pool at their own module.
  */
+import type { BlobStoreConfig } from "../shared/blob-store-config.ts";
 import type { Limits } from "../shared/config.ts";
 import type { JobProgress, PipelineJobData, PipelineJobResult } from "../shared/queues.ts";
 
 export interface RunnerInit {
   dataDir: string;
+  /** Where the blobs are (default: the filesystem under `dataDir`). */
+  blobStore?: BlobStoreConfig;
   modelDir: string;
   limits: Limits;
 }

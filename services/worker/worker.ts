@@ -26,7 +26,12 @@ export function createWorkerService(
 ): WorkerService {
   const pool = new InferencePool(
     config.workerConcurrency,
-    { dataDir: config.dataDir, modelDir: config.modelDir, limits: config.limits },
+    {
+      dataDir: config.dataDir,
+      blobStore: config.blobStore,
+      modelDir: config.modelDir,
+      limits: config.limits,
+    },
     opts.runnerModule ?? PIPELINE_RUNNER,
   );
   const worker = new Worker(QUEUE_NAMES.pipeline, dispatcher(pool, config.jobTimeoutMs), {
