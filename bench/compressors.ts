@@ -10,7 +10,7 @@
  */
 import { parseArgs } from "node:util";
 import { compress, METHOD_NAMES } from "../compressors/index.ts";
-import { matmulOrt } from "../compressors/ort.ts";
+import { matmulOrt } from "../compressors/onnx/products.ts";
 import type { Budget, CompressorInput } from "../compressors/types.ts";
 import { median } from "../common/stats.ts";
 import { mulberry32 } from "../compressors/util.ts";
