@@ -27,6 +27,8 @@ export interface Limits {
   pdfRenderSide: number;
   /** Most items in one batch. */
   maxBatchItems: number;
+  /** Drawing operators plus path segments one PDF page may ask for (VTC_PDF_MAX_OPS; a heavier page is `too_complex`). */
+  pdfMaxOps: number;
 }
 
 export interface Config {
@@ -34,8 +36,13 @@ export interface Config {
   redisUrl: string;
   /** Prefix for every BullMQ key, so several deployments (or test runs) can share one Redis. */
   queuePrefix: string;
-  /** Blobs (uploads, content-addressed) and artifacts live under this directory. */
+  /**
+   * Upload temporaries live under this directory, and so do blobs (uploads, content-addressed, and
+   * artifacts) unless `blobStore` puts them in an S3 bucket.
+   */
   dataDir: string;
+  /** VTC_BLOB_STORE and the VTC_S3_* variables (blob-store-config.ts). */
+  blobStore: BlobStoreConfig;
   /** The model directory (manifest.json and the ONNX files). */
   modelDir: string;
   workerConcurrency: number;
@@ -44,6 +51,13 @@ export interface Config {
   jobBackoffMs: number;
   /** A job running longer is stopped (its thread restarted) and retried like any failure. */
   jobTimeoutMs: number;
+  /**
+   * An inference thread that spends longer than this decoding one upload is stopped and the job fails
+   * once with `too_complex` (not retried).
+   */
+  decodeTimeoutMs: number;
+  /** JavaScript heap limit of each inference thread, MB; a thread over it while decoding: `too_complex`. */
+  threadMaxHeapMb: number;
   /** On SIGTERM the worker finishes its current job within this time, or hands it back to the queue. */
   shutdownTimeoutMs: number;
   /** Finished jobs (and their idempotency keys) are kept this long, seconds. */
@@ -53,6 +67,8 @@ export interface Config {
    * this often, seconds; 0 turns the sweep off.
    */
   blobSweepIntervalSec: number;
+  /** The worker serves its Prometheus metrics on this port (GET /metrics); 0 turns it off. */
+  workerMetricsPort: number;
   limits: Limits;
   /** POST /v1/chat/completions. */
   chat: ChatConfig;
@@ -91,9 +107,61 @@ export const DEFAULT_LIMITS: Limits = {
   maxPromptChars: 2000,
   pdfRenderSide: 1536,
   maxBatchItems: 64,
+  pdfMaxOps: 500_000,
 };
 
-/** The input limits (`VTC_MAX_*`, `VTC_PDF_RENDER_SIDE`). */
+/** The blob store: `VTC_BLOB_STORE`, `VTC_S3_*`, `AWS_REGION` (see services/shared/blob-store-config.ts). */
+export interface S3StoreConfig {
+  bucket: string;
+  /** Keys are `<prefix><sha256>`. */
+  prefix: string;
+  /** Undefined: the SDK's own region chain (shared config file). */
+  region?: string;
+  endpoint?: string;
+  forcePathStyle: boolean;
+  createBucket: boolean;
+}
+
+export type BlobStoreConfig = { kind: "fs" } | ({ kind: "s3" } & S3StoreConfig);
+
+function flag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = (env[name] ?? "").trim().toLowerCase();
+  if (raw === "" || raw === "0" || raw === "false") return false;
+  if (raw === "1" || raw === "true") return true;
+  throw new Error(`${name} must be 1 or 0, got "${env[name]}"`);
+}
+
+export function loadBlobStoreConfig(env: NodeJS.ProcessEnv = process.env): BlobStoreConfig {
+  const kind = (env.VTC_BLOB_STORE || "fs").trim().toLowerCase();
+  if (kind === "fs") return { kind: "fs" };
+  if (kind !== "s3") throw new Error(`VTC_BLOB_STORE must be "fs" or "s3", got "${env.VTC_BLOB_STORE}"`);
+  const bucket = (env.VTC_S3_BUCKET ?? "").trim();
+  if (!bucket) throw new Error("VTC_S3_BUCKET is required when VTC_BLOB_STORE=s3");
+  const endpoint = env.VTC_S3_ENDPOINT?.trim() || undefined;
+  if (endpoint) {
+    let url: URL;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      throw new Error(`VTC_S3_ENDPOINT must be a URL such as http://127.0.0.1:9000, got "${endpoint}"`);
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new Error(`VTC_S3_ENDPOINT must be an http:// or https:// URL, got "${endpoint}"`);
+    }
+  }
+  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || (endpoint ? "us-east-1" : undefined);
+  return {
+    kind: "s3",
+    bucket,
+    prefix: env.VTC_S3_PREFIX ?? "blobs/",
+    ...(region ? { region } : {}),
+    ...(endpoint ? { endpoint } : {}),
+    forcePathStyle: flag(env, "VTC_S3_FORCE_PATH_STYLE"),
+    createBucket: flag(env, "VTC_S3_CREATE_BUCKET"),
+  };
+}
+
+/** The input limits (`VTC_MAX_*`, `VTC_PDF_RENDER_SIDE`, `VTC_PDF_MAX_OPS`). */
 export function loadLimits(env: NodeJS.ProcessEnv = process.env): Limits {
   return {
     maxFileBytes: int(env, "VTC_MAX_FILE_BYTES", DEFAULT_LIMITS.maxFileBytes, 1),
@@ -103,6 +171,7 @@ export function loadLimits(env: NodeJS.ProcessEnv = process.env): Limits {
     maxPromptChars: int(env, "VTC_MAX_PROMPT_CHARS", DEFAULT_LIMITS.maxPromptChars, 1),
     pdfRenderSide: int(env, "VTC_PDF_RENDER_SIDE", DEFAULT_LIMITS.pdfRenderSide, 1),
     maxBatchItems: int(env, "VTC_MAX_BATCH_ITEMS", DEFAULT_LIMITS.maxBatchItems, 1),
+    pdfMaxOps: int(env, "VTC_PDF_MAX_OPS", DEFAULT_LIMITS.pdfMaxOps, 1),
   };
 }
 
@@ -131,14 +200,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: env.REDIS_URL || "redis://127.0.0.1:6379",
     queuePrefix: env.VTC_QUEUE_PREFIX || "vtc",
     dataDir: path.resolve(env.VTC_DATA_DIR || ".data"),
+    blobStore: loadBlobStoreConfig(env),
     modelDir: defaultModelDir(env),
     workerConcurrency: int(env, "WORKER_CONCURRENCY", 1, 1),
     jobAttempts: int(env, "VTC_JOB_ATTEMPTS", 3, 1),
     jobBackoffMs: int(env, "VTC_JOB_BACKOFF_MS", 2000),
     jobTimeoutMs: int(env, "VTC_JOB_TIMEOUT_MS", 300_000, 1),
+    decodeTimeoutMs: int(env, "VTC_DECODE_TIMEOUT_MS", 30_000, 1),
+    threadMaxHeapMb: int(env, "VTC_THREAD_MAX_HEAP_MB", 2048, 64),
     shutdownTimeoutMs: int(env, "VTC_SHUTDOWN_TIMEOUT_MS", 30_000),
     jobRetentionSec: int(env, "VTC_JOB_RETENTION_SEC", 24 * 3600),
     blobSweepIntervalSec: int(env, "VTC_BLOB_SWEEP_INTERVAL_SEC", 3600),
+    workerMetricsPort: int(env, "VTC_WORKER_METRICS_PORT", 9464),
     limits: loadLimits(env),
     chat: {
       method: env.VTC_CHAT_METHOD || "none",

@@ -5,7 +5,7 @@
  */
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import { openBlobStore } from "../shared/blob-store.ts";
+import { openBlobStore } from "../shared/blob-store-config.ts";
 import { registryCatalog } from "../shared/catalog.ts";
 import type { Config } from "../../common/config.ts";
 import { checkModelDir, readManifest } from "../../models/runtime/manifest.ts";
@@ -22,6 +22,8 @@ export interface ApiContext {
 }
 
 export async function createApiContext(config: Config): Promise<ApiContext> {
+  // The store first: a missing bucket or bad credentials stop the API before it connects anything.
+  const blobs = await openBlobStore(config.dataDir, config.blobStore, { checkBucket: true });
   const redis: Redis = await connectRedis(config.redisUrl);
   const queue = new Queue(QUEUE_NAMES.pipeline, {
     connection: createRedis(config.redisUrl),
@@ -32,7 +34,6 @@ export async function createApiContext(config: Config): Promise<ApiContext> {
   await Promise.all([queue.waitUntilReady(), hub.ready()]);
   // The manifest is read per call (cheap) so a model directory fixed after start is picked up.
   const manifest = async () => readManifest(config.modelDir).manifest;
-  const blobs = openBlobStore(config.dataDir);
   // Deletes expired blobs and stale upload temporaries every VTC_BLOB_SWEEP_INTERVAL_SEC (0: off).
   const sweeper = blobSweeperFor(config, blobs, queue);
   const deps: AppDeps = {
@@ -53,6 +54,7 @@ export async function createApiContext(config: Config): Promise<ApiContext> {
       await hub.close();
       await queue.close();
       redis.disconnect();
+      blobs.close?.();
     },
   };
 }

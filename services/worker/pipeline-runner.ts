@@ -6,27 +6,18 @@
  */
 import { loadModel } from "../../models/runtime/model.ts";
 import { runPipeline } from "../../pipeline/run.ts";
-import { openBlobStore } from "../shared/blob-store.ts";
+import { openBlobStore } from "../shared/blob-store-config.ts";
 import type { JobProgress, PipelineJobResult } from "../shared/queues.ts";
 import type { CreateRunner } from "./runner.ts";
 
 export const createRunner: CreateRunner = async (init) => {
-  const blobs = openBlobStore(init.dataDir);
+  const blobs = await openBlobStore(init.dataDir, init.blobStore);
   // Load the model now so the first job does not pay for it; a failure here is retried per job.
   await loadModel(init.modelDir).catch(() => {});
   return {
     async run(task, progress) {
-      // The request was validated at the edge (pipeline/request.ts); only the file references are not part of it.
-      const {
-        files: refs,
-        fingerprint: _f,
-        createdAt: _c,
-        submissionId: _s,
-        batchId: _b,
-        item: _i,
-        failure: _x,
-        ...request
-      } = task.data;
+      // The job data is a JobRequest validated at the edge (pipeline/request.ts) plus file references.
+      const { files: refs, ...request } = task.data;
       const files = await Promise.all(
         refs.map(async (f) => ({ bytes: await blobs.get(f.sha256), name: f.name })),
       );

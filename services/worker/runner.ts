@@ -4,11 +4,13 @@
  * for every job. The default module is `pipeline-runner.ts` (the real pipeline); tests of the pool
  * machinery itself point the pool at their own module.
  */
-import type { Limits } from "../../common/config.ts";
+import type { BlobStoreConfig, Limits } from "../../common/config.ts";
 import type { JobProgress, PipelineJobData, PipelineJobResult } from "../shared/queues.ts";
 
 export interface RunnerInit {
   dataDir: string;
+  /** Where the blobs are (default: the filesystem under `dataDir`). */
+  blobStore?: BlobStoreConfig;
   modelDir: string;
   limits: Limits;
 }
