@@ -1,5 +1,5 @@
 /**
- * The common contract of every compressor (specs/compressors.md, section 0).
+ * The common contract of every compressor (docs/methods.md#the-contract).
  * Everything is float32, row-major. Layer-indexed inputs are keyed by layer number.
  */
 
