@@ -20,6 +20,8 @@ export interface Limits {
   pdfRenderSide: number;
   /** Most items in one batch. */
   maxBatchItems: number;
+  /** Drawing operators plus path segments one PDF page may ask for (see pipeline/limits.ts). */
+  pdfMaxOps: number;
 }
 
 export interface Config {
@@ -42,6 +44,13 @@ export interface Config {
   jobBackoffMs: number;
   /** A job running longer is stopped (its thread restarted) and retried like any failure. */
   jobTimeoutMs: number;
+  /**
+   * An inference thread that spends longer than this decoding one upload is stopped and the job fails
+   * once with `too_complex` (not retried).
+   */
+  decodeTimeoutMs: number;
+  /** JavaScript heap limit of each inference thread, MB; a thread over it while decoding: `too_complex`. */
+  threadMaxHeapMb: number;
   /** On SIGTERM the worker finishes its current job within this time, or hands it back to the queue. */
   shutdownTimeoutMs: number;
   /** Finished jobs (and their idempotency keys) are kept this long, seconds. */
@@ -89,6 +98,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxPromptChars: 2000,
   pdfRenderSide: 1536,
   maxBatchItems: 64,
+  pdfMaxOps: 500_000,
 };
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -103,6 +113,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jobAttempts: int(env, "VTC_JOB_ATTEMPTS", 3, 1),
     jobBackoffMs: int(env, "VTC_JOB_BACKOFF_MS", 2000),
     jobTimeoutMs: int(env, "VTC_JOB_TIMEOUT_MS", 300_000, 1),
+    decodeTimeoutMs: int(env, "VTC_DECODE_TIMEOUT_MS", 30_000, 1),
+    threadMaxHeapMb: int(env, "VTC_THREAD_MAX_HEAP_MB", 2048, 64),
     shutdownTimeoutMs: int(env, "VTC_SHUTDOWN_TIMEOUT_MS", 30_000),
     jobRetentionSec: int(env, "VTC_JOB_RETENTION_SEC", 24 * 3600),
     blobSweepIntervalSec: int(env, "VTC_BLOB_SWEEP_INTERVAL_SEC", 3600),
@@ -114,6 +126,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxPromptChars: int(env, "VTC_MAX_PROMPT_CHARS", DEFAULT_LIMITS.maxPromptChars, 1),
       pdfRenderSide: int(env, "VTC_PDF_RENDER_SIDE", DEFAULT_LIMITS.pdfRenderSide, 1),
       maxBatchItems: int(env, "VTC_MAX_BATCH_ITEMS", DEFAULT_LIMITS.maxBatchItems, 1),
+      pdfMaxOps: int(env, "VTC_PDF_MAX_OPS", DEFAULT_LIMITS.pdfMaxOps, 1),
     },
     chat: {
       method: env.VTC_CHAT_METHOD || "none",

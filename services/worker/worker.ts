@@ -30,6 +30,7 @@ export function createWorkerService(
       limits: config.limits,
     },
     opts.runnerModule ?? PIPELINE_RUNNER,
+    { decodeTimeoutMs: config.decodeTimeoutMs, maxHeapMb: config.threadMaxHeapMb },
   );
   const worker = new Worker(QUEUE_NAMES.pipeline, dispatcher(pool, config.jobTimeoutMs), {
     connection: createRedis(config.redisUrl),
