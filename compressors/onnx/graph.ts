@@ -135,28 +135,6 @@ function normalizeNodes(x: string, out: string): number[][] {
   ];
 }
 
-/** Y[n, m] = cosine similarity of the rows of A[n, d] and B[m, d]. */
-export function cosineModel(): Uint8Array {
-  return model(
-    [
-      ...normalizeNodes("A", "An"),
-      ...normalizeNodes("B", "Bn"),
-      node("Gemm", ["An", "Bn"], ["Y"], [{ name: "transB", int: 1 }]),
-    ],
-    [valueInfo("A", ["n", "d"]), valueInfo("B", ["m", "d"]), valueInfo("eps", [1])],
-    [valueInfo("Y", ["n", "m"])],
-  );
-}
-
-/** Y[n, n] = cosine similarity of the rows of X[n, d]; also the row norms (for NaN/Inf checks). */
-export function cosineSelfModel(): Uint8Array {
-  return model(
-    [...normalizeNodes("X", "Xn"), node("Gemm", ["Xn", "Xn"], ["Y"], [{ name: "transB", int: 1 }])],
-    [valueInfo("X", ["n", "d"]), valueInfo("eps", [1])],
-    [valueInfo("Y", ["n", "n"]), valueInfo("Xn_norm", ["n", 1])],
-  );
-}
-
 /** Nodes computing E[i] = mean_j ELU(S[i, j] - margin, alpha) from S. */
 function energyNodes(sim: string, alpha: number): number[][] {
   return [

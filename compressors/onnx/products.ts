@@ -4,14 +4,7 @@
  * call overhead would dominate (both paths are tested to agree; `setProductPath` forces one).
  */
 import * as ort from "onnxruntime-node";
-import {
-  cosineGatherModel,
-  cosineModel,
-  cosineSelfModel,
-  energyFromSimModel,
-  gemmTransBModel,
-  matmulModel,
-} from "./graph.ts";
+import { cosineGatherModel, energyFromSimModel, gemmTransBModel, matmulModel } from "./graph.ts";
 import { asF32, session } from "./session.ts";
 
 const DEFAULT_JS_MAX_MACS = 8192;
@@ -128,47 +121,6 @@ export function normalizeRows(x: Float32Array, n: number, d: number): Float32Arr
 
 function tensor(x: Float32Array, rows: number, d: number): ort.Tensor {
   return new ort.Tensor("float32", x.length === rows * d ? x : x.subarray(0, rows * d), [rows, d]);
-}
-
-/** Cosine similarity of the rows of X [n, d] (n x n) and the rows' L2 norms. */
-export async function cosineSimilarityNorms(
-  x: Float32Array,
-  n: number,
-  d: number,
-): Promise<{ sim: Float32Array; norms: Float32Array }> {
-  if (runsInJs(n * n * d) || d === 0 || n === 0) {
-    const xn = normalizeRows(x, n, d);
-    const norms = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      let s = 0;
-      for (let k = 0; k < d; k++) s += x[i * d + k] * x[i * d + k];
-      norms[i] = Math.sqrt(s);
-    }
-    return { sim: gemmTransBJs(xn, n, xn, n, d), norms };
-  }
-  const s = await session("cosSelf", cosineSelfModel);
-  const out = await s.run({ X: tensor(x, n, d), eps: new ort.Tensor("float32", EPS, [1]) });
-  return { sim: asF32(out.Y), norms: asF32(out.Xn_norm) };
-}
-
-/** Cosine similarity between the rows of A [n, d] and B [m, d]: n x m. */
-export async function cosineSimilarityAB(
-  a: Float32Array,
-  n: number,
-  b: Float32Array,
-  m: number,
-  d: number,
-): Promise<Float32Array> {
-  if (runsInJs(n * m * d) || d === 0 || n === 0 || m === 0) {
-    return gemmTransBJs(normalizeRows(a, n, d), n, normalizeRows(b, m, d), m, d);
-  }
-  const s = await session("cos", cosineModel);
-  const out = await s.run({
-    A: tensor(a, n, d),
-    B: tensor(b, m, d),
-    eps: new ort.Tensor("float32", EPS, [1]),
-  });
-  return asF32(out.Y);
 }
 
 function elu(z: number, alpha: number): number {

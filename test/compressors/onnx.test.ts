@@ -3,8 +3,6 @@ import { afterEach, describe, expect, it } from "vitest";
 import {
   cosFromGram,
   cosineGather,
-  cosineSimilarityAB,
-  cosineSimilarityNorms,
   energyFromSim,
   gemmTransB,
   gemmTransBJs,
@@ -105,30 +103,6 @@ describe("onnxruntime products and the JavaScript path agree", () => {
     // the cosine the merge rounds form from a Gram matrix follows the same convention
     expect(cosFromGram(0, 0, 4)).toBe(0);
     expect(cosFromGram(6, 4, 9)).toBe(1);
-  });
-
-  it("cosine matrices (self with norms, A x B) as DivPrune and CDPruner use them, zero rows included", async () => {
-    const z = a.slice();
-    z.fill(0, 0, d); // row 0 is zero: similarity 0, not NaN, and norm 0
-    const [js, ort] = await both(() => cosineSimilarityNorms(z, n, d));
-    expect(maxDiff(js.sim, ort.sim)).toBeLessThan(1e-5);
-    expect(maxDiff(js.norms, ort.norms)).toBeLessThan(1e-4);
-    expect(ort.sim[0]).toBe(0);
-    expect(ort.norms[0]).toBe(0);
-    expect(maxDiff(ort.sim, cosineMatrix(z, n, d))).toBeLessThan(1e-5);
-    expect(ort.norms[1]).toBeCloseTo(Math.hypot(...z.subarray(d, 2 * d)), 4);
-    const [ab1, ab2] = await both(() => cosineSimilarityAB(a, n, b, m, d));
-    expect(maxDiff(ab1, ab2)).toBeLessThan(1e-5);
-    const joined = new Float32Array((n + m) * d);
-    joined.set(a);
-    joined.set(b, n * d);
-    for (const [i, j] of [
-      [0, 0],
-      [5, 7],
-      [39, 23],
-    ]) {
-      expect(ab2[i * m + j]).toBeCloseTo(cosine(joined, d, i, n + j), 5);
-    }
   });
 
   it("PiToMe's energy from a similarity matrix", async () => {
