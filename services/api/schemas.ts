@@ -7,8 +7,6 @@ import { InputError } from "../../common/errors.ts";
 import {
   type JobRequest,
   jobRequestSchema,
-  LAYOUTS,
-  MODES,
   parseJobRequest,
   type RequestLimits,
 } from "../../pipeline/request.ts";
@@ -56,62 +54,3 @@ export function batchFieldsSchema(limits: RequestLimits) {
       ),
   });
 }
-
-// ---- responses (documented in OpenAPI) ----
-
-export const errorSchema = z.object({
-  error: z.object({
-    code: z.string(),
-    message: z.string(),
-    field: z.string().optional(),
-    limit: z.union([z.number(), z.string()]).optional(),
-  }),
-});
-
-export const jobStateSchema = z.enum(["queued", "active", "completed", "failed", "delayed", "unknown"]);
-
-export const progressSchema = z.object({
-  stage: z.enum(["decode", "preprocess", "encode", "compress", "project", "llm", "done"]),
-  percent: z.number(),
-});
-
-export const jobLinksSchema = z.object({
-  self: z.string(),
-  events: z.string(),
-  tokens: z.string(),
-  kept: z.string(),
-});
-
-export const jobViewSchema = z.object({
-  id: z.string(),
-  status: jobStateSchema,
-  progress: progressSchema.nullable(),
-  attempts: z.number(),
-  createdAt: z.string(),
-  finishedAt: z.string().nullable(),
-  request: z.object({
-    method: z.string(),
-    budget: z.record(z.string(), z.number()),
-    mode: z.enum(MODES),
-    layout: z.enum(LAYOUTS),
-    prompt: z.string(),
-    files: z.array(z.object({ name: z.string(), sha256: z.string(), size: z.number(), mime: z.string() })),
-  }),
-  result: z.record(z.string(), z.unknown()).nullable(),
-  error: errorSchema.shape.error.nullable(),
-  links: jobLinksSchema,
-});
-
-export const jobAcceptedSchema = z.object({
-  id: z.string(),
-  status: jobStateSchema,
-  links: jobLinksSchema,
-});
-
-export const batchViewSchema = z.object({
-  id: z.string(),
-  status: z.enum(["running", "completed", "completed_with_errors", "failed"]),
-  counts: z.record(z.string(), z.number()),
-  items: z.array(jobViewSchema),
-  links: z.object({ self: z.string() }),
-});
