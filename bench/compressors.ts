@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { compress, METHOD_NAMES } from "../compressors/index.ts";
 import { matmulOrt } from "../compressors/ort.ts";
 import type { Budget, CompressorInput } from "../compressors/types.ts";
+import { median } from "../common/stats.ts";
 import { mulberry32 } from "../compressors/util.ts";
 
 const { values } = parseArgs({
@@ -59,11 +60,6 @@ function makeInput(side: number, d: number): CompressorInput {
     keyDim: d,
     clsQuery: { [sel]: gaussian(d, 6), [low]: gaussian(d, 7) },
   };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1];
 }
 
 async function time(f: () => Promise<unknown>): Promise<number> {

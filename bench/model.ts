@@ -11,7 +11,7 @@
  */
 import { parseArgs } from "node:util";
 import { loadModel } from "../models/runtime/model.ts";
-import { median, percentile } from "./report/stats.ts";
+import { median, percentile } from "../common/stats.ts";
 
 const { values } = parseArgs({
   options: { reps: { type: "string", default: "30" }, markdown: { type: "boolean", default: false } },

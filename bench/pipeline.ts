@@ -7,6 +7,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { median } from "../common/stats.ts";
 import { METHOD_NAMES } from "../compressors/index.ts";
 import { readEvalSet } from "../models/eval.ts";
 import { defaultModelDir } from "../models/runtime/manifest.ts";
@@ -31,10 +32,6 @@ const pick = (kind: string) => {
   return rows.filter((r) => r.kind === kind && !seen.has(r.image) && seen.add(r.image)).slice(0, nImages);
 };
 const items = [...pick("scene"), ...pick("doc")];
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? (s[(s.length - 1) >> 1] + s[s.length >> 1]) / 2 : Number.NaN;
-};
 
 const header = ["method", "kind", ...STAGES, "total", "tokens before", "tokens after"];
 const lines = [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`];

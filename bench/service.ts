@@ -20,7 +20,7 @@ import { readEvalSet } from "../models/eval.ts";
 import { defaultModelDir } from "../models/runtime/manifest.ts";
 import { runPipeline } from "../pipeline/run.ts";
 import { loadConfig } from "../services/shared/config.ts";
-import { median, percentile } from "./report/stats.ts";
+import { median, percentile } from "../common/stats.ts";
 import { cleanupPrefix } from "../test/helpers/redis.ts";
 
 const { values } = parseArgs({

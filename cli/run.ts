@@ -16,7 +16,7 @@ import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
 import type { Budget } from "../compressors/types.ts";
 import { loadModel } from "../models/runtime/model.ts";
-import { isInputError } from "../pipeline/errors.ts";
+import { toWire } from "../common/errors.ts";
 import { defaultLimits } from "../pipeline/limits.ts";
 import { type PipelineRequest, runPipeline } from "../pipeline/run.ts";
 import { parseOptPairs } from "./options.ts";
@@ -188,9 +188,8 @@ export async function main(argv: string[]): Promise<number> {
       line = `${file}: ${r.answer ?? "(tokens)"}  [${r.visualTokens.before} -> ${r.visualTokens.after} visual tokens, ${Math.round(r.timings.total)} ms]`;
     } catch (err) {
       failed++;
-      const error = isInputError(err)
-        ? err.toJSON()
-        : { error: (err as Error).message ?? String(err), code: "internal", status: 500 };
+      const { message, ...rest } = toWire(err);
+      const error = { error: message, ...rest };
       await writeFile(`${base}.json`, `${JSON.stringify({ file, error }, null, 2)}\n`);
       line = `${file}: ERROR ${error.error}`;
     }

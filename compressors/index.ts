@@ -22,7 +22,11 @@ export type * from "./types.ts";
 export function getMethod(name: string): MethodEntry {
   const m = Object.hasOwn(METHODS, name) ? METHODS[name] : undefined;
   if (!m)
-    throw new CompressorInputError("method", `unknown method "${name}" (known: ${METHOD_NAMES.join(", ")})`);
+    throw new CompressorInputError(
+      "method",
+      `unknown method "${name}" (known: ${METHOD_NAMES.join(", ")})`,
+      "unknown_method",
+    );
   return m;
 }
 
@@ -52,18 +56,27 @@ export function resolveBudget(budget: Budget | undefined, n: number): number | u
   const b: { keep?: unknown; ratio?: unknown } = budget ?? {};
   const hasKeep = b.keep !== undefined;
   const hasRatio = b.ratio !== undefined;
-  if (hasKeep && hasRatio) throw new CompressorInputError("budget", "give keep or ratio, not both");
+  if (hasKeep && hasRatio)
+    throw new CompressorInputError("budget", "give keep or ratio, not both", "bad_budget");
   if (hasKeep) {
     const k = b.keep;
     if (typeof k !== "number" || !Number.isInteger(k) || k < 1) {
-      throw new CompressorInputError("budget.keep", `must be an integer >= 1 (got ${JSON.stringify(k)})`);
+      throw new CompressorInputError(
+        "budget.keep",
+        `must be an integer >= 1 (got ${JSON.stringify(k)})`,
+        "bad_budget",
+      );
     }
     return k;
   }
   if (hasRatio) {
     const r = b.ratio;
     if (typeof r !== "number" || !Number.isFinite(r) || r <= 0 || r > 1) {
-      throw new CompressorInputError("budget.ratio", `must be a number in (0, 1] (got ${JSON.stringify(r)})`);
+      throw new CompressorInputError(
+        "budget.ratio",
+        `must be a number in (0, 1] (got ${JSON.stringify(r)})`,
+        "bad_budget",
+      );
     }
     return Math.max(1, Math.floor(n * r));
   }

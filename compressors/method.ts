@@ -133,6 +133,7 @@ export function parseWith<S extends z.ZodObject>(
     throw new CompressorInputError(
       `options.${issue.keys[0]}`,
       `unknown option for ${name} (known: ${known.length ? known.join(", ") : "none"})`,
+      "bad_option",
     );
   }
   const field = `options.${issue.path.map(String).join(".")}`;
@@ -140,6 +141,7 @@ export function parseWith<S extends z.ZodObject>(
   throw new CompressorInputError(
     field,
     `${issue.message}${got !== undefined ? ` (got ${JSON.stringify(got)})` : ""}`,
+    "bad_option",
   );
 }
 
@@ -151,7 +153,7 @@ function required(
   run: (k: number) => Promise<MethodResult>,
 ): Promise<ViewDecision> {
   if (k === undefined) {
-    throw new CompressorInputError("budget", `keep or ratio is required for method ${name}`);
+    throw new CompressorInputError("budget", `keep or ratio is required for method ${name}`, "bad_budget");
   }
   if (k >= ctx.n) return Promise.resolve({ type: "identity" });
   return run(k);

@@ -49,17 +49,7 @@ export function sortByScoreDesc(
   return idx;
 }
 
-/** numpy.percentile's default ("linear"): interpolates between the closest ranks. q in [0, 100]. */
-export function percentile(values: ArrayLike<number>, q: number): number {
-  const n = values.length;
-  if (n === 0) return Number.NaN;
-  const sorted = Float64Array.from(values).sort();
-  const pos = (q / 100) * (n - 1);
-  const lo = Math.floor(pos);
-  const hi = Math.min(lo + 1, n - 1);
-  const t = pos - lo;
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * t;
-}
+export { percentile } from "../common/stats.ts";
 
 /** Population variance (ddof = 0), float64 accumulation. */
 export function variance(x: ArrayLike<number>): number {

@@ -4,7 +4,7 @@
  * PDFs are rendered page by page (see pdf.ts). Every client-side problem is an `InputError`.
  */
 import sharp from "sharp";
-import { InputError } from "./errors.ts";
+import { InputError } from "../common/errors.ts";
 import type { RgbImage } from "./image.ts";
 import type { Limits } from "./limits.ts";
 import { renderPdf } from "./pdf.ts";

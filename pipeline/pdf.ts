@@ -6,7 +6,7 @@
 import { createRequire } from "node:module";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { InputError } from "./errors.ts";
+import { InputError } from "../common/errors.ts";
 import type { RgbImage } from "./image.ts";
 import type { Limits } from "./limits.ts";
 

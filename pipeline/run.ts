@@ -3,20 +3,13 @@
  * `runPipeline(request, ctx)` is the one entry point; the worker (services/) and the CLI (cli/run.ts)
  * both call it. See pipeline/README.md for the request and result fields.
  */
-import {
-  CompressorInputError,
-  compress,
-  compressDocument,
-  getMethod,
-  parseOptions,
-  resolveBudget,
-} from "../compressors/index.ts";
+import { compress, compressDocument, getMethod, parseOptions, resolveBudget } from "../compressors/index.ts";
 import type { Budget, CompressorInput, CompressorOutput, CompressorStats } from "../compressors/types.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
 import { type Model, loadModel } from "../models/runtime/model.ts";
 import { chooseCropGrid, documentViews, resizeExact } from "./crops.ts";
 import { decodeFile } from "./decode.ts";
-import { InputError } from "./errors.ts";
+import { InputError } from "../common/errors.ts";
 import { type RgbImage, toPng } from "./image.ts";
 import { defaultLimits, type Limits } from "./limits.ts";
 import { EmbeddedDecoder } from "./llm/embedded.ts";
@@ -132,22 +125,6 @@ interface Unit {
   single?: View;
 }
 
-function toInputError(err: unknown): never {
-  if (err instanceof CompressorInputError) {
-    throw new InputError(err.message, {
-      code:
-        err.field === "method"
-          ? "unknown_method"
-          : err.field.startsWith("budget")
-            ? "bad_budget"
-            : "bad_option",
-      field: err.field,
-      cause: err,
-    });
-  }
-  throw err;
-}
-
 function checkAbort(signal?: AbortSignal): void {
   if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error("pipeline aborted");
 }
@@ -228,22 +205,12 @@ export async function runPipeline(
     });
   }
   const budget: Budget = request.budget ?? {};
-  let method: ReturnType<typeof getMethod>;
-  let options: Record<string, unknown>;
-  try {
-    method = getMethod(request.method);
-    options = parseOptions(method, request.options) as Record<string, unknown>;
-  } catch (err) {
-    toInputError(err);
-  }
+  const method = getMethod(request.method);
+  const options = parseOptions(method, request.options) as Record<string, unknown>;
 
   const model = ctx.model ?? (await loadModel(ctx.modelDir));
   const n = model.numPatches;
-  try {
-    resolveBudget(budget, n);
-  } catch (err) {
-    toInputError(err);
-  }
+  resolveBudget(budget, n);
   const maxKeep = model.manifest.projector.token_budget?.max ?? n;
   // A per-view budget above the model's range is refused; TCGC's budget is a total cap over a document's
   // crops (several views), so it is not bounded per view.
@@ -342,22 +309,17 @@ export async function runPipeline(
     progress("encode", 20 + (u / units.length) * 30);
     const inputs: CompressorInput[] = await timed("encode", () => model.encode(views.map((v) => v.pixels)));
     progress("compress", 50 + (u / units.length) * 20);
-    let outs: CompressorOutput[];
-    try {
-      outs = await timed("compress", async () => {
-        if (unit.single) return [await compress(method.name, inputs[0], budget, options)];
-        const doc = await compressDocument(
-          method.name,
-          inputs.slice(0, -1),
-          inputs[inputs.length - 1],
-          budget,
-          options,
-        );
-        return [...doc.crops, doc.global!];
-      });
-    } catch (err) {
-      toInputError(err);
-    }
+    const outs: CompressorOutput[] = await timed("compress", async () => {
+      if (unit.single) return [await compress(method.name, inputs[0], budget, options)];
+      const doc = await compressDocument(
+        method.name,
+        inputs.slice(0, -1),
+        inputs[inputs.length - 1],
+        budget,
+        options,
+      );
+      return [...doc.crops, doc.global!];
+    });
     const reports: ViewReport[] = views.map((v, i) => ({
       ...v.report,
       tokensBefore: inputs[i].grid.rows * inputs[i].grid.cols,

@@ -5,7 +5,7 @@
  * max-tokens limit, or the decoder's text length limit.
  */
 import type { Model } from "../../models/runtime/model.ts";
-import { InputError } from "../errors.ts";
+import { InputError } from "../../common/errors.ts";
 import type { LlmAdapter, LlmRequest, LlmResponse } from "./types.ts";
 
 export function argmax(data: Float32Array, offset: number, length: number): number {

@@ -4,7 +4,7 @@ import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { BlobStore } from "../shared/blob-store.ts";
 import type { Config } from "../shared/config.ts";
-import { notFound } from "../shared/errors.ts";
+import { notFound } from "../../common/errors.ts";
 import type { MethodCatalog } from "../shared/methods.ts";
 import { readModelInfo } from "../shared/model-info.ts";
 import { BatchesService } from "./batches.service.ts";

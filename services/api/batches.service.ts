@@ -6,7 +6,7 @@ import { createHash, randomUUID } from "node:crypto";
 import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Config } from "../shared/config.ts";
-import { ApiError, InputError, notFound } from "../shared/errors.ts";
+import { VtcError, InputError, notFound } from "../../common/errors.ts";
 import { batchKey, JOB_NAMES, type PipelineJobData } from "../shared/queues.ts";
 import { type JobStatus, JobsService, type JobView, type UploadedFile } from "./jobs.service.ts";
 
@@ -42,10 +42,8 @@ export class BatchesService {
     const prompts = parsePrompts(rawPrompts, this.deps.config.limits.maxPromptChars);
     if (prompts && files.length > 1 && prompts.length !== files.length) {
       throw new InputError(
-        400,
-        "bad_request",
         `prompts: ${prompts.length} prompts for ${files.length} files; give one file, or one prompt per file`,
-        "prompts",
+        { code: "bad_request", field: "prompts" },
       );
     }
     // Validate the shared fields once (with the first prompt standing in when prompts are given).
@@ -56,13 +54,12 @@ export class BatchesService {
     const count = prompts ? Math.max(prompts.length, files.length) : files.length;
     const limit = this.deps.config.limits.maxBatchItems;
     if (count > limit) {
-      throw new InputError(
-        413,
-        "bad_request",
-        `items: ${count} items, more than the limit of ${limit}`,
-        "items",
+      throw new InputError(`items: ${count} items, more than the limit of ${limit}`, {
+        code: "bad_request",
+        status: 413,
+        field: "items",
         limit,
-      );
+      });
     }
     const fingerprint = createHash("sha256")
       .update(JSON.stringify({ batch: true, prompts }))
@@ -110,12 +107,10 @@ export class BatchesService {
 
   private async replay(record: BatchRecord, fingerprint: string): Promise<BatchView> {
     if (record.fingerprint !== fingerprint) {
-      throw new ApiError(
-        409,
-        "idempotency_conflict",
-        "Idempotency-Key: this key was already used with a different batch",
-        "Idempotency-Key",
-      );
+      throw new VtcError("Idempotency-Key: this key was already used with a different batch", {
+        code: "idempotency_conflict",
+        field: "Idempotency-Key",
+      });
     }
     return this.view(record);
   }
@@ -168,34 +163,28 @@ function parsePrompts(raw: unknown, maxChars: number): string[] | null {
   try {
     value = JSON.parse(String(raw));
   } catch {
-    throw new InputError(
-      400,
-      "bad_request",
-      "prompts: not valid JSON (expected an array of strings)",
-      "prompts",
-    );
+    throw new InputError("prompts: not valid JSON (expected an array of strings)", {
+      code: "bad_request",
+      field: "prompts",
+    });
   }
   if (
     !Array.isArray(value) ||
     value.length === 0 ||
     !value.every((p) => typeof p === "string" && p.trim() !== "")
   ) {
-    throw new InputError(
-      400,
-      "bad_request",
-      "prompts: expected a non-empty array of non-empty strings",
-      "prompts",
-    );
+    throw new InputError("prompts: expected a non-empty array of non-empty strings", {
+      code: "bad_request",
+      field: "prompts",
+    });
   }
   const long = value.findIndex((p: string) => p.length > maxChars);
   if (long >= 0) {
-    throw new InputError(
-      400,
-      "bad_request",
-      `prompts[${long}]: longer than ${maxChars} characters`,
-      `prompts[${long}]`,
-      maxChars,
-    );
+    throw new InputError(`prompts[${long}]: longer than ${maxChars} characters`, {
+      code: "bad_request",
+      field: `prompts[${long}]`,
+      limit: maxChars,
+    });
   }
   return value as string[];
 }

@@ -4,7 +4,7 @@
  * schemas validate requests and generate the OpenAPI entry.
  */
 import { z } from "zod";
-import { InputError } from "../shared/errors.ts";
+import { InputError } from "../../common/errors.ts";
 import { LAYOUTS } from "./schemas.ts";
 
 /** The pipeline's limit on generated tokens (pipeline/run.ts). */
@@ -114,13 +114,11 @@ export function chatInputError(error: z.ZodError): InputError {
       : field.startsWith("vtc.options")
         ? "bad_option"
         : "bad_request";
-  return new InputError(
-    400,
+  return new InputError(`${field}: ${message}`, {
     code,
-    `${field}: ${message}`,
     field,
-    limit === undefined ? undefined : Number(limit),
-  );
+    limit: limit === undefined ? undefined : Number(limit),
+  });
 }
 
 // ---- the answer ----

@@ -11,7 +11,7 @@ import { createHash, randomUUID } from "node:crypto";
 import type { Queue } from "bullmq";
 import type { BlobRef, BlobStore } from "../shared/blob-store.ts";
 import type { Config } from "../shared/config.ts";
-import { ApiError, InputError } from "../shared/errors.ts";
+import { fromWire, InputError, VtcError } from "../../common/errors.ts";
 import { probeMedia } from "../shared/media.ts";
 import type { MethodCatalog } from "../shared/methods.ts";
 import {
@@ -28,7 +28,7 @@ import {
   DEFAULT_COMPLETION_TOKENS,
 } from "./chat.schemas.ts";
 import type { JobEventsHub } from "./events.ts";
-import { jobLinks, type StoredFailure } from "./jobs.service.ts";
+import { jobLinks } from "./jobs.service.ts";
 import { type ParsedJobRequest, parseJobFields } from "./schemas.ts";
 
 export interface ChatServiceDeps {
@@ -96,39 +96,34 @@ export class ChatService {
   /** Every check that needs no decoding first (fields, method, budget), then the images. */
   async parse(body: unknown): Promise<ParsedChat> {
     if (body === null || typeof body !== "object" || Array.isArray(body)) {
-      throw new InputError(
-        400,
-        "bad_request",
-        "body: a JSON object (Content-Type: application/json)",
-        "body",
-      );
+      throw new InputError("body: a JSON object (Content-Type: application/json)", {
+        code: "bad_request",
+        field: "body",
+      });
     }
     const maxKeep = await this.deps.maxKeep();
     const checked = chatRequestSchema(maxKeep).safeParse(body);
     if (!checked.success) throw chatInputError(checked.error);
     const req = checked.data;
     if (req.stream === true) {
-      throw new InputError(
-        400,
-        "bad_request",
-        "stream: streaming is not supported; send stream: false (or leave it out)",
-        "stream",
-      );
+      throw new InputError("stream: streaming is not supported; send stream: false (or leave it out)", {
+        code: "bad_request",
+        field: "stream",
+      });
     }
     const served = await this.deps.modelName();
     if (req.model !== undefined && req.model !== served) {
-      throw new InputError(
-        400,
-        "bad_request",
-        `model: unknown model "${req.model}"; this service serves "${served}"`,
-        "model",
-        served,
-      );
+      throw new InputError(`model: unknown model "${req.model}"; this service serves "${served}"`, {
+        code: "bad_request",
+        field: "model",
+        limit: served,
+      });
     }
     checkImageUrls(req);
     let u = req.messages.length - 1;
     while (u >= 0 && req.messages[u].role !== "user") u--;
-    if (u < 0) throw new InputError(400, "bad_request", "messages: no message with role user", "messages");
+    if (u < 0)
+      throw new InputError("messages: no message with role user", { code: "bad_request", field: "messages" });
     const contentField = `messages[${u}].content`;
     const content = req.messages[u].content;
     const texts: string[] = [];
@@ -142,30 +137,23 @@ export class ChatService {
     }
     const limits = this.deps.config.limits;
     if (imageParts.length === 0) {
-      throw new InputError(
-        400,
-        "missing_file",
-        `${contentField}: at least one image_url part (a data: URI) is required`,
-        contentField,
-      );
+      throw new InputError(`${contentField}: at least one image_url part (a data: URI) is required`, {
+        code: "missing_file",
+        field: contentField,
+      });
     }
     if (imageParts.length > limits.maxFiles) {
       throw new InputError(
-        413,
-        "too_many_files",
         `${contentField}: ${imageParts.length} images, more than the limit of ${limits.maxFiles}`,
-        contentField,
-        limits.maxFiles,
+        { code: "too_many_files", status: 413, field: contentField, limit: limits.maxFiles },
       );
     }
     const question = texts.join(" ").trim();
     if (!question) {
-      throw new InputError(
-        400,
-        "bad_request",
-        `${contentField}: a text part with the question is required`,
-        contentField,
-      );
+      throw new InputError(`${contentField}: a text part with the question is required`, {
+        code: "bad_request",
+        field: contentField,
+      });
     }
     const rename = (field: string): string => {
       if (field === "prompt") return contentField;
@@ -240,26 +228,20 @@ export class ChatService {
     try {
       await queue.add(JOB_NAMES.compress, data, { jobId });
       const how = await ended;
-      if (how === "aborted") throw new ApiError(499 as number, "bad_request", "the client went away");
+      if (how === "aborted") throw new VtcError("the client went away", { code: "bad_request", status: 499 });
       if (how === "timeout") {
-        throw new ApiError(
-          504,
-          "timeout",
+        throw new VtcError(
           `the answer did not come within ${timeoutMs} ms (VTC_CHAT_TIMEOUT_MS); the job goes on: GET ${jobLinks(jobId).self}`,
-          undefined,
-          timeoutMs,
+          { code: "timeout", status: 504, limit: timeoutMs },
         );
       }
       const job = await queue.getJob(jobId);
-      if (!job) throw new ApiError(500, "job_failed", `job ${jobId} is gone`);
+      if (!job) throw new VtcError(`job ${jobId} is gone`, { code: "job_failed" });
       if (how === "completed") return job.returnvalue as PipelineJobResult;
-      const failure = (job.data as PipelineJobData & { failure?: StoredFailure }).failure;
+      const failure = (job.data as PipelineJobData).failure;
       const reason = job.failedReason ?? "failed";
-      if (failure) {
-        const err = Object.assign(new Error(reason), failure, { status: failure.status ?? 400 });
-        throw renamed(err, rename);
-      }
-      throw new ApiError(500, "job_failed", `job ${jobId} failed: ${reason}`);
+      if (failure) throw renamed(fromWire(failure), rename);
+      throw new VtcError(`job ${jobId} failed: ${reason}`, { code: "job_failed" });
     } finally {
       unsubscribe();
       clearInterval(poll);
@@ -312,14 +294,15 @@ function checkImageUrls(req: ChatRequest): void {
       const url = part.image_url.url.trim();
       if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
         throw new InputError(
-          400,
-          "bad_request",
           `${field}: remote URLs are not fetched; send the image inline as a data: URI (data:image/png;base64,...)`,
-          field,
+          { code: "bad_request", field },
         );
       }
       if (!/^data:/i.test(url)) {
-        throw new InputError(400, "bad_request", `${field}: a data: URI (data:image/png;base64,...)`, field);
+        throw new InputError(`${field}: a data: URI (data:image/png;base64,...)`, {
+          code: "bad_request",
+          field,
+        });
       }
     }
   }
@@ -330,45 +313,34 @@ export function decodeDataUri(url: string, field: string, limits: { maxFileBytes
   const comma = url.indexOf(",");
   const meta = comma < 0 ? "" : url.slice(5, comma);
   if (!/^data:/i.test(url) || comma < 0 || !/(^|;)base64$/i.test(meta)) {
-    throw new InputError(
-      400,
-      "bad_request",
-      `${field}: a base64 data: URI (data:image/png;base64,...)`,
+    throw new InputError(`${field}: a base64 data: URI (data:image/png;base64,...)`, {
+      code: "bad_request",
       field,
-    );
+    });
   }
   const payload = url.slice(comma + 1).replace(/\s+/g, "");
   const padded = payload.endsWith("=");
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(payload) || payload.length % 4 === 1 || (padded && payload.length % 4)) {
-    throw new InputError(400, "bad_request", `${field}: the base64 payload is not valid base64`, field);
+    throw new InputError(`${field}: the base64 payload is not valid base64`, { code: "bad_request", field });
   }
   const bytes = Math.floor((payload.length * 3) / 4) - (payload.match(/=+$/)?.[0].length ?? 0);
   if (bytes > limits.maxFileBytes) {
-    throw new InputError(
-      413,
-      "file_too_large",
-      `${field}: ${bytes} bytes, larger than the limit of ${limits.maxFileBytes} bytes`,
+    throw new InputError(`${field}: ${bytes} bytes, larger than the limit of ${limits.maxFileBytes} bytes`, {
+      code: "file_too_large",
       field,
-      limits.maxFileBytes,
-    );
+      limit: limits.maxFileBytes,
+    });
   }
-  if (bytes === 0) throw new InputError(400, "empty_file", `${field} is empty (0 bytes)`, field);
+  if (bytes === 0) throw new InputError(`${field} is empty (0 bytes)`, { code: "empty_file", field });
   return Buffer.from(payload, "base64");
 }
 
 /** An input error with the pipeline's field name replaced by the request's (`prompt` -> `messages[1].content`). */
 function renamed(err: unknown, rename: (field: string) => string): unknown {
-  const e = err as { status?: unknown; code?: unknown; field?: unknown; limit?: unknown; message?: unknown };
-  if (typeof e?.field !== "string" || typeof e.status !== "number" || e.status >= 500) return err;
-  const field = rename(e.field);
-  const message = String(e.message ?? "");
-  const text = message.startsWith(e.field) ? field + message.slice(e.field.length) : `${field}: ${message}`;
-  const limit = typeof e.limit === "number" || typeof e.limit === "string" ? e.limit : undefined;
-  return new InputError(
-    e.status,
-    (typeof e.code === "string" ? e.code : "bad_request") as InputError["code"],
-    text,
-    field,
-    limit,
-  );
+  if (!(err instanceof InputError)) return err;
+  const field = rename(err.field);
+  const text = err.message.startsWith(err.field)
+    ? field + err.message.slice(err.field.length)
+    : `${field}: ${err.message}`;
+  return new InputError(text, { code: err.code, status: err.status, field, limit: err.limit, cause: err });
 }

@@ -16,7 +16,7 @@
  *   end id, gets 204 No Content, on which EventSource stops for good.
  */
 import type { Request, Response } from "express";
-import { InputError } from "../shared/errors.ts";
+import { InputError } from "../../common/errors.ts";
 import type { JobEventsHub } from "./events.ts";
 import type { JobsService } from "./jobs.service.ts";
 
@@ -127,12 +127,11 @@ function lastEventId(req: Request): number | undefined {
   if (raw === undefined || raw.trim() === "") return undefined;
   const n = Number(raw);
   if (!Number.isSafeInteger(n) || n < 0) {
-    throw new InputError(
-      400,
-      "bad_request",
-      "Last-Event-ID: a non-negative integer (an id this stream sent)",
-      "Last-Event-ID",
-    );
+    throw new InputError("Last-Event-ID: a non-negative integer (an id this stream sent)", {
+      code: "bad_request",
+      status: 400,
+      field: "Last-Event-ID",
+    });
   }
   return n;
 }

@@ -9,7 +9,7 @@ import fs from "node:fs/promises";
 import type { Job, Queue } from "bullmq";
 import type { BlobStore } from "../shared/blob-store.ts";
 import type { Config } from "../shared/config.ts";
-import { ApiError, InputError, notFound } from "../shared/errors.ts";
+import { VtcError, InputError, notFound } from "../../common/errors.ts";
 import { probeMedia } from "../shared/media.ts";
 import type { MethodCatalog } from "../shared/methods.ts";
 import {
@@ -70,14 +70,6 @@ export interface JobView {
   links: { self: string; events: string; tokens: string; kept: string };
 }
 
-/** Structured reason the worker stores in `job.data.failure` (the message is also BullMQ's failedReason). */
-export interface StoredFailure {
-  code: string;
-  field?: string;
-  limit?: number | string;
-  status?: number;
-}
-
 export function jobLinks(id: string): JobView["links"] {
   const self = `/v1/jobs/${encodeURIComponent(id)}`;
   return { self, events: `${self}/events`, tokens: `${self}/tokens`, kept: `${self}/kept.png` };
@@ -107,7 +99,7 @@ export class JobsService {
     const catalog = await this.deps.catalog();
     const parsed = parseJobFields(fields, this.deps.config.limits, await this.deps.maxKeep(), catalog);
     if (files.length === 0) {
-      throw new InputError(400, "missing_file", "files: at least one file is required", "files");
+      throw new InputError("files: at least one file is required", { code: "missing_file", field: "files" });
     }
     return parsed;
   }
@@ -150,13 +142,11 @@ export class JobsService {
     idempotencyKey?: string,
   ): Promise<{ view: JobView; created: boolean }> {
     if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
-      throw new InputError(
-        400,
-        "bad_request",
-        "Idempotency-Key: 1 to 255 characters",
-        "Idempotency-Key",
-        255,
-      );
+      throw new InputError("Idempotency-Key: 1 to 255 characters", {
+        code: "bad_request",
+        field: "Idempotency-Key",
+        limit: 255,
+      });
     }
     const parsed = await this.parse(fields, files);
     const fingerprint = JobsService.fingerprint(parsed, files);
@@ -188,12 +178,10 @@ export class JobsService {
 
   private async replay(job: Job, fingerprint: string): Promise<JobView> {
     if ((job.data as PipelineJobData).fingerprint !== fingerprint) {
-      throw new ApiError(
-        409,
-        "idempotency_conflict",
-        "Idempotency-Key: this key was already used with a different request",
-        "Idempotency-Key",
-      );
+      throw new VtcError("Idempotency-Key: this key was already used with a different request", {
+        code: "idempotency_conflict",
+        field: "Idempotency-Key",
+      });
     }
     return this.view(job);
   }
@@ -212,7 +200,7 @@ export class JobsService {
   }
 
   async view(job: Job, state?: string): Promise<JobView> {
-    const data = job.data as PipelineJobData & { failure?: StoredFailure };
+    const data = job.data as PipelineJobData;
     const status = statusOf(state ?? (await job.getState()));
     const rv = job.returnvalue as PipelineJobResult | null | undefined;
     let result: JobView["result"] = null;
@@ -300,11 +288,9 @@ export class JobsService {
     const job = await this.getJob(id);
     const state = await job.getState();
     if (state !== "completed") {
-      throw new ApiError(
-        404,
-        "not_found",
-        `job ${id} is ${statusOf(state)}; its artifacts exist once it completes`,
-      );
+      throw new VtcError(`job ${id} is ${statusOf(state)}; its artifacts exist once it completes`, {
+        code: "not_found",
+      });
     }
     const ref = job.returnvalue?.artifacts?.[which];
     if (!ref) throw notFound(`${which === "keptPng" ? "kept.png" : which} of job ${id}`);

@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import type { Limits } from "../shared/config.ts";
-import { InputError } from "../shared/errors.ts";
+import { InputError } from "../../common/errors.ts";
 import type { MethodCatalog } from "../shared/methods.ts";
 import type { Budget, JobMode } from "../shared/queues.ts";
 
@@ -67,13 +67,11 @@ export function inputErrorFromZod(
   const i = issue as { minimum?: number | bigint; maximum?: number | bigint; code: string };
   const limit = i.code === "too_big" ? i.maximum : i.code === "too_small" ? i.minimum : undefined;
   const isBudget = !prefix && (field === "keep" || field === "ratio");
-  return new InputError(
-    400,
-    isBudget ? "bad_budget" : code,
-    `${field || "request"}: ${issue.message}`,
-    field || undefined,
-    limit === undefined ? undefined : Number(limit),
-  );
+  return new InputError(`${field || "request"}: ${issue.message}`, {
+    code: isBudget ? "bad_budget" : code,
+    field: field || "request",
+    limit: limit === undefined ? undefined : Number(limit),
+  });
 }
 
 /** Validates the text fields of a job request against the schemas and the method catalog. */
@@ -92,48 +90,45 @@ export function parseJobFields(
       .list()
       .map((m) => m.name)
       .join(", ");
-    throw new InputError(
-      400,
-      "unknown_method",
-      `method: unknown method "${f.method}"; known: ${names}`,
-      "method",
-      names,
-    );
+    throw new InputError(`method: unknown method "${f.method}"; known: ${names}`, {
+      code: "unknown_method",
+      field: "method",
+      limit: names,
+    });
   }
   if (f.keep !== undefined && f.ratio !== undefined) {
-    throw new InputError(400, "bad_budget", "keep and ratio: give one of them, not both", "ratio");
+    throw new InputError("keep and ratio: give one of them, not both", {
+      code: "bad_budget",
+      field: "ratio",
+    });
   }
   if (f.mode === "answer" && !f.prompt?.trim()) {
-    throw new InputError(400, "bad_request", "prompt: required in mode `answer`", "prompt");
+    throw new InputError("prompt: required in mode `answer`", { code: "bad_request", field: "prompt" });
   }
   let options: unknown = {};
   if (f.options !== undefined && f.options.trim() !== "") {
     try {
       options = JSON.parse(f.options);
     } catch (err) {
-      throw new InputError(
-        400,
-        "bad_option",
-        `options: not valid JSON (${(err as Error).message})`,
-        "options",
-      );
+      throw new InputError(`options: not valid JSON (${(err as Error).message})`, {
+        code: "bad_option",
+        field: "options",
+      });
     }
   }
   if (options === null || typeof options !== "object" || Array.isArray(options)) {
-    throw new InputError(400, "bad_option", "options: must be a JSON object", "options");
+    throw new InputError("options: must be a JSON object", { code: "bad_option", field: "options" });
   }
   const checked = method.optionsSchema.safeParse(options);
   if (!checked.success) throw inputErrorFromZod(checked.error, "options.", "bad_option");
   const resolved = checked.data as Record<string, unknown>;
   const budgetKind = method.budgetFor?.(resolved) ?? method.budget ?? "required";
   if (budgetKind === "required" && f.keep === undefined && f.ratio === undefined) {
-    throw new InputError(
-      400,
-      "bad_budget",
-      `keep or ratio: method ${method.name} needs a budget`,
-      "keep",
-      maxKeep,
-    );
+    throw new InputError(`keep or ratio: method ${method.name} needs a budget`, {
+      code: "bad_budget",
+      field: "keep",
+      limit: maxKeep,
+    });
   }
   const budget: Budget =
     f.keep !== undefined ? { keep: f.keep } : f.ratio !== undefined ? { ratio: f.ratio } : {};

@@ -10,7 +10,7 @@ import type { RequestHandler } from "express";
 import multer from "multer";
 import { hashFile } from "../shared/blob-store.ts";
 import type { Limits } from "../shared/config.ts";
-import { ApiError, InputError } from "../shared/errors.ts";
+import { VtcError, InputError } from "../../common/errors.ts";
 
 export function uploadMiddleware(
   limits: Pick<Limits, "maxFileBytes" | "maxFiles">,
@@ -41,29 +41,34 @@ export function uploadMiddleware(
 
 function mapMulterError(err: unknown, limits: Pick<Limits, "maxFileBytes" | "maxFiles">): Error {
   if (!(err instanceof multer.MulterError)) {
-    return new InputError(400, "bad_request", `multipart body: ${(err as Error).message}`, "body");
+    return new InputError(`multipart body: ${(err as Error).message}`, {
+      code: "bad_request",
+      field: "body",
+    });
   }
   const field = err.field ?? "files";
   switch (err.code) {
     case "LIMIT_FILE_SIZE":
-      return new InputError(
-        413,
-        "file_too_large",
-        `${field}: the upload is larger than the limit of ${limits.maxFileBytes} bytes`,
+      return new InputError(`${field}: the upload is larger than the limit of ${limits.maxFileBytes} bytes`, {
+        code: "file_too_large",
         field,
-        limits.maxFileBytes,
-      );
+        limit: limits.maxFileBytes,
+      });
     case "LIMIT_FILE_COUNT":
-      return new InputError(
-        413,
-        "too_many_files",
-        `files: more than the limit of ${limits.maxFiles} files in one request`,
-        "files",
-        limits.maxFiles,
-      );
+      return new InputError(`files: more than the limit of ${limits.maxFiles} files in one request`, {
+        code: "too_many_files",
+        status: 413,
+        field: "files",
+        limit: limits.maxFiles,
+      });
     case "LIMIT_FIELD_VALUE":
-      return new InputError(413, "bad_request", `${field}: the field is too long`, field, 256 * 1024);
+      return new InputError(`${field}: the field is too long`, {
+        code: "bad_request",
+        status: 413,
+        field,
+        limit: 256 * 1024,
+      });
     default:
-      return new ApiError(400, "bad_request", `${field}: ${err.message}`, field);
+      return new VtcError(`${field}: ${err.message}`, { code: "bad_request", field });
   }
 }

@@ -7,7 +7,7 @@
 import { fileTypeFromBuffer } from "file-type";
 import sharp from "sharp";
 import type { Limits } from "./config.ts";
-import { InputError } from "./errors.ts";
+import { InputError } from "../../common/errors.ts";
 
 export const SUPPORTED_TYPES = {
   "image/png": "image",
@@ -39,16 +39,14 @@ export async function probeMedia(
   field: string,
   limits: Pick<Limits, "maxPixels" | "maxPages">,
 ): Promise<MediaInfo> {
-  if (bytes.byteLength === 0) throw new InputError(400, "empty_file", `${field} is empty (0 bytes)`, field);
+  if (bytes.byteLength === 0)
+    throw new InputError(`${field} is empty (0 bytes)`, { code: "empty_file", field });
   const sniffed = await fileTypeFromBuffer(bytes);
   const mime = sniffed?.mime as string | undefined;
   if (!mime || !(mime in SUPPORTED_TYPES)) {
     throw new InputError(
-      415,
-      "unsupported_type",
       `${field}: type ${mime ?? "unknown"} (sniffed from the bytes) is not supported; supported: ${Object.keys(SUPPORTED_TYPES).join(", ")}`,
-      field,
-      Object.keys(SUPPORTED_TYPES).join(","),
+      { code: "unsupported_type", field, limit: Object.keys(SUPPORTED_TYPES).join(",") },
     );
   }
   const supported = mime as SupportedMime;
@@ -57,17 +55,19 @@ export async function probeMedia(
     try {
       pages = await countPdfPages(bytes);
     } catch (err) {
-      throw new InputError(422, "corrupt_file", `${field}: the PDF cannot be read (${short(err)})`, field);
-    }
-    if (pages === 0) throw new InputError(422, "corrupt_file", `${field}: a PDF without pages`, field);
-    if (pages > limits.maxPages) {
-      throw new InputError(
-        413,
-        "too_many_pages",
-        `${field}: ${pages} PDF pages, more than the limit of ${limits.maxPages}`,
+      throw new InputError(`${field}: the PDF cannot be read (${short(err)})`, {
+        code: "corrupt_file",
         field,
-        limits.maxPages,
-      );
+      });
+    }
+    if (pages === 0) throw new InputError(`${field}: a PDF without pages`, { code: "corrupt_file", field });
+    if (pages > limits.maxPages) {
+      throw new InputError(`${field}: ${pages} PDF pages, more than the limit of ${limits.maxPages}`, {
+        code: "too_many_pages",
+        status: 413,
+        field,
+        limit: limits.maxPages,
+      });
     }
     return { mime: supported, kind: "pdf", pages };
   }
@@ -78,16 +78,14 @@ export async function probeMedia(
     width = meta.width ?? 0;
     height = meta.pageHeight ?? meta.height ?? 0;
   } catch (err) {
-    throw new InputError(422, "corrupt_file", `${field}: cannot read the image (${short(err)})`, field);
+    throw new InputError(`${field}: cannot read the image (${short(err)})`, { code: "corrupt_file", field });
   }
-  if (!(width > 0 && height > 0)) throw new InputError(422, "corrupt_file", `${field}: no image size`, field);
+  if (!(width > 0 && height > 0))
+    throw new InputError(`${field}: no image size`, { code: "corrupt_file", field });
   if (width * height > limits.maxPixels) {
     throw new InputError(
-      413,
-      "too_many_pixels",
       `${field}: ${width} x ${height} = ${width * height} pixels, more than the limit of ${limits.maxPixels}`,
-      field,
-      limits.maxPixels,
+      { code: "too_many_pixels", field, limit: limits.maxPixels },
     );
   }
   try {
@@ -97,7 +95,10 @@ export async function probeMedia(
       .raw()
       .toBuffer();
   } catch (err) {
-    throw new InputError(422, "corrupt_file", `${field}: the image does not decode (${short(err)})`, field);
+    throw new InputError(`${field}: the image does not decode (${short(err)})`, {
+      code: "corrupt_file",
+      field,
+    });
   }
   return { mime: supported, kind: "image", width, height };
 }

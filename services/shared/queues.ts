@@ -4,6 +4,7 @@
  */
 import type { JobsOptions } from "bullmq";
 import type { PipelineResult } from "../../pipeline/run.ts";
+import type { WireError } from "../../common/errors.ts";
 import type { BlobRef } from "./blob-store.ts";
 import type { Config } from "./config.ts";
 
@@ -72,6 +73,8 @@ export interface PipelineJobData {
   batchId?: string;
   /** Position in the batch. */
   item?: number;
+  /** Set by the worker when bad input failed the job: the error by code (its message is BullMQ's failedReason). */
+  failure?: WireError;
 }
 
 /** Pipeline stages as progress reports them (the decode, encode, compress, llm, and the two between). */

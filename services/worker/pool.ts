@@ -4,21 +4,14 @@
  * its runner (and the model's sessions) between jobs. A thread that dies is replaced on next use.
  */
 import { Worker } from "node:worker_threads";
+import { fromWire } from "../../common/errors.ts";
 import type { JobProgress, PipelineJobResult } from "../shared/queues.ts";
-import type { RunnerInit, RunTask, SerializedError } from "./runner.ts";
+import type { RunnerInit, RunTask } from "./runner.ts";
 import type { FromThread, ToThread } from "./thread.ts";
 
 const BOOT = new URL("./boot.mjs", import.meta.url);
 const ENTRY = new URL("./thread.ts", import.meta.url).href;
 export const PIPELINE_RUNNER = new URL("./pipeline-runner.ts", import.meta.url).href;
-
-/** A failure inside a thread, with what the thread said about it. */
-export class ThreadTaskError extends Error {
-  constructor(readonly detail: SerializedError) {
-    super(detail.message);
-    this.name = detail.name;
-  }
-}
 
 /** The run took longer than the job timeout; its thread was stopped. Retried like any failure. */
 export class JobTimeoutError extends Error {
@@ -54,13 +47,12 @@ class Slot {
     this.ready = new Promise((resolve, reject) => {
       const onMessage = (m: FromThread) => {
         if (m.type === "ready") resolve();
-        else if (m.type === "init-failed") reject(new ThreadTaskError(m.error));
+        else if (m.type === "init-failed") reject(fromWire(m.error));
         else if (m.type === "progress" && this.pending?.id === m.id)
           this.pending.progress(m.progress as JobProgress);
         else if (m.type === "done" && this.pending?.id === m.id)
           this.settle().resolve(m.result as PipelineJobResult);
-        else if (m.type === "error" && this.pending?.id === m.id)
-          this.settle().reject(new ThreadTaskError(m.error));
+        else if (m.type === "error" && this.pending?.id === m.id) this.settle().reject(fromWire(m.error));
       };
       this.worker.on("message", onMessage);
       this.worker.on("error", (err) => {

@@ -1,6 +1,7 @@
 /** Processors, one per job name registered in services/shared/queues.ts. */
 import os from "node:os";
 import { DelayedError, type Job, UnrecoverableError } from "bullmq";
+import { InputError, toWire } from "../../common/errors.ts";
 import {
   JOB_NAMES,
   type JobProgress,
@@ -9,7 +10,7 @@ import {
   type PipelineJobData,
   type PipelineJobResult,
 } from "../shared/queues.ts";
-import { AbortedError, type InferencePool, ThreadTaskError } from "./pool.ts";
+import { AbortedError, type InferencePool } from "./pool.ts";
 
 export async function processPing(job: Job<PingJobData>): Promise<PingJobResult> {
   if (typeof job.data?.message !== "string") throw new Error("ping job needs data.message (string)");
@@ -48,12 +49,8 @@ export async function processCompress(
       await job.moveToDelayed(Date.now(), token);
       throw new DelayedError(`released: ${err.message}`);
     }
-    if (err instanceof ThreadTaskError && err.detail.input) {
-      const { code, field, limit, status } = err.detail;
-      await job.updateData({
-        ...job.data,
-        failure: { code: code ?? "bad_request", field, limit, status },
-      } as PipelineJobData);
+    if (err instanceof InputError) {
+      await job.updateData({ ...job.data, failure: toWire(err) });
       throw new UnrecoverableError(err.message);
     }
     throw err;

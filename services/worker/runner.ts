@@ -24,30 +24,3 @@ export interface Runner {
 }
 
 export type CreateRunner = (init: RunnerInit) => Promise<Runner>;
-
-/** An error as it crosses the thread boundary. `input: true` means bad input: do not retry. */
-export interface SerializedError {
-  name: string;
-  message: string;
-  code?: string;
-  field?: string;
-  limit?: number | string;
-  status?: number;
-  input: boolean;
-}
-
-/** Bad input is the pipeline's InputError, the compressors' CompressorInputError or our InputError. */
-export function serializeError(err: unknown): SerializedError {
-  const e = (err ?? {}) as Record<string, unknown>;
-  const name = typeof e.name === "string" ? e.name : "Error";
-  const message = typeof e.message === "string" ? e.message : String(err);
-  const input = name === "InputError" || name === "CompressorInputError";
-  const out: SerializedError = { name, message, input };
-  if (typeof e.code === "string") out.code = e.code;
-  else if (name === "CompressorInputError") out.code = "bad_request";
-  if (typeof e.field === "string") out.field = e.field;
-  if (typeof e.limit === "number" || typeof e.limit === "string") out.limit = e.limit;
-  else if (Array.isArray(e.limit)) out.limit = e.limit.join(",");
-  if (typeof e.status === "number") out.status = e.status;
-  return out;
-}

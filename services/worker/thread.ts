@@ -1,18 +1,19 @@
 /**
  * A worker thread: creates the runner once (the model loads once per thread), then runs one task
- * per message. Inference blocks this thread's event loop, never the BullMQ worker's.
+ * per message. Errors go back as plain data (common/errors.ts `toWire`) and are rebuilt by their code
+ * on the other side. Inference blocks this thread's event loop, never the BullMQ worker's.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { toWire, type WireError } from "../../common/errors.ts";
 import type { CreateRunner, RunnerInit, RunTask } from "./runner.ts";
-import { serializeError } from "./runner.ts";
 
 export type ToThread = { type: "run"; id: number; task: RunTask };
 export type FromThread =
   | { type: "ready" }
-  | { type: "init-failed"; error: ReturnType<typeof serializeError> }
+  | { type: "init-failed"; error: WireError }
   | { type: "progress"; id: number; progress: unknown }
   | { type: "done"; id: number; result: unknown }
-  | { type: "error"; id: number; error: ReturnType<typeof serializeError> };
+  | { type: "error"; id: number; error: WireError };
 
 const port = parentPort!;
 const { runnerModule, init } = workerData as { runnerModule: string; init: RunnerInit };
@@ -29,10 +30,10 @@ try {
       );
       post({ type: "done", id: msg.id, result });
     } catch (err) {
-      post({ type: "error", id: msg.id, error: serializeError(err) });
+      post({ type: "error", id: msg.id, error: toWire(err) });
     }
   });
   post({ type: "ready" });
 } catch (err) {
-  post({ type: "init-failed", error: serializeError(err) });
+  post({ type: "init-failed", error: toWire(err) });
 }

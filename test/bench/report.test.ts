@@ -1,7 +1,8 @@
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { lineChartPng } from "../../bench/report/plot.ts";
-import { median, percentile, wilson } from "../../bench/report/stats.ts";
+import { wilson } from "../../bench/report/stats.ts";
+import { median, percentile } from "../../common/stats.ts";
 
 describe("bench report helpers", () => {
   it("percentile interpolates between closest ranks like numpy", () => {

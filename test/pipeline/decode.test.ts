@@ -1,7 +1,7 @@
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { decodeFile } from "../../pipeline/decode.ts";
-import { InputError } from "../../pipeline/errors.ts";
+import { InputError } from "../../common/errors.ts";
 import { defaultLimits } from "../../pipeline/limits.ts";
 import { sniffType } from "../../pipeline/sniff.ts";
 import { makePdf, solidPng } from "./fixtures.ts";

@@ -5,7 +5,7 @@ import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readSafetensors } from "../../io/safetensors.ts";
 import { type Model, loadModel, unloadModels } from "../../models/runtime/model.ts";
-import { InputError } from "../../pipeline/errors.ts";
+import { InputError } from "../../common/errors.ts";
 import { defaultLimits } from "../../pipeline/limits.ts";
 import { patchRect } from "../../pipeline/picture.ts";
 import { type PipelineRequest, runPipeline, type Stage } from "../../pipeline/run.ts";

@@ -4,7 +4,7 @@
  * `param`, which OpenAI clients read.
  */
 import express, { type ErrorRequestHandler, Router } from "express";
-import { InputError } from "../../shared/errors.ts";
+import { InputError } from "../../../common/errors.ts";
 import { type ChatService, chatBodyLimit } from "../chat.service.ts";
 import { toErrorAnswer } from "../http-errors.ts";
 import type { Config } from "../../shared/config.ts";
@@ -27,17 +27,17 @@ export function chatRouter(deps: { chat: ChatService; config: Config }): Router 
         const type = (err as { type?: string }).type;
         if (type === "entity.too.large") {
           return next(
-            new InputError(
-              413,
-              "file_too_large",
-              `body: the JSON body is larger than the limit of ${limit} bytes`,
-              "body",
+            new InputError(`body: the JSON body is larger than the limit of ${limit} bytes`, {
+              code: "file_too_large",
+              field: "body",
               limit,
-            ),
+            }),
           );
         }
         const message = (err as Error).message ?? "unreadable";
-        return next(new InputError(400, "bad_request", `body: not valid JSON (${message})`, "body"));
+        return next(
+          new InputError(`body: not valid JSON (${message})`, { code: "bad_request", field: "body" }),
+        );
       }),
     async (req, res) => {
       const aborted = new AbortController();

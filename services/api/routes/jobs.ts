@@ -3,7 +3,7 @@ import path from "node:path";
 import { type Request, Router } from "express";
 import type { BlobStore } from "../../shared/blob-store.ts";
 import type { Config } from "../../shared/config.ts";
-import { InputError } from "../../shared/errors.ts";
+import { InputError } from "../../../common/errors.ts";
 import type { JobEventsHub } from "../events.ts";
 import { streamJobEvents } from "../job-stream.ts";
 import type { JobsService, UploadedFile } from "../jobs.service.ts";
@@ -46,7 +46,7 @@ export function jobsRouter(deps: {
       if (v === undefined) return 0;
       const n = Number(v);
       if (!Number.isInteger(n) || n < 0) {
-        throw new InputError(400, "bad_request", `${name}: a non-negative integer`, name);
+        throw new InputError(`${name}: a non-negative integer`, { code: "bad_request", field: name });
       }
       return n;
     };
