@@ -5,6 +5,7 @@
  * the blob store. The model is loaded once per thread and kept.
  */
 import { loadModel } from "../../models/runtime/model.ts";
+import { RemoteLlm } from "../../pipeline/llm/remote.ts";
 import { runPipeline } from "../../pipeline/run.ts";
 import { openBlobStore } from "../shared/blob-store.ts";
 import type { JobProgress, PipelineJobResult } from "../shared/queues.ts";
@@ -14,6 +15,7 @@ export const createRunner: CreateRunner = async (init) => {
   const blobs = openBlobStore(init.dataDir);
   // Load the model now so the first job does not pay for it; a failure here is retried per job.
   await loadModel(init.modelDir).catch(() => {});
+  const llm = init.llm ? new RemoteLlm(init.llm) : undefined;
   return {
     async run(task, progress) {
       const { data } = task;
@@ -38,6 +40,7 @@ export const createRunner: CreateRunner = async (init) => {
         {
           model,
           limits: init.limits,
+          ...(llm ? { llm } : {}),
           onProgress: (stage, percent) => {
             // One report per stage change and per 10%: progress goes through Redis.
             const key = `${stage}:${Math.floor(percent / 10)}`;

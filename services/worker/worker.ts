@@ -23,7 +23,7 @@ export function createWorkerService(
 ): WorkerService {
   const pool = new InferencePool(
     config.workerConcurrency,
-    { dataDir: config.dataDir, modelDir: config.modelDir, limits: config.limits },
+    { dataDir: config.dataDir, modelDir: config.modelDir, limits: config.limits, llm: config.llm },
     opts.runnerModule ?? PIPELINE_RUNNER,
   );
   const worker = new Worker(QUEUE_NAMES.pipeline, dispatcher(pool, config.jobTimeoutMs), {
