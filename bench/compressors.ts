@@ -6,19 +6,31 @@
  * mean of its two neighbours, so that load that comes and goes on a shared machine hits both sides
  * (a ratio of two medians taken apart swung from 2.3x to 4.4x between runs on a busy 2-core box).
  * Acceptance (issue #3): at N = 576 every method <= 3x the Gram product, PiToMe <= 4x.
+ * The input carries the section 6 inputs too, `projected` (W = D, so DivPrune's and CDPruner's
+ * similarity product is the yardstick's size) and a 12-row `instruction`; the other methods ignore them.
  *   --reps R     timed runs per method (default 21)      --check  exit 1 when a limit is exceeded
+ *   --methods a,b  only these methods (default: all)
  */
 import { parseArgs } from "node:util";
 import { compress, METHOD_NAMES } from "../compressors/index.ts";
-import { matmulOrt } from "../compressors/ort.ts";
+import { matmulOrt } from "../compressors/onnx/products.ts";
 import type { Budget, CompressorInput } from "../compressors/types.ts";
 import { median } from "../common/stats.ts";
 import { mulberry32 } from "../compressors/util.ts";
 
 const { values } = parseArgs({
-  options: { reps: { type: "string", default: "21" }, check: { type: "boolean", default: false } },
+  options: {
+    reps: { type: "string", default: "21" },
+    check: { type: "boolean", default: false },
+    methods: { type: "string" },
+  },
 });
 const reps = Math.max(3, Number(values.reps));
+const methods = values.methods ? values.methods.split(",").map((m) => m.trim()) : [...METHOD_NAMES];
+for (const m of methods) {
+  if (!METHOD_NAMES.includes(m))
+    throw new Error(`--methods: unknown method ${m} (known: ${METHOD_NAMES.join(", ")})`);
+}
 
 function gaussian(n: number, seed: number): Float32Array {
   const r = mulberry32(seed);
@@ -59,6 +71,9 @@ function makeInput(side: number, d: number): CompressorInput {
     keys: { [sel]: gaussian((n + 1) * d, 4), [low]: gaussian((n + 1) * d, 5) },
     keyDim: d,
     clsQuery: { [sel]: gaussian(d, 6), [low]: gaussian(d, 7) },
+    projected: gaussian(n * d, 8),
+    instruction: gaussian(12 * d, 9),
+    width: d,
   };
 }
 
@@ -71,7 +86,7 @@ async function time(f: () => Promise<unknown>): Promise<number> {
 const LIMITS: Record<string, number> = { pitome: 4 };
 const DEFAULT_LIMIT = 3;
 
-const rows: { method: string; cells: string[] }[] = METHOD_NAMES.map((m) => ({ method: m, cells: [] }));
+const rows: { method: string; cells: string[] }[] = methods.map((m) => ({ method: m, cells: [] }));
 const gramRow = { method: "Gram MatMul (N x D x N)", cells: [] as string[] };
 const header: string[] = [];
 let failed = false;
@@ -90,14 +105,14 @@ for (const [side, d] of [
   for (let i = 0; i < 5; i++) await gram();
   const gramTimes: number[] = [];
   const times: Record<string, number[]> = {};
-  for (const m of METHOD_NAMES) {
+  for (const m of methods) {
     for (let i = 0; i < 3; i++) await compress(m, input, budget(m));
     times[m] = [];
   }
   const ratios: Record<string, number[]> = {};
-  for (const m of METHOD_NAMES) ratios[m] = [];
+  for (const m of methods) ratios[m] = [];
   for (let r = 0; r < reps; r++) {
-    for (const m of METHOD_NAMES) {
+    for (const m of methods) {
       const g0 = await time(gram);
       const t = await time(() => compress(m, input, budget(m)));
       const g1 = await time(gram);

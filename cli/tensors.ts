@@ -4,7 +4,9 @@
  *   vtc tensors --method M --in IN.safetensors --out OUT.safetensors [--keep K | --ratio R] [--opt key=value ...]
  *
  * IN: float tensors `features` [N, D], optionally `cls` [D], `attention.<l>` [N+1, N+1],
- * `keys.<l>` [N+1, Dk], `cls_query.<l>` [Dk]; __metadata__ `grid` ("ROWSxCOLS"), `select_layer`,
+ * `keys.<l>` [N+1, Dk], `cls_query.<l>` [Dk], `projected` [N, W] (the projector applied to each patch)
+ * and `instruction` [T, W] (the decoder's embedding rows of the question's tokens; spec section 6);
+ * __metadata__ `grid` ("ROWSxCOLS"), `select_layer`,
  * `num_layers`, optional `low_layer`. F32 expected; F16, BF16 and F64 are converted.
  * OUT: `features` F32 [K, D], `sizes` F32 [K], `source_offsets` I32 [K+1], `source_indices` I32;
  * __metadata__ `stats` (JSON) and `method`.
@@ -127,7 +129,33 @@ export function inputFromFile(
     input.clsQuery[Number(m[1])] = floatTensor(name, t, [dk]);
   }
   if (dk !== undefined) input.keyDim = dk;
+  readLlmInputs(tensors, input);
   return input;
+}
+
+/** `projected` [N, W] and `instruction` [T, W] (spec section 6): one W for both. */
+function readLlmInputs(tensors: Record<string, Tensor>, input: CompressorInput): void {
+  const n = input.grid.rows * input.grid.cols;
+  const p = tensors.projected;
+  const t = tensors.instruction;
+  let w: number | undefined;
+  if (p) {
+    if (p.shape.length !== 2 || p.shape[0] !== n || p.shape[1] < 1) {
+      throw new UsageError(`projected: shape [${p.shape.join(", ")}], expected [N = ${n}, W]`);
+    }
+    w = p.shape[1];
+    input.projected = floatTensor("projected", p, [n, w]);
+  }
+  if (t) {
+    if (t.shape.length !== 2 || t.shape[1] < 1 || (w !== undefined && t.shape[1] !== w)) {
+      throw new UsageError(
+        `instruction: shape [${t.shape.join(", ")}], expected [T, W${w !== undefined ? ` = ${w} (projected's width)` : ""}]`,
+      );
+    }
+    w = t.shape[1];
+    input.instruction = floatTensor("instruction", t, [t.shape[0], w]);
+  }
+  if (w !== undefined) input.width = w;
 }
 
 function parse(argv: string[]) {

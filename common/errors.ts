@@ -23,6 +23,8 @@ const INPUT_CODES = {
   file_too_large: 413,
   unsupported_type: 415,
   corrupt_file: 422,
+  /** A document asks for more work than the limits allow (drawing operations, decode time, memory). */
+  too_complex: 422,
   idempotency_conflict: 409,
 } as const;
 

@@ -8,7 +8,7 @@
  * cos(a, b) = G[a][b] / (max(|a|, eps) max(|b|, eps)), rounded to float32 as every score.
  * This equals the spec's repeated merging of the metric up to float rounding.
  */
-import { cosFromGram } from "./ort.ts";
+import { cosFromGram } from "./onnx/products.ts";
 
 export class GramTokens {
   /** 1 / max(|token|, eps). */
@@ -23,6 +23,14 @@ export class GramTokens {
     const m = sources.length;
     this.inv = new Float64Array(m);
     for (let i = 0; i < m; i++) this.inv[i] = cosFromGram(1, g[i * m + i], 1);
+  }
+
+  /** Every patch its own token. */
+  static singletons(g: Float32Array): GramTokens {
+    return new GramTokens(
+      Array.from({ length: Math.round(Math.sqrt(g.length)) }, (_, i) => [i]),
+      g,
+    );
   }
 
   get size(): number {
@@ -87,15 +95,4 @@ export class GramTokens {
     }
     return new GramTokens(sources, next);
   }
-}
-
-/** Survivors sorted by their smallest source (raster order of the merged tokens). */
-export function rasterOrder(sources: number[][], survivors: number[], dst: Int32Array): number[] {
-  const min = new Map<number, number>();
-  for (const t of survivors) min.set(t, Math.min(...sources[t]));
-  for (let a = 0; a < dst.length; a++) {
-    const b = dst[a];
-    if (b >= 0) min.set(b, Math.min(min.get(b)!, ...sources[a]));
-  }
-  return [...survivors].sort((x, y) => min.get(x)! - min.get(y)!);
 }

@@ -10,7 +10,7 @@ import { CompressorInputError } from "./errors.ts";
 import type { MethodResult } from "./output.ts";
 
 export type MethodKind = "select" | "merge" | "pool" | "document";
-export type InputName = "features" | "cls" | "attention" | "keys" | "clsQuery";
+export type InputName = "features" | "cls" | "attention" | "keys" | "clsQuery" | "projected" | "instruction";
 
 /**
  * How a method reads keep/ratio: "required" (one of them is mandatory; K >= N returns the input

@@ -3,7 +3,7 @@
  * contract's output: kept indices -> gathered rows; groups -> one mean token each; tokens as built.
  * Selection methods only compute scores, merging methods only decide groups.
  */
-import { matmul } from "./ort.ts";
+import { matmul } from "./onnx/products.ts";
 import type { CompressorInput, CompressorOutput } from "./types.ts";
 import { ascending, topK } from "./util.ts";
 

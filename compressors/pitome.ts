@@ -18,9 +18,9 @@
  */
 import { z } from "zod";
 import { defineMethod } from "./method.ts";
-import { GramTokens, rasterOrder } from "./gram-tokens.ts";
-import { energyFromSim, gram } from "./ort.ts";
-import { sortByScoreDesc } from "./util.ts";
+import { GramTokens } from "./gram-tokens.ts";
+import { energyMatching, mergeUntil } from "./merge.ts";
+import { gram } from "./onnx/products.ts";
 
 const schema = z
   .object({
@@ -53,60 +53,21 @@ export default defineMethod({
     const { selectLayer, numLayers } = ctx.input;
     const margin = opts.margin ?? 0.9 * (1 - selectLayer / numLayers);
     const m = ctx.metric(selectLayer, false);
-    const counts = [ctx.n];
-    let energyOrder: number[] | undefined;
-    let state: GramTokens | undefined;
-    let ncur = ctx.n;
-    while (ncur > target) {
-      const kk = Math.min(ncur - target, Math.floor(ncur / 2));
-      if (!state) {
-        // First round: the raw Gram matrix of the metric, the one product over D.
-        const g = await gram(m.data, ncur, m.dim);
-        ctx.verifyGram(m, g, ncur);
-        state = new GramTokens(
-          Array.from({ length: ncur }, (_, i) => [i]),
-          g,
-        );
-      }
-      const energy = await energyFromSim(state.similarity(), ncur, margin, opts.alpha);
-      // Tokens are in raster order of their smallest source, so "ties to the smaller smallest
-      // source" is "ties to the smaller index".
-      const order = sortByScoreDesc(
-        Array.from({ length: ncur }, (_, i) => i),
-        energy,
-      );
-      const a: number[] = [];
-      const b: number[] = [];
-      for (let i = 0; i < 2 * kk; i++) (i % 2 === 0 ? a : b).push(order[i]);
-      b.sort((x, y) => x - y);
-      const dst = new Int32Array(ncur).fill(-1);
-      for (const ai of a) {
-        let best = -1;
-        let bestS = Number.NEGATIVE_INFINITY;
-        for (const bi of b) {
-          const s = state.cos(ai, bi);
-          if (s > bestS) {
-            bestS = s;
-            best = bi;
-          }
-        }
-        dst[ai] = best;
-      }
-      const survivorsByEnergy = order.filter((t) => dst[t] < 0);
-      const keep = rasterOrder(state.sources, survivorsByEnergy, dst);
-      state = state.merge(dst, keep);
-      if (opts.order === "energy") {
-        const pos = new Map(keep.map((t, i) => [t, i]));
-        energyOrder = survivorsByEnergy.map((t) => pos.get(t)!);
-      }
-      ncur = state.size;
-      counts.push(ncur);
+    // The one product over D: the raw Gram matrix of the metric; later rounds aggregate it.
+    const g = await gram(m.data, ctx.n, m.dim);
+    ctx.verifyGram(m, g, ctx.n);
+    let last: { dst: Int32Array; order: number[] } = { dst: new Int32Array(0), order: [] };
+    const { tokens, rounds, keep } = await mergeUntil(GramTokens.singletons(g), target, async (t, r) => {
+      last = await energyMatching(t, r, margin, opts.alpha);
+      return last.dst;
+    });
+    const stats = { margin, alpha: opts.alpha, rounds, order: opts.order };
+    if (opts.order === "energy") {
+      // The last round's survivors in its energy order, as positions among the merged tokens.
+      const pos = new Map(keep.map((t, i) => [t, i]));
+      const groups = last.order.filter((t) => last.dst[t] < 0).map((t) => tokens.sources[pos.get(t) ?? -1]);
+      return { type: "groups", groups, order: "given", stats };
     }
-    const sources = state ? state.sources : Array.from({ length: ctx.n }, (_, i) => [i]);
-    const stats = { margin, alpha: opts.alpha, rounds: counts, order: opts.order };
-    if (opts.order === "energy" && energyOrder) {
-      return { type: "groups", groups: energyOrder.map((i) => sources[i]), order: "given", stats };
-    }
-    return { type: "groups", groups: sources, stats };
+    return { type: "groups", groups: tokens.sources, stats };
   },
 });

@@ -22,7 +22,7 @@ import { z } from "zod";
 import type { Ctx } from "./ctx.ts";
 import { defineMethod } from "./method.ts";
 import type { MethodResult } from "./output.ts";
-import { cosFromGram, gram } from "./ort.ts";
+import { cosFromGram, gram } from "./onnx/products.ts";
 import { ceilFrac, mulberry32, percentile, roundHalfUp, topK } from "./util.ts";
 
 export const tcgcSchema = z

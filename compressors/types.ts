@@ -31,6 +31,18 @@ export interface CompressorInput {
   numLayers: number;
   /** A low layer (TCGC); defaults to round(L / 6) when absent. */
   lowLayer?: number;
+  /**
+   * N x W: the projector applied to each patch on its own (LLM width W); only for per-token
+   * projectors (spec section 6). Read by divprune, dart and cdpruner.
+   */
+  projected?: Float32Array;
+  /**
+   * T x W: the decoder's embedding-table rows of the question's tokens (no BOS, no template, no image
+   * placeholder). Read by dart and cdpruner.
+   */
+  instruction?: Float32Array;
+  /** W, the width of `projected` and `instruction` (else N / length of `projected`). */
+  width?: number;
 }
 
 /** Budget: an absolute count `keep`, or a `ratio` (K = max(1, floor(N * ratio))). */

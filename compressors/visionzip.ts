@@ -10,7 +10,8 @@
  */
 import { z } from "zod";
 import { defineMethod } from "./method.ts";
-import { cosineGather } from "./ort.ts";
+import { contextualMerge } from "./merge.ts";
+import { cosineGather } from "./onnx/products.ts";
 import { roundHalfUp, topK } from "./util.ts";
 
 const schema = z
@@ -55,22 +56,12 @@ export default defineMethod({
     const isTarget = new Uint8Array(ctx.n);
     for (const p of targets) isTarget[p] = 1;
     const others = remaining.filter((p) => !isTarget[p]);
-    const groupsC = targets.map((p) => [p]);
-    if (others.length > 0) {
-      const { data, dim } = ctx.metric(layer);
-      const sim = await cosineGather(data, ctx.n, dim, others, targets);
-      others.forEach((p, i) => {
-        let best = 0;
-        let s = sim[i * c];
-        for (let j = 1; j < c; j++) {
-          if (sim[i * c + j] > s) {
-            s = sim[i * c + j];
-            best = j;
-          }
-        }
-        groupsC[best].push(p);
-      });
-    }
+    // Every remaining patch is a target: no similarity needed (nor the metric, nor its fallback).
+    if (others.length === 0)
+      return { type: "groups", groups: [...groups, ...targets.map((p) => [p])], stats };
+    const { data, dim } = ctx.metric(layer);
+    const sim = await cosineGather(data, ctx.n, dim, others, targets);
+    const groupsC = contextualMerge(sim, others, targets);
     return { type: "groups", groups: [...groups, ...groupsC], stats };
   },
 });

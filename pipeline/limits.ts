@@ -13,6 +13,11 @@ export interface Limits {
   pdfRenderSide: number;
   /** Longest prompt, in characters. */
   maxPromptChars: number;
+  /**
+   * Drawing work one PDF page may ask for: operators plus path segments (a page of 2 million path
+   * segments takes a minute and gigabytes to render). Over it the page is `too_complex`.
+   */
+  pdfMaxOps: number;
 }
 
 function num(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -31,5 +36,6 @@ export function defaultLimits(env: NodeJS.ProcessEnv = process.env): Limits {
     maxFileBytes: num(env, "VTC_MAX_FILE_BYTES", 25 * 1024 * 1024),
     pdfRenderSide: num(env, "VTC_PDF_RENDER_SIDE", 1536),
     maxPromptChars: num(env, "VTC_MAX_PROMPT_CHARS", 2000),
+    pdfMaxOps: num(env, "VTC_PDF_MAX_OPS", 500_000),
   };
 }

@@ -81,7 +81,8 @@ export async function createSession(path: string, opts: CreateSessionOptions = {
       const reason = (err as Error).message;
       warn(
         `execution provider ${gpu.join(",")} unavailable for ${path} (${reason}); falling back to CPU. ` +
-          "On a GPU host install onnxruntime-node with --onnxruntime-node-install=cuda12.",
+          "On a GPU host fetch the CUDA provider once with " +
+          "`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install` (README, Install notes).",
       );
       const session = await ort.InferenceSession.create(path, { ...base, executionProviders: ["cpu"] });
       return { session, path, requested, providers: ["cpu"], fallback: reason };

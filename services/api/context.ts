@@ -5,7 +5,7 @@
  */
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import { openBlobStore } from "../shared/blob-store.ts";
+import { openBlobStore } from "../shared/blob-store-config.ts";
 import { registryCatalog } from "../shared/catalog.ts";
 import type { Config } from "../shared/config.ts";
 import type { MethodCatalog } from "../shared/methods.ts";
@@ -25,6 +25,8 @@ export async function createApiContext(
   config: Config,
   overrides: { catalog?: () => Promise<MethodCatalog> } = {},
 ): Promise<ApiContext> {
+  // The store first: a missing bucket or bad credentials stop the API before it connects anything.
+  const blobs = await openBlobStore(config.dataDir, config.blobStore, { checkBucket: true });
   const redis: Redis = await connectRedis(config.redisUrl);
   const queue = new Queue(QUEUE_NAMES.pipeline, {
     connection: createRedis(config.redisUrl),
@@ -34,7 +36,6 @@ export async function createApiContext(
   const hub = JobEventsHub.create(QUEUE_NAMES.pipeline, createRedis(config.redisUrl), config.queuePrefix);
   await Promise.all([queue.waitUntilReady(), hub.ready()]);
   const model = () => readModelInfo(config.modelDir);
-  const blobs = openBlobStore(config.dataDir);
   // Deletes expired blobs and stale upload temporaries every VTC_BLOB_SWEEP_INTERVAL_SEC (0: off).
   const sweeper = blobSweeperFor(config, blobs, queue);
   const deps: AppDeps = {
@@ -54,6 +55,7 @@ export async function createApiContext(
       await hub.close();
       await queue.close();
       redis.disconnect();
+      blobs.close?.();
     },
   };
 }

@@ -1,12 +1,14 @@
 /**
  * Content-addressed blob store: uploads and artifacts are stored under their sha256, and jobs carry
  * these references, never the bytes. `FsBlobStore` is the default (a directory under VTC_DATA_DIR);
- * an S3-compatible store implements the same interface.
+ * `S3BlobStore` (s3-blob-store.ts) implements the same interface on a bucket; `openBlobStore`
+ * (blob-store-config.ts) picks one from VTC_BLOB_STORE.
  *
  * Retention: blobs are never deleted on their own; the API process sweeps them (`sweepBlobs`) once
  * their mtime is older than the job retention window. INVARIANT: storing a blob again (`put`/`putFile`
  * of content already there) refreshes its mtime, so a blob is never older than the newest job that
- * stored it, and a live job's blobs are never older than the job. Inputs of jobs that have not yet
+ * stored it, and a live job's blobs are never older than the job (the S3 store refreshes content
+ * older than 10 minutes only, well inside the sweep's grace hour: see s3-blob-store.ts). Inputs of jobs that have not yet
  * finished are protected by the sweep's `isReferenced` (they may wait in the queue for a long time).
  */
 import { createHash, randomBytes } from "node:crypto";
@@ -40,6 +42,8 @@ export interface BlobStore {
    * keeps, and write temporaries left behind by a crash. Never follows symbolic links.
    */
   sweepBlobs(opts: SweepOptions): Promise<SweepResult>;
+  /** Releases connections (the S3 client's sockets); the store is not used afterwards. */
+  close?(): void;
 }
 
 export interface SweepOptions {
@@ -66,6 +70,11 @@ export class BlobNotFoundError extends Error {
 }
 
 const SHA256 = /^[0-9a-f]{64}$/;
+
+/** A blob's name is its sha256 in lower-case hex; anything else names no blob (and no path). */
+export function isBlobName(name: string): boolean {
+  return SHA256.test(name);
+}
 
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
@@ -229,12 +238,4 @@ export async function sweepFiles(
 /** Deletes upload temporaries under `tmpDir` (e.g. `$VTC_DATA_DIR/tmp`) older than `olderThanMs`. */
 export function sweepTmpDir(tmpDir: string, olderThanMs: number, now = Date.now()): Promise<SweepResult> {
   return sweepFiles(tmpDir, { shouldDelete: (_name, st) => now - st.mtimeMs > olderThanMs });
-}
-
-/**
- * The blob store of a deployment. The filesystem under VTC_DATA_DIR is the only kind today; an
- * S3-compatible store would be chosen here (API and worker threads both open the store through it).
- */
-export function openBlobStore(dataDir: string): BlobStore {
-  return FsBlobStore.inDataDir(dataDir);
 }

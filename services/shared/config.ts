@@ -4,6 +4,7 @@
  */
 import path from "node:path";
 import type { LlmFamily, RemoteLlmConfig } from "../../pipeline/llm/remote.ts";
+import { type BlobStoreConfig, loadBlobStoreConfig } from "./blob-store-config.ts";
 
 export interface Limits {
   /** Largest single upload, bytes (multer `fileSize`). */
@@ -20,6 +21,8 @@ export interface Limits {
   pdfRenderSide: number;
   /** Most items in one batch. */
   maxBatchItems: number;
+  /** Drawing operators plus path segments one PDF page may ask for (see pipeline/limits.ts). */
+  pdfMaxOps: number;
 }
 
 export interface Config {
@@ -27,8 +30,13 @@ export interface Config {
   redisUrl: string;
   /** Prefix for every BullMQ key, so several deployments (or test runs) can share one Redis. */
   queuePrefix: string;
-  /** Blobs (uploads, content-addressed) and artifacts live under this directory. */
+  /**
+   * Upload temporaries live under this directory, and so do blobs (uploads, content-addressed, and
+   * artifacts) unless `blobStore` puts them in an S3 bucket.
+   */
   dataDir: string;
+  /** VTC_BLOB_STORE and the VTC_S3_* variables (blob-store-config.ts). */
+  blobStore: BlobStoreConfig;
   /** The model directory (manifest.json and the ONNX files). */
   modelDir: string;
   workerConcurrency: number;
@@ -37,6 +45,13 @@ export interface Config {
   jobBackoffMs: number;
   /** A job running longer is stopped (its thread restarted) and retried like any failure. */
   jobTimeoutMs: number;
+  /**
+   * An inference thread that spends longer than this decoding one upload is stopped and the job fails
+   * once with `too_complex` (not retried).
+   */
+  decodeTimeoutMs: number;
+  /** JavaScript heap limit of each inference thread, MB; a thread over it while decoding: `too_complex`. */
+  threadMaxHeapMb: number;
   /** On SIGTERM the worker finishes its current job within this time, or hands it back to the queue. */
   shutdownTimeoutMs: number;
   /** Finished jobs (and their idempotency keys) are kept this long, seconds. */
@@ -130,6 +145,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxPromptChars: 2000,
   pdfRenderSide: 1536,
   maxBatchItems: 64,
+  pdfMaxOps: 500_000,
 };
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -138,11 +154,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: env.REDIS_URL || "redis://127.0.0.1:6379",
     queuePrefix: env.VTC_QUEUE_PREFIX || "vtc",
     dataDir: path.resolve(env.VTC_DATA_DIR || ".data"),
+    blobStore: loadBlobStoreConfig(env),
     modelDir: path.resolve(env.VTC_MODEL_DIR || "models/vtc-tiny"),
     workerConcurrency: int(env, "WORKER_CONCURRENCY", 1, 1),
     jobAttempts: int(env, "VTC_JOB_ATTEMPTS", 3, 1),
     jobBackoffMs: int(env, "VTC_JOB_BACKOFF_MS", 2000),
     jobTimeoutMs: int(env, "VTC_JOB_TIMEOUT_MS", 300_000, 1),
+    decodeTimeoutMs: int(env, "VTC_DECODE_TIMEOUT_MS", 30_000, 1),
+    threadMaxHeapMb: int(env, "VTC_THREAD_MAX_HEAP_MB", 2048, 64),
     shutdownTimeoutMs: int(env, "VTC_SHUTDOWN_TIMEOUT_MS", 30_000),
     jobRetentionSec: int(env, "VTC_JOB_RETENTION_SEC", 24 * 3600),
     blobSweepIntervalSec: int(env, "VTC_BLOB_SWEEP_INTERVAL_SEC", 3600),
@@ -154,6 +173,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxPromptChars: int(env, "VTC_MAX_PROMPT_CHARS", DEFAULT_LIMITS.maxPromptChars, 1),
       pdfRenderSide: int(env, "VTC_PDF_RENDER_SIDE", DEFAULT_LIMITS.pdfRenderSide, 1),
       maxBatchItems: int(env, "VTC_MAX_BATCH_ITEMS", DEFAULT_LIMITS.maxBatchItems, 1),
+      pdfMaxOps: int(env, "VTC_PDF_MAX_OPS", DEFAULT_LIMITS.pdfMaxOps, 1),
     },
     chat: {
       method: env.VTC_CHAT_METHOD || "none",

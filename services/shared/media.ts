@@ -2,12 +2,13 @@
  * What an upload really is, judged from its bytes (never its name or Content-Type): the sniffed type,
  * image size or PDF page count, and whether it decodes. Used by the API before a job is queued; the
  * worker's pipeline checks again when it decodes (pipeline/decode.ts), since a job may reach the queue
- * some other way.
+ * some other way. PDFs are read in a worker thread (pdf-pages.ts), never on the caller's event loop.
  */
 import { fileTypeFromBuffer } from "file-type";
 import sharp from "sharp";
 import type { Limits } from "./config.ts";
 import { InputError } from "../../common/errors.ts";
+import { PdfCountError, sharedPdfPageCounter } from "./pdf-pages.ts";
 
 export const SUPPORTED_TYPES = {
   "image/png": "image",
@@ -38,6 +39,7 @@ export async function probeMedia(
   bytes: Uint8Array,
   field: string,
   limits: Pick<Limits, "maxPixels" | "maxPages">,
+  countPages: (pdf: Uint8Array) => Promise<number> = (pdf) => sharedPdfPageCounter().count(pdf),
 ): Promise<MediaInfo> {
   if (bytes.byteLength === 0)
     throw new InputError(`${field} is empty (0 bytes)`, { code: "empty_file", field });
@@ -53,8 +55,15 @@ export async function probeMedia(
   if (SUPPORTED_TYPES[supported] === "pdf") {
     let pages: number;
     try {
-      pages = await countPdfPages(bytes);
+      pages = await countPages(bytes);
     } catch (err) {
+      if (err instanceof PdfCountError && err.reason === "too_complex") {
+        throw new InputError(`${field}: the PDF is too complex: ${err.message}`, {
+          code: "too_complex",
+          field,
+          ...(err.limit !== undefined ? { limit: err.limit } : {}),
+        });
+      }
       throw new InputError(`${field}: the PDF cannot be read (${short(err)})`, {
         code: "corrupt_file",
         field,
@@ -107,20 +116,4 @@ function short(err: unknown): string {
   return String((err as Error)?.message ?? err)
     .split("\n")[0]
     .slice(0, 200);
-}
-
-type PdfJs = typeof import("pdfjs-dist/legacy/build/pdf.mjs");
-let pdfjs: Promise<PdfJs> | null = null;
-
-/** Page count of a PDF, read by pdf.js (the library the pipeline renders pages with). Throws when unreadable. */
-export async function countPdfPages(pdf: Uint8Array): Promise<number> {
-  pdfjs ??= import("pdfjs-dist/legacy/build/pdf.mjs");
-  const lib = await pdfjs;
-  const doc = await lib.getDocument({ data: new Uint8Array(pdf), verbosity: 0, isEvalSupported: false })
-    .promise;
-  try {
-    return doc.numPages;
-  } finally {
-    await doc.destroy();
-  }
 }

@@ -7,12 +7,12 @@
 import { loadModel } from "../../models/runtime/model.ts";
 import { RemoteLlm } from "../../pipeline/llm/remote.ts";
 import { runPipeline } from "../../pipeline/run.ts";
-import { openBlobStore } from "../shared/blob-store.ts";
+import { openBlobStore } from "../shared/blob-store-config.ts";
 import type { JobProgress, PipelineJobResult } from "../shared/queues.ts";
 import type { CreateRunner } from "./runner.ts";
 
 export const createRunner: CreateRunner = async (init) => {
-  const blobs = openBlobStore(init.dataDir);
+  const blobs = await openBlobStore(init.dataDir, init.blobStore);
   // Load the model now so the first job does not pay for it; a failure here is retried per job.
   await loadModel(init.modelDir).catch(() => {});
   const llm = init.llm ? new RemoteLlm(init.llm) : undefined;

@@ -2,14 +2,19 @@
  * A fixed pool of worker threads that run inference off the BullMQ worker's event loop, so lock
  * renewal and stalled-job checks keep running while `session.run` blocks a thread. Each thread keeps
  * its runner (and the model's sessions) between jobs. A thread that dies is replaced on next use.
+ *
+ * Decoding an upload is bounded here, from outside the thread, because pdf.js can keep a thread's
+ * event loop busy for a minute on one operator: a thread whose decode stage runs past `decodeTimeoutMs`,
+ * or whose JavaScript heap outgrows `maxHeapMb` while decoding, is stopped and the job fails once
+ * with the input code `too_complex`. Stopping the thread is what returns its memory.
  */
 import { Worker } from "node:worker_threads";
-import { fromWire } from "../../common/errors.ts";
+import { fromWire, InputError } from "../../common/errors.ts";
 import type { JobProgress, PipelineJobResult } from "../shared/queues.ts";
 import type { RunnerInit, RunTask } from "./runner.ts";
 import type { FromThread, ToThread } from "./thread.ts";
 
-const BOOT = new URL("./boot.mjs", import.meta.url);
+const BOOT = new URL("../shared/thread-boot.mjs", import.meta.url);
 const ENTRY = new URL("./thread.ts", import.meta.url).href;
 export const PIPELINE_RUNNER = new URL("./pipeline-runner.ts", import.meta.url).href;
 
@@ -34,6 +39,20 @@ interface Pending {
   resolve(v: PipelineJobResult): void;
   reject(e: Error): void;
   progress(p: JobProgress): void;
+  /** The stage the thread last reported. */
+  stage?: string;
+}
+
+export interface PoolOptions {
+  /** A thread that spends longer than this in the decode stage is stopped: `too_complex`. */
+  decodeTimeoutMs?: number;
+  /** V8 old-generation limit of each thread, MB (worker_threads `resourceLimits`). */
+  maxHeapMb?: number;
+}
+
+/** The upload asked for more than the limits allow; bad input, so the job is not retried. */
+function tooComplex(message: string, limit: number): InputError {
+  return new InputError(message, { code: "too_complex", field: "files", limit });
 }
 
 class Slot {
@@ -41,16 +60,26 @@ class Slot {
   ready: Promise<void>;
   pending: Pending | null = null;
   dead = false;
+  /** Why kill() stopped this thread. */
+  stoppedWith: Error | null = null;
 
-  constructor(runnerModule: string, init: RunnerInit) {
-    this.worker = new Worker(BOOT, { workerData: { entry: ENTRY, runnerModule, init } });
+  constructor(
+    runnerModule: string,
+    init: RunnerInit,
+    private readonly opts: PoolOptions = {},
+  ) {
+    this.worker = new Worker(BOOT, {
+      workerData: { entry: ENTRY, runnerModule, init },
+      ...(opts.maxHeapMb ? { resourceLimits: { maxOldGenerationSizeMb: opts.maxHeapMb } } : {}),
+    });
     this.ready = new Promise((resolve, reject) => {
       const onMessage = (m: FromThread) => {
         if (m.type === "ready") resolve();
         else if (m.type === "init-failed") reject(fromWire(m.error));
-        else if (m.type === "progress" && this.pending?.id === m.id)
+        else if (m.type === "progress" && this.pending?.id === m.id) {
+          this.pending.stage = (m.progress as JobProgress).stage;
           this.pending.progress(m.progress as JobProgress);
-        else if (m.type === "done" && this.pending?.id === m.id)
+        } else if (m.type === "done" && this.pending?.id === m.id)
           this.settle().resolve(m.result as PipelineJobResult);
         else if (m.type === "error" && this.pending?.id === m.id) this.settle().reject(fromWire(m.error));
       };
@@ -58,7 +87,7 @@ class Slot {
       this.worker.on("error", (err) => {
         this.dead = true;
         reject(err);
-        if (this.pending) this.settle().reject(err);
+        if (this.pending) this.settle().reject(this.explain(err));
       });
       this.worker.on("exit", (code) => {
         this.dead = true;
@@ -70,6 +99,18 @@ class Slot {
     this.ready.catch(() => {});
   }
 
+  /** A thread that ran out of heap while decoding failed on its input; anything else is ours. */
+  private explain(err: Error): Error {
+    const decoding = this.pending?.stage === "decode" || this.pending?.stage === "preprocess";
+    if ((err as { code?: string }).code === "ERR_WORKER_OUT_OF_MEMORY" && decoding && this.opts.maxHeapMb) {
+      return tooComplex(
+        `files: decoding the upload needed more than the memory limit of ${this.opts.maxHeapMb} MB`,
+        this.opts.maxHeapMb,
+      );
+    }
+    return err;
+  }
+
   private settle(): Pending {
     const p = this.pending!;
     this.pending = null;
@@ -77,15 +118,39 @@ class Slot {
   }
 
   async run(id: number, task: RunTask, progress: (p: JobProgress) => void): Promise<PipelineJobResult> {
-    await this.ready;
-    return new Promise((resolve, reject) => {
-      this.pending = { id, resolve, reject, progress };
-      this.worker.postMessage({ type: "run", id, task } satisfies ToThread);
+    // A thread stopped while it was still starting answers with the reason it was stopped for.
+    await this.ready.catch((err) => {
+      throw this.stoppedWith ?? err;
     });
+    if (this.stoppedWith) throw this.stoppedWith;
+    // The decode budget runs while the thread says it is decoding (each file's decode re-arms it).
+    let decodeTimer: NodeJS.Timeout | null = null;
+    const budget = this.opts.decodeTimeoutMs;
+    const watch = (p: JobProgress) => {
+      if (decodeTimer) clearTimeout(decodeTimer);
+      decodeTimer = null;
+      if (budget && p.stage === "decode") {
+        decodeTimer = setTimeout(() => {
+          void this.kill(
+            tooComplex(`files: decoding the upload took longer than the limit of ${budget} ms`, budget),
+          );
+        }, budget);
+      }
+      progress(p);
+    };
+    try {
+      return await new Promise<PipelineJobResult>((resolve, reject) => {
+        this.pending = { id, resolve, reject, progress: watch };
+        this.worker.postMessage({ type: "run", id, task } satisfies ToThread);
+      });
+    } finally {
+      if (decodeTimer) clearTimeout(decodeTimer);
+    }
   }
 
   /** Stops the thread now; a running task rejects with `reason`. */
   async kill(reason: Error): Promise<void> {
+    this.stoppedWith ??= reason;
     const p = this.pending;
     this.pending = null;
     this.dead = true;
@@ -105,6 +170,7 @@ export class InferencePool {
     readonly size: number,
     private readonly init: RunnerInit,
     private readonly runnerModule: string = PIPELINE_RUNNER,
+    private readonly opts: PoolOptions = {},
   ) {
     this.slots = Array.from({ length: size }, () => null);
     this.busy = Array.from({ length: size }, () => false);
@@ -118,7 +184,7 @@ export class InferencePool {
   private slot(i: number): Slot {
     let s = this.slots[i];
     if (!s || s.dead) {
-      s = new Slot(this.runnerModule, this.init);
+      s = new Slot(this.runnerModule, this.init, this.opts);
       this.slots[i] = s;
     }
     return s;
@@ -148,10 +214,12 @@ export class InferencePool {
   ): Promise<PipelineJobResult> {
     const i = await this.acquire();
     const slot = this.slot(i);
-    const timer = timeoutMs
-      ? setTimeout(() => void slot.kill(new JobTimeoutError(timeoutMs)), timeoutMs)
-      : null;
+    let timer: NodeJS.Timeout | null = null;
     try {
+      // The job's time starts when its thread is ready: starting a thread and loading the model
+      // are not the job's doing.
+      await slot.ready.catch(() => {});
+      if (timeoutMs) timer = setTimeout(() => void slot.kill(new JobTimeoutError(timeoutMs)), timeoutMs);
       return await slot.run(this.nextId++, task, progress);
     } finally {
       if (timer) clearTimeout(timer);

@@ -5,11 +5,14 @@
  * machinery itself point the pool at their own module.
  */
 import type { RemoteLlmConfig } from "../../pipeline/llm/remote.ts";
+import type { BlobStoreConfig } from "../shared/blob-store-config.ts";
 import type { Limits } from "../shared/config.ts";
 import type { JobProgress, PipelineJobData, PipelineJobResult } from "../shared/queues.ts";
 
 export interface RunnerInit {
   dataDir: string;
+  /** Where the blobs are (default: the filesystem under `dataDir`). */
+  blobStore?: BlobStoreConfig;
   modelDir: string;
   limits: Limits;
   /** A remote LLM server instead of the embedded decoder (VTC_LLM_URL). */

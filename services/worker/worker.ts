@@ -23,8 +23,15 @@ export function createWorkerService(
 ): WorkerService {
   const pool = new InferencePool(
     config.workerConcurrency,
-    { dataDir: config.dataDir, modelDir: config.modelDir, limits: config.limits, llm: config.llm },
+    {
+      dataDir: config.dataDir,
+      blobStore: config.blobStore,
+      modelDir: config.modelDir,
+      limits: config.limits,
+      llm: config.llm,
+    },
     opts.runnerModule ?? PIPELINE_RUNNER,
+    { decodeTimeoutMs: config.decodeTimeoutMs, maxHeapMb: config.threadMaxHeapMb },
   );
   const worker = new Worker(QUEUE_NAMES.pipeline, dispatcher(pool, config.jobTimeoutMs), {
     connection: createRedis(config.redisUrl),

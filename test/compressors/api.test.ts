@@ -24,7 +24,20 @@ async function rejects(p: Promise<unknown>, field: string, message: RegExp) {
 describe("registry", () => {
   it("holds every method, each with a JSON-Schema-describable options schema", () => {
     expect([...METHOD_NAMES].sort()).toEqual(
-      ["cls-attention", "fopru", "none", "pitome", "random", "tcgc", "tokenflex", "tome", "visionzip"].sort(),
+      [
+        "cdpruner",
+        "cls-attention",
+        "dart",
+        "divprune",
+        "fopru",
+        "none",
+        "pitome",
+        "random",
+        "tcgc",
+        "tokenflex",
+        "tome",
+        "visionzip",
+      ].sort(),
     );
     for (const name of METHOD_NAMES) {
       const m = METHODS[name];

@@ -69,6 +69,36 @@ describe("vtc tensors", () => {
     expect(await run(`--method tcgc --in ${good} --out ${out}`)).toBe(0);
   });
 
+  it("reads projected and instruction (spec section 6) under those names", async () => {
+    const projected = makeInput({ rows: 8, cols: 8, dim: 6, seed: 41 }).features;
+    const instruction = makeInput({ rows: 1, cols: 3, dim: 6, seed: 42 }).features;
+    const withLlm = file("llm.safetensors", {
+      features: { shape: [64, 12], data: input.features },
+      "keys.22": { shape: [65, 8], data: input.keys![22] },
+      projected: { shape: [64, 6], data: projected },
+      instruction: { shape: [3, 6], data: instruction },
+    });
+    const out = path.join(dir, "llm-out.safetensors");
+    const stats = async (args: string) => {
+      expect(await run(`${args} --out ${out} --keep 10`)).toBe(0);
+      return JSON.parse(readSafetensors(readFileSync(out)).metadata.stats);
+    };
+    const cond = await stats(`--method cdpruner --in ${withLlm}`);
+    expect(cond).toMatchObject({ conditional: true, space: "projected", fallbacks: [], outputCount: 10 });
+    expect(await stats(`--method dart --in ${withLlm}`)).toMatchObject({ textPivots: 3, fallbacks: [] });
+    expect(await stats(`--method divprune --in ${good}`)).toMatchObject({
+      space: "features",
+      fallbacks: ["projected -> features"],
+    });
+    const mismatch = file("llm-bad.safetensors", {
+      features: { shape: [64, 12], data: input.features },
+      projected: { shape: [64, 6], data: projected },
+      instruction: { shape: [2, 9], data: new Float32Array(18) },
+    });
+    expect(await run(`--method cdpruner --in ${mismatch} --out ${out} --keep 3`)).toBe(2);
+    expect(stderr).toMatch(/^vtc tensors: instruction: shape \[2, 9\], expected \[T, W = 6/);
+  });
+
   const bad: [string, string, RegExp][] = [
     ["unknown method", "--method foo --keep 3", /method: unknown method "foo"/],
     ["missing tensor", "--method tcgc --keep 3 --opt lowLayer=7", /attention.7: missing/],
@@ -182,7 +212,7 @@ describe("vtc tensors", () => {
     );
     expect(r.status).toBe(2);
     expect(r.stderr.trim()).toBe(
-      'vtc tensors: method: unknown method "nope" (known: cls-attention, fopru, none, pitome, random, tcgc, tokenflex, tome, visionzip)',
+      'vtc tensors: method: unknown method "nope" (known: cdpruner, cls-attention, dart, divprune, fopru, none, pitome, random, tcgc, tokenflex, tome, visionzip)',
     );
   });
 });

@@ -1,7 +1,7 @@
 /** PiToMe (spec section 2a) and the merging baselines tome and visionzip (section 5). */
 import { afterEach, describe, expect, it } from "vitest";
 import { compress } from "../../compressors/index.ts";
-import { setProductPath } from "../../compressors/ort.ts";
+import { setProductPath } from "../../compressors/onnx/products.ts";
 import type { CompressorInput, CompressorOutput } from "../../compressors/types.ts";
 import { isPartition, makeInput } from "./fixtures.ts";
 

@@ -149,6 +149,8 @@ describe("compress jobs in worker threads", () => {
       await service.shutdown(1000);
       config.jobTimeoutMs = saved;
       service = startWorker();
+      // Started threads: the next test stops a running job, not a thread still booting.
+      await service.pool.warm();
     }
   });
 

@@ -1,0 +1,90 @@
+/**
+ * Which blob store a deployment uses, read from the environment, and the one function that opens it
+ * (the API and every worker thread open their store through `openBlobStore`).
+ *
+ *   VTC_BLOB_STORE           fs (default: $VTC_DATA_DIR/blobs) or s3
+ *   VTC_S3_BUCKET            the bucket (required for s3)
+ *   VTC_S3_ENDPOINT          an S3-compatible server, e.g. http://minio:9000 (default: AWS S3)
+ *   VTC_S3_FORCE_PATH_STYLE  1: http://host/bucket/key instead of http://bucket.host/key (MinIO)
+ *   VTC_S3_PREFIX            key prefix of the blobs (default "blobs/")
+ *   VTC_S3_CREATE_BUCKET     1: the API creates the bucket when it is missing
+ *   AWS_REGION               (or AWS_DEFAULT_REGION; us-east-1 when an endpoint is set and none is)
+ * Credentials: the AWS SDK's default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...).
+ */
+import { type BlobStore, FsBlobStore } from "./blob-store.ts";
+
+export interface S3StoreConfig {
+  bucket: string;
+  /** Keys are `<prefix><sha256>`. */
+  prefix: string;
+  /** Undefined: the SDK's own region chain (shared config file). */
+  region?: string;
+  endpoint?: string;
+  forcePathStyle: boolean;
+  createBucket: boolean;
+}
+
+export type BlobStoreConfig = { kind: "fs" } | ({ kind: "s3" } & S3StoreConfig);
+
+function flag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = (env[name] ?? "").trim().toLowerCase();
+  if (raw === "" || raw === "0" || raw === "false") return false;
+  if (raw === "1" || raw === "true") return true;
+  throw new Error(`${name} must be 1 or 0, got "${env[name]}"`);
+}
+
+export function loadBlobStoreConfig(env: NodeJS.ProcessEnv = process.env): BlobStoreConfig {
+  const kind = (env.VTC_BLOB_STORE || "fs").trim().toLowerCase();
+  if (kind === "fs") return { kind: "fs" };
+  if (kind !== "s3") throw new Error(`VTC_BLOB_STORE must be "fs" or "s3", got "${env.VTC_BLOB_STORE}"`);
+  const bucket = (env.VTC_S3_BUCKET ?? "").trim();
+  if (!bucket) throw new Error("VTC_S3_BUCKET is required when VTC_BLOB_STORE=s3");
+  const endpoint = env.VTC_S3_ENDPOINT?.trim() || undefined;
+  if (endpoint) {
+    let url: URL;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      throw new Error(`VTC_S3_ENDPOINT must be a URL such as http://127.0.0.1:9000, got "${endpoint}"`);
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new Error(`VTC_S3_ENDPOINT must be an http:// or https:// URL, got "${endpoint}"`);
+    }
+  }
+  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || (endpoint ? "us-east-1" : undefined);
+  return {
+    kind: "s3",
+    bucket,
+    prefix: env.VTC_S3_PREFIX ?? "blobs/",
+    ...(region ? { region } : {}),
+    ...(endpoint ? { endpoint } : {}),
+    forcePathStyle: flag(env, "VTC_S3_FORCE_PATH_STYLE"),
+    createBucket: flag(env, "VTC_S3_CREATE_BUCKET"),
+  };
+}
+
+/**
+ * The blob store of a deployment: the filesystem under `dataDir` or an S3 bucket. The AWS SDK is
+ * imported only for s3 (it takes ~0.3 s to load, in every process and worker thread). `checkBucket`
+ * (the API, at startup) fails at once on a missing bucket or bad credentials, and creates the bucket
+ * when VTC_S3_CREATE_BUCKET=1.
+ */
+export async function openBlobStore(
+  dataDir: string,
+  config: BlobStoreConfig = { kind: "fs" },
+  opts: { checkBucket?: boolean } = {},
+): Promise<BlobStore> {
+  if (config.kind === "s3") {
+    const { S3BlobStore } = await import("./s3-blob-store.ts");
+    const store = new S3BlobStore(config);
+    if (opts.checkBucket) await store.ensureBucket({ create: config.createBucket });
+    return store;
+  }
+  return FsBlobStore.inDataDir(dataDir);
+}
+
+/** A one-line description for startup logs (no credentials: there are none in the config). */
+export function describeBlobStore(dataDir: string, config: BlobStoreConfig): string {
+  if (config.kind === "fs") return `fs ${FsBlobStore.inDataDir(dataDir).root}`;
+  return `s3://${config.bucket}/${config.prefix}${config.endpoint ? ` at ${config.endpoint}` : ""}`;
+}
