@@ -82,7 +82,8 @@ async function untilRunning(id: string): Promise<void> {
   for (let i = 0; i < 300; i++) {
     const view = await (await fetch(`${h.base}/v1/jobs/${id}`)).json();
     if (view.status === "active" && view.progress?.percent > 0) return;
-    if (view.status === "completed" || view.status === "failed") throw new Error(`job already ${view.status}`);
+    if (view.status === "completed" || view.status === "failed")
+      throw new Error(`job already ${view.status}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error("job never started");
