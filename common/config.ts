@@ -3,13 +3,22 @@
  * `loadConfig()` once at start; the CLI, the pipeline and the runtime take `loadLimits()`,
  * `defaultModelDir()` and `runtimeSettings()`. Defaults are listed in the README.
  */
+import { existsSync } from "node:fs";
 import path from "node:path";
-
-/** The embedded model, in the repository; `VTC_MODEL_DIR` points elsewhere. */
-const BUNDLED_MODEL_DIR = path.resolve(import.meta.dirname, "..", "models", "vtc-tiny");
+import type { LlmFamily, RemoteLlmConfig } from "../pipeline/llm/remote.ts";
 
 export function defaultModelDir(env: NodeJS.ProcessEnv = process.env): string {
-  return path.resolve(env.VTC_MODEL_DIR || BUNDLED_MODEL_DIR);
+  return path.resolve(env.VTC_MODEL_DIR || bundledModelDir());
+}
+
+/**
+ * The embedded model, models/vtc-tiny in the repository; from the compiled build (dist/common/) the
+ * model is still in the source tree's models/, since the build emits JavaScript only.
+ */
+function bundledModelDir(): string {
+  const source = path.join(import.meta.dirname, "..", "models", "vtc-tiny");
+  const fromDist = path.join(import.meta.dirname, "..", "..", "models", "vtc-tiny");
+  return existsSync(source) || !existsSync(fromDist) ? source : fromDist;
 }
 
 export interface Limits {
@@ -72,6 +81,10 @@ export interface Config {
   limits: Limits;
   /** POST /v1/chat/completions. */
   chat: ChatConfig;
+  /** The LLM behind the pipeline: a remote OpenAI-compatible server (VTC_LLM_URL), or null for the embedded decoder. */
+  llm: RemoteLlmConfig | null;
+  /** vtc's own chat endpoint takes vLLM-style `image_embeds` parts (VTC_ACCEPT_EMBEDS=1; off by default). */
+  acceptEmbeds: boolean;
 }
 
 export interface ChatConfig {
@@ -97,6 +110,41 @@ function ratio(env: NodeJS.ProcessEnv, name: string): number | undefined {
   const n = Number(raw);
   if (!(n > 0 && n <= 1)) throw new Error(`${name} must be a number in (0, 1], got "${raw}"`);
   return n;
+}
+
+function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, values: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!values.includes(raw as T))
+    throw new Error(`${name} must be one of ${values.join(", ")}, got "${raw}"`);
+  return raw as T;
+}
+
+/** VTC_LLM_*: unset VTC_LLM_URL means the embedded decoder. The API key is never part of a message. */
+function remoteLlm(env: NodeJS.ProcessEnv): RemoteLlmConfig | null {
+  const url = env.VTC_LLM_URL;
+  if (url === undefined || url === "") return null;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new Error(`VTC_LLM_URL must be an http(s) URL ending in /v1, got "${url}"`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new Error(`VTC_LLM_URL must be an http(s) URL ending in /v1, got "${url}"`);
+  }
+  const model = env.VTC_LLM_MODEL;
+  if (!model)
+    throw new Error("VTC_LLM_MODEL is required when VTC_LLM_URL is set (the model the server serves)");
+  return {
+    url: url.replace(/\/+$/, ""),
+    model,
+    ...(env.VTC_LLM_API_KEY ? { apiKey: env.VTC_LLM_API_KEY } : {}),
+    embedsFormat: oneOf(env, "VTC_LLM_EMBEDS_FORMAT", ["npy", "torch"] as const, "npy"),
+    embedsDtype: oneOf(env, "VTC_LLM_EMBEDS_DTYPE", ["float32", "float16"] as const, "float32"),
+    family: oneOf<LlmFamily>(env, "VTC_LLM_FAMILY", ["llava", "qwen2-vl"], "llava"),
+    timeoutMs: int(env, "VTC_LLM_TIMEOUT_MS", 60_000, 1),
+  };
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -218,6 +266,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ratio: ratio(env, "VTC_CHAT_RATIO"),
       timeoutMs: int(env, "VTC_CHAT_TIMEOUT_MS", 120_000, 1),
     },
+    llm: remoteLlm(env),
+    acceptEmbeds: flag(env, "VTC_ACCEPT_EMBEDS"),
   };
 }
 
