@@ -36,6 +36,12 @@ export function createWorkerService(
     connection: createRedis(config.redisUrl),
     prefix: config.queuePrefix,
     concurrency: config.workerConcurrency,
+    // Short locks: the event loop that renews them never runs inference. A job whose worker died is
+    // found by the next stalled check after its lock expires (about 2 x lockDurationMs), and goes back
+    // to the queue as often as it has attempts, instead of failing on its second stall.
+    lockDuration: config.lockDurationMs,
+    stalledInterval: config.lockDurationMs,
+    maxStalledCount: config.jobAttempts,
     ...opts.workerOptions,
   });
   let stopping: Promise<{ released: boolean }> | null = null;
