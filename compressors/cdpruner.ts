@@ -18,9 +18,8 @@
 import { z } from "zod";
 import type { Ctx } from "./ctx.ts";
 import { defineMethod } from "./method.ts";
-import { cosineKernel } from "./cosine-kernel.ts";
+import { cosineKernel, cosineToVector } from "./cosine-kernel.ts";
 import { instructionOf, projectedOf, type Rows, similaritySpace } from "./llm-inputs.ts";
-import { cosineSimilarityAB } from "./ort.ts";
 import { topK } from "./util.ts";
 
 const schema = z
@@ -129,7 +128,7 @@ async function relevance(
   const sum = new Float64Array(w);
   for (let t = 0; t < instr.rows; t++) for (let c = 0; c < w; c++) sum[c] += instr.data[t * w + c];
   const mean = Float32Array.from(sum, (v) => v / instr.rows);
-  const rel = await cosineSimilarityAB(projected.data, ctx.n, mean, 1, w);
+  const rel = await cosineToVector(projected, mean);
   if (negate) for (let i = 0; i < rel.length; i++) rel[i] = -rel[i];
   const r = normalizeRelevance(rel);
   if (!r) ctx.fallback("relevance flat (max - min <= 1e-12) -> plain DPP");

@@ -19,7 +19,7 @@
 import { z } from "zod";
 import { defineMethod } from "./method.ts";
 import { instructionOf, projectedOf, rowL1, rowNorms, similaritySpace } from "./llm-inputs.ts";
-import { gemmTransB } from "./ort.ts";
+import { gemmTransB } from "./onnx/products.ts";
 import { topK } from "./util.ts";
 
 const schema = z

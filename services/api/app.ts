@@ -40,8 +40,9 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): Express & { metrics: Metrics } {
   const app = express() as Express & { metrics: Metrics };
   app.disable("x-powered-by");
-  const metrics = deps.metrics ?? createMetrics(deps.queue, deps.hub);
+  const metrics = deps.metrics ?? createMetrics(deps.queue);
   app.metrics = metrics;
+  app.use(metrics.http);
   app.use(redisGate(deps.requestConnections ?? (() => [deps.redis])));
   const jobs = new JobsService(deps);
   const batches = new BatchesService({ queue: deps.queue, redis: deps.redis, config: deps.config, jobs });

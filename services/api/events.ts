@@ -1,6 +1,6 @@
 /**
  * One QueueEvents connection per API process, fanned out to the SSE streams of single jobs and to
- * the metrics (stage durations and token counts are observed when a job completes).
+ * whoever waits for a job (chat completions).
  */
 import { QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";

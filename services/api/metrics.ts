@@ -1,27 +1,28 @@
 /**
- * Prometheus metrics (prom-client): jobs by state (read from the queue at scrape time), stage
- * durations and visual tokens in and out (observed from completed jobs' results), process defaults.
+ * The API's Prometheus metrics: its own HTTP requests (by route, method and status, with a latency
+ * histogram), the jobs in the queue by state (read from Redis at scrape time: every replica reports
+ * the same, so aggregate with max, not sum), and prom-client's default process metrics under their
+ * standard names. What the jobs did (durations, tokens, failures, queue wait) is counted by the
+ * workers that ran them (services/worker/metrics.ts), so replicas never double count.
  */
 import type { Queue } from "bullmq";
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { PipelineJobResult } from "../shared/queues.ts";
-import type { JobEventsHub } from "./events.ts";
+import type { RequestHandler } from "express";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { registryWithDefaults } from "../shared/prometheus.ts";
 
 export interface Metrics {
   registry: Registry;
-  /** Records a finished job's figures (called for every completion this process sees). */
-  observeCompleted(result: PipelineJobResult): void;
-  observeFailed(): void;
+  /** Counts every request once it is answered (mount it before the routes). */
+  http: RequestHandler;
 }
 
 const JOB_STATES = ["waiting", "active", "delayed", "completed", "failed", "prioritized"] as const;
 
-export function createMetrics(queue: Queue, hub?: JobEventsHub): Metrics {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "vtc_process_" });
+export function createMetrics(queue: Queue): Metrics {
+  const registry = registryWithDefaults();
   new Gauge({
     name: "vtc_jobs",
-    help: "Jobs in the pipeline queue by state",
+    help: "Jobs in the pipeline queue by state (the same from every API replica)",
     labelNames: ["state"],
     registers: [registry],
     async collect() {
@@ -29,56 +30,30 @@ export function createMetrics(queue: Queue, hub?: JobEventsHub): Metrics {
       for (const state of JOB_STATES) this.set({ state }, counts[state] ?? 0);
     },
   });
-  const stage = new Histogram({
-    name: "vtc_stage_duration_seconds",
-    help: "Duration of each pipeline stage (decode, preprocess, encode, compress, project, llm, total) of completed jobs",
-    labelNames: ["stage"],
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+  const labelNames = ["method", "route", "status"] as const;
+  const requests = new Counter({
+    name: "vtc_http_requests_total",
+    help: "HTTP requests this API process answered, by route template, method and status",
+    labelNames,
     registers: [registry],
   });
-  const tokensIn = new Counter({
-    name: "vtc_visual_tokens_in_total",
-    help: "Visual tokens produced by the encoder, before compression",
-    labelNames: ["method"],
+  const latency = new Histogram({
+    name: "vtc_http_request_duration_seconds",
+    help: "Time to answer an HTTP request (an SSE stream: until it ends), by route template, method and status",
+    labelNames,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
     registers: [registry],
   });
-  const tokensOut = new Counter({
-    name: "vtc_visual_tokens_out_total",
-    help: "Visual tokens after compression (what the LLM receives)",
-    labelNames: ["method"],
-    registers: [registry],
-  });
-  const finished = new Counter({
-    name: "vtc_jobs_finished_total",
-    help: "Jobs finished, by outcome",
-    labelNames: ["outcome"],
-    registers: [registry],
-  });
-  for (const outcome of ["completed", "failed"]) finished.inc({ outcome }, 0);
-
-  const metrics: Metrics = {
-    registry,
-    observeCompleted(result) {
-      finished.inc({ outcome: "completed" });
-      for (const [name, ms] of Object.entries(result.timings ?? {})) {
-        if (Number.isFinite(ms)) stage.observe({ stage: name }, ms / 1000);
-      }
-      const method = result.method?.name ?? "unknown";
-      const { before, after } = result.visualTokens ?? {};
-      if (Number.isFinite(before)) tokensIn.inc({ method }, before);
-      if (Number.isFinite(after)) tokensOut.inc({ method }, after);
-    },
-    observeFailed() {
-      finished.inc({ outcome: "failed" });
-    },
+  const http: RequestHandler = (req, res, next) => {
+    const start = process.hrtime.bigint();
+    res.once("close", () => {
+      // The route template, never the raw path, so ids do not make a label per job.
+      const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : "unmatched";
+      const labels = { method: req.method, route, status: String(res.statusCode) };
+      requests.inc(labels);
+      latency.observe(labels, Number(process.hrtime.bigint() - start) / 1e9);
+    });
+    next();
   };
-  hub?.onAny((e) => {
-    if (e.type === "completed" && e.returnvalue && typeof e.returnvalue === "object") {
-      const rv = e.returnvalue as Partial<PipelineJobResult>;
-      if (rv.timings) metrics.observeCompleted(rv as PipelineJobResult);
-    } else if (e.type === "failed") {
-      metrics.observeFailed();
-    }
-  });
-  return metrics;
+  return { registry, http };
 }

@@ -235,7 +235,8 @@ export function buildOpenApi(
       },
       "/metrics": {
         get: {
-          summary: "Prometheus metrics: jobs by state, stage durations, visual tokens in and out",
+          summary:
+            "Prometheus metrics of this API process: HTTP requests by route, method and status, latency, jobs by state (job outcomes and durations: each worker's VTC_WORKER_METRICS_PORT)",
           responses: { "200": { description: "text exposition format", content: { "text/plain": {} } } },
         },
       },

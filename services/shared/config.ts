@@ -66,6 +66,8 @@ export interface Config {
    * this often, seconds; 0 turns the sweep off.
    */
   blobSweepIntervalSec: number;
+  /** The worker serves its Prometheus metrics on this port (GET /metrics); 0 turns it off. */
+  workerMetricsPort: number;
   limits: Limits;
   /** POST /v1/chat/completions. */
   chat: ChatConfig;
@@ -125,6 +127,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: int(env, "VTC_SHUTDOWN_TIMEOUT_MS", 30_000),
     jobRetentionSec: int(env, "VTC_JOB_RETENTION_SEC", 24 * 3600),
     blobSweepIntervalSec: int(env, "VTC_BLOB_SWEEP_INTERVAL_SEC", 3600),
+    workerMetricsPort: int(env, "VTC_WORKER_METRICS_PORT", 9464),
     limits: {
       maxFileBytes: int(env, "VTC_MAX_FILE_BYTES", DEFAULT_LIMITS.maxFileBytes, 1),
       maxFiles: int(env, "VTC_MAX_FILES", DEFAULT_LIMITS.maxFiles, 1),

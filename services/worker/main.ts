@@ -1,6 +1,7 @@
 /** Worker process entry point (`npm run worker`). */
 import { loadConfig, redactUrl } from "../shared/config.ts";
 import { connectRedis, isRedisUnavailable } from "../shared/redis.ts";
+import { serveMetrics } from "./metrics.ts";
 import { createWorkerService } from "./worker.ts";
 
 const config = loadConfig();
@@ -28,6 +29,22 @@ worker.on("ready", () => {
   if (redisDown) console.error("[worker] Redis is back");
   redisDown = false;
 });
+const metricsServer =
+  config.workerMetricsPort > 0
+    ? await serveMetrics(service.metrics.registry, config.workerMetricsPort).then(
+        (server) => {
+          console.log(`[worker] metrics on :${config.workerMetricsPort}/metrics`);
+          return server;
+        },
+        // Another worker on this host has the port: run without metrics rather than not at all.
+        (err: Error) => {
+          console.error(
+            `[worker] no metrics (VTC_WORKER_METRICS_PORT=${config.workerMetricsPort}): ${err.message}`,
+          );
+          return null;
+        },
+      )
+    : null;
 console.log(
   `[worker] consuming "${worker.name}" from ${redactUrl(config.redisUrl)} (concurrency ${config.workerConcurrency}, model ${config.modelDir})`,
 );
@@ -41,6 +58,7 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     console.log(
       `[worker] ${signal}: no new jobs; finishing the current ones (at most ${config.shutdownTimeoutMs} ms)`,
     );
+    metricsServer?.close();
     const { released } = await service.shutdown();
     if (released) console.log("[worker] unfinished jobs were handed back to the queue");
     process.exit(0);

@@ -7,12 +7,15 @@ import { Worker, type WorkerOptions } from "bullmq";
 import type { Config } from "../shared/config.ts";
 import { QUEUE_NAMES } from "../shared/queues.ts";
 import { createRedis } from "../shared/redis.ts";
+import { createWorkerMetrics, type WorkerMetrics } from "./metrics.ts";
 import { InferencePool, PIPELINE_RUNNER } from "./pool.ts";
 import { dispatcher } from "./processors.ts";
 
 export interface WorkerService {
   worker: Worker;
   pool: InferencePool;
+  /** What this worker did, for Prometheus (main.ts serves it on VTC_WORKER_METRICS_PORT). */
+  metrics: WorkerMetrics;
   /** Resolves when the worker has stopped; never takes much longer than `timeoutMs`. */
   shutdown(timeoutMs?: number): Promise<{ released: boolean }>;
 }
@@ -44,10 +47,13 @@ export function createWorkerService(
     maxStalledCount: config.jobAttempts,
     ...opts.workerOptions,
   });
+  const metrics = createWorkerMetrics();
+  metrics.watch(worker);
   let stopping: Promise<{ released: boolean }> | null = null;
   return {
     worker,
     pool,
+    metrics,
     shutdown(timeoutMs = config.shutdownTimeoutMs) {
       stopping ??= (async () => {
         let released = false;

@@ -3,12 +3,18 @@
  * runner (test/worker/fixtures/spin-runner.ts) instead of the model: this checks the plumbing
  * (events, per-item results, counters); test/integration runs the same routes on the real pipeline.
  */
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
 import { EventSource } from "eventsource";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { portOf, serveMetrics } from "../../services/worker/metrics.ts";
 import { createWorkerService, type WorkerService } from "../../services/worker/worker.ts";
 import { form, type Harness, readEvents, startApi } from "../integration/harness.ts";
 import { png } from "./fixtures.ts";
 
+/** promtool (Debian `prometheus`; .ci/run installs it), or PROMTOOL=path. */
+const PROMTOOL =
+  process.env.PROMTOOL ?? ["/usr/local/bin/promtool", "/usr/bin/promtool"].find((p) => fs.existsSync(p));
 const RUNNER = new URL("../worker/fixtures/spin-runner.ts", import.meta.url).href;
 let h: Harness;
 let worker: WorkerService;
@@ -231,10 +237,52 @@ describe("batches", () => {
 });
 
 describe("metrics", () => {
-  it("counts finished jobs and stage durations from completions", async () => {
+  it("the worker counts what it ran: outcomes, failures by code, retries, queue wait, stages, tokens", async () => {
+    for (const prompt of ["spin:1", "bad-input", "flaky"]) {
+      const { links } = await submit(prompt);
+      await readEvents(`${h.base}${links.events}`);
+    }
+    const server = await serveMetrics(worker.metrics.registry, 0, "127.0.0.1");
+    try {
+      const text = await (await fetch(`http://127.0.0.1:${portOf(server)}/metrics`)).text();
+      expect(text).toMatch(/^vtc_jobs_finished_total\{outcome="completed"\} [1-9]/m);
+      expect(text).toMatch(/^vtc_jobs_finished_total\{outcome="failed"\} [1-9]/m);
+      expect(text).toMatch(/^vtc_job_failures_total\{code="corrupt_file"\} [1-9]/m);
+      expect(text).toMatch(/^vtc_job_retries_total [1-9]/m);
+      expect(text).toMatch(/^vtc_queue_wait_seconds_count [1-9]/m);
+      expect(text).toMatch(/^vtc_stage_duration_seconds_count\{stage="total"\} [1-9]/m);
+      expect(text).toMatch(/^vtc_visual_tokens_in_total\{method="fopru"\} \d/m);
+      // prom-client's defaults under their standard names.
+      expect(text).toMatch(/^process_cpu_seconds_total /m);
+      expect(text).not.toContain("vtc_process_");
+    } finally {
+      server.close();
+    }
+  });
+
+  it("the API counts its own requests by route template, method and status, and the queue by state", async () => {
+    await fetch(`${h.base}/v1/jobs/no-such-job`);
     const text = await (await fetch(`${h.base}/metrics`)).text();
-    expect(text).toMatch(/vtc_jobs_finished_total\{outcome="completed"\} [1-9]/);
-    expect(text).toMatch(/vtc_stage_duration_seconds_count\{stage="total"\} [1-9]/);
-    expect(text).toMatch(/vtc_jobs\{state="completed"\} [1-9]/);
+    expect(text).toMatch(/^vtc_http_requests_total\{method="POST",route="\/v1\/jobs",status="202"\} [1-9]/m);
+    expect(text).toMatch(
+      /^vtc_http_requests_total\{method="GET",route="\/v1\/jobs\/:id",status="404"\} [1-9]/m,
+    );
+    expect(text).toMatch(
+      /^vtc_http_request_duration_seconds_count\{method="GET",route="\/v1\/jobs\/:id\/events",status="200"\} [1-9]/m,
+    );
+    expect(text).toMatch(/^vtc_jobs\{state="completed"\} [1-9]/m);
+    // Job outcomes are the workers' to count: an API replica reports none.
+    expect(text).not.toContain("vtc_jobs_finished_total");
+    expect(text).toMatch(/^process_cpu_seconds_total /m);
+  });
+
+  it.skipIf(!PROMTOOL)("promtool check metrics accepts both expositions", async () => {
+    const api = await (await fetch(`${h.base}/metrics`)).text();
+    const workerText = await worker.metrics.registry.metrics();
+    for (const text of [api, workerText]) {
+      const r = spawnSync(PROMTOOL!, ["check", "metrics"], { input: text, encoding: "utf8" });
+      expect(r.stdout + r.stderr).toBe("");
+      expect(r.status).toBe(0);
+    }
   });
 });

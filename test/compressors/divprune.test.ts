@@ -1,7 +1,7 @@
 /** DivPrune (spec section 6a): hand-computed cases, a naive implementation, the fallbacks. */
 import { describe, expect, it } from "vitest";
 import { CompressorInputError, compress } from "../../compressors/index.ts";
-import { setProductPath } from "../../compressors/ort.ts";
+import { setProductPath } from "../../compressors/onnx/products.ts";
 import type { CompressorInput } from "../../compressors/types.ts";
 import { makeInput, randomMatrix } from "./fixtures.ts";
 

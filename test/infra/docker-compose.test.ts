@@ -2,13 +2,17 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { loadBlobStoreConfig } from "../../services/shared/blob-store-config.ts";
 
-const compose = parse(readFileSync(new URL("../../docker-compose.yml", import.meta.url), "utf8"));
+// `merge`: the services share their blob-store environment through a YAML merge key (<<), as compose reads it.
+const compose = parse(readFileSync(new URL("../../docker-compose.yml", import.meta.url), "utf8"), {
+  merge: true,
+});
 const services = compose.services;
 
 describe("docker-compose.yml", () => {
-  it("has redis, api and worker", () => {
-    expect(Object.keys(services).sort()).toEqual(["api", "redis", "worker", "worker-gpu"]);
+  it("has redis, api and worker (and minio, worker-gpu in profiles)", () => {
+    expect(Object.keys(services).sort()).toEqual(["api", "minio", "redis", "worker", "worker-gpu"]);
   });
 
   it("runs Redis 7 with AOF, noeviction and a healthcheck", () => {
@@ -51,4 +55,81 @@ describe("docker-compose.yml", () => {
       expect(services[name].ports).toBeUndefined();
     }
   });
+
+  it("minio (profile s3) is healthy-checked and keeps its data in a volume", () => {
+    const m = services.minio;
+    expect(m.profiles).toEqual(["s3"]);
+    expect(m.command.slice(0, 2)).toEqual(["server", "/data"]);
+    expect(m.healthcheck.test.join(" ")).toMatch(/mc ready local/);
+    expect(m.volumes).toContain("minio-data:/data");
+    expect(Object.keys(compose.volumes)).toContain("minio-data");
+  });
+
+  it("api and workers keep the volume by default and, with VTC_BLOB_STORE=s3, use MinIO with its own credentials", () => {
+    const minioEnv = interpolate(services.minio.environment, {});
+    for (const name of ["api", "worker", "worker-gpu"]) {
+      const s = services[name];
+      // Waits for MinIO only when the profile runs it.
+      expect(s.depends_on.minio).toEqual({ condition: "service_healthy", required: false });
+      expect(loadBlobStoreConfig(interpolate(s.environment, {}))).toEqual({ kind: "fs" });
+      const env = interpolate(s.environment, { VTC_BLOB_STORE: "s3" });
+      expect(loadBlobStoreConfig(env)).toEqual({
+        kind: "s3",
+        bucket: "vtc",
+        prefix: "blobs/",
+        region: "us-east-1",
+        endpoint: "http://minio:9000",
+        forcePathStyle: true,
+        createBucket: name === "api",
+      });
+      expect(env.AWS_ACCESS_KEY_ID).toBe(minioEnv.MINIO_ROOT_USER);
+      expect(env.AWS_SECRET_ACCESS_KEY).toBe(minioEnv.MINIO_ROOT_PASSWORD);
+      // Credentials given to compose win over MinIO's defaults; VTC_S3_ENDPOINT= (empty) means AWS S3.
+      const aws = interpolate(s.environment, {
+        VTC_BLOB_STORE: "s3",
+        VTC_S3_ENDPOINT: "",
+        AWS_ACCESS_KEY_ID: "AKIA-TEST",
+      });
+      expect(aws.AWS_ACCESS_KEY_ID).toBe("AKIA-TEST");
+      expect(loadBlobStoreConfig(aws)).not.toHaveProperty("endpoint");
+    }
+  });
 });
+
+/**
+ * Compose's variable substitution for what the file uses: `${NAME}`, `${NAME:-default}` (unset or
+ * empty) and `${NAME-default}` (unset), defaults possibly nested.
+ */
+function interpolate(env: Record<string, string>, shell: Record<string, string>): Record<string, string> {
+  const expand = (text: string): string => {
+    let out = "";
+    let i = 0;
+    while (i < text.length) {
+      if (!text.startsWith("${", i)) {
+        out += text[i++];
+        continue;
+      }
+      let depth = 0;
+      let j = i;
+      for (; j < text.length; j++) {
+        if (text.startsWith("${", j)) {
+          depth++;
+          j++;
+        } else if (text[j] === "}") {
+          depth--;
+          if (depth === 0) break;
+        }
+      }
+      const body = text.slice(i + 2, j);
+      const m = /^([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)(.*))?$/s.exec(body);
+      if (!m) throw new Error(`unsupported substitution \${${body}}`);
+      const [, name, op, fallback = ""] = m;
+      const value = shell[name];
+      const useDefault = op === ":-" ? !value : op === "-" ? value === undefined : false;
+      out += useDefault ? expand(fallback) : (value ?? "");
+      i = j + 1;
+    }
+    return out;
+  };
+  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, expand(String(v))]));
+}

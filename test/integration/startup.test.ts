@@ -16,6 +16,15 @@ import { cleanupPrefix, REDIS_URL } from "../helpers/redis.ts";
 
 const TSX = "node_modules/.bin/tsx";
 
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
 function runUntilExit(
   entry: string,
   env: Record<string, string>,
@@ -51,10 +60,17 @@ describe("without Redis", () => {
 });
 
 describe("signals", () => {
-  it("the worker process stops on SIGTERM: no new jobs, exits cleanly", async () => {
+  it("the worker process serves /metrics on VTC_WORKER_METRICS_PORT and stops on SIGTERM: no new jobs, exits cleanly", async () => {
     const prefix = `vtc-sigterm-${process.pid}`;
+    const metricsPort = await freePort();
     const child = spawn(TSX, ["services/worker/main.ts"], {
-      env: { ...process.env, REDIS_URL, VTC_QUEUE_PREFIX: prefix, VTC_SHUTDOWN_TIMEOUT_MS: "2000" },
+      env: {
+        ...process.env,
+        REDIS_URL,
+        VTC_QUEUE_PREFIX: prefix,
+        VTC_SHUTDOWN_TIMEOUT_MS: "2000",
+        VTC_WORKER_METRICS_PORT: String(metricsPort),
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
@@ -70,6 +86,9 @@ describe("signals", () => {
         }
       });
     });
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(metrics).toMatch(/^vtc_jobs_finished_total\{outcome="completed"\} 0$/m);
+    expect(metrics).toMatch(/^process_cpu_seconds_total /m);
     const t0 = Date.now();
     child.kill("SIGTERM");
     const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
