@@ -39,11 +39,12 @@ export function createWorkerService(
     connection: createRedis(config.redisUrl),
     prefix: config.queuePrefix,
     concurrency: config.workerConcurrency,
-    // Short locks: the event loop that renews them never runs inference. A job whose worker died is
-    // found by the next stalled check after its lock expires (about 2 x lockDurationMs), and goes back
-    // to the queue as often as it has attempts, instead of failing on its second stall.
+    // Short locks: the event loop that renews them (every lockDuration / 2) never runs inference.
+    // A stalled job is one seen active without a lock by two checks in a row, so a job whose worker
+    // died runs again within lockDuration + 2 x stalledInterval = 2 x lockDurationMs; it goes back to
+    // the queue as often as it has attempts instead of failing on its second stall.
     lockDuration: config.lockDurationMs,
-    stalledInterval: config.lockDurationMs,
+    stalledInterval: Math.max(500, Math.round(config.lockDurationMs / 2)),
     maxStalledCount: config.jobAttempts,
     ...opts.workerOptions,
   });

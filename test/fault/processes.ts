@@ -6,8 +6,6 @@
 import { type ChildProcess, fork, spawn } from "node:child_process";
 import net from "node:net";
 
-const TSX = "node_modules/.bin/tsx";
-
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -157,7 +155,9 @@ export async function startApiProcess(env: Record<string, string>): Promise<ApiP
 
 /** The worker process (`npm run worker`'s entry). Resolves once it consumes. */
 export async function startWorkerProcess(env: Record<string, string>): Promise<WorkerProcess> {
-  const child = spawn(TSX, ["services/worker/main.ts"], {
+  // node itself with tsx's loader, not the tsx CLI: the CLI runs the worker in a grandchild that a
+  // SIGKILL of the CLI would leave running.
+  const child = spawn(process.execPath, ["--import", "tsx", "services/worker/main.ts"], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -63,11 +63,13 @@ export class QueueProbe {
     url: string,
     readonly prefix: string,
   ) {
+    // These connections outlive the Redis outages the tests cause: their errors are expected.
     this.redis = new Redis(url, { maxRetriesPerRequest: null });
-    this.queue = new Queue(QUEUE_NAMES.pipeline, {
-      connection: new Redis(url, { maxRetriesPerRequest: null }),
-      prefix,
-    });
+    this.redis.on("error", () => {});
+    const connection = new Redis(url, { maxRetriesPerRequest: null });
+    connection.on("error", () => {});
+    this.queue = new Queue(QUEUE_NAMES.pipeline, { connection, prefix });
+    this.queue.on("error", () => {});
   }
 
   /** `completed` events per job id in the queue's event stream. */
