@@ -1,6 +1,6 @@
 /**
- * Calibrates TCGC's redundancy thresholds on the held-out documents (specs/compressors.md section 3:
- * "tau_sim = 0.9, tau_cnt = ceil(0.05 * N), to calibrate on the project's document set and then keep").
+ * Calibrates TCGC's redundancy thresholds on the held-out documents (docs/methods.md#tcgc: tauSim 0.9
+ * and tauCntFrac 0.05 were chosen to be calibrated on the project's documents, then kept).
  * For each (tauSim, tauCntFrac) it reports the fraction of visual tokens kept and the accuracy, with
  * no cap (TCGC's own content-adaptive budget) so that only the thresholds decide.
  *

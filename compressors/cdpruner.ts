@@ -1,6 +1,6 @@
 /**
  * `cdpruner`: "Beyond Attention or Similarity: Maximizing Conditional Diversity for Token Pruning in
- * MLLMs", arXiv 2506.10967 (as OpenVINO GenAI ships it). specs/compressors.md section 6c: a
+ * MLLMs", arXiv 2506.10967 (as OpenVINO GenAI ships it). docs/methods.md#cdpruner: a
  * conditional determinantal point process.
  *
  * 1. X = `projected` (else the features, reported); S = cosine similarity of X's rows (onnxruntime;
@@ -139,7 +139,7 @@ export default defineMethod({
   name: "cdpruner",
   title: "CDPruner (conditional DPP)",
   paper: "arXiv 2506.10967",
-  doc: "cdpruner",
+  doc: "docs/methods.md#cdpruner",
   kind: "select",
   needs: ["projected", "instruction", "features"],
   needsNote:

@@ -1,6 +1,6 @@
 /**
  * `cls-attention` (FasterVLM, "[CLS] Attention is All You Need for Training-Free Visual Token Pruning",
- * arXiv 2412.01818; code Theia-4869/FasterVLM). specs/compressors.md section 5.
+ * arXiv 2412.01818; code Theia-4869/FasterVLM). docs/methods.md#cls-attention.
  * Top-K patches by CLS-to-patch attention of the select layer (head mean), raster order.
  * Fallback: attention recomputed from cls_query/keys (section 0), reported in stats.
  */
@@ -22,7 +22,7 @@ export default defineMethod({
   name: "cls-attention",
   title: "CLS attention top-K (FasterVLM)",
   paper: "arXiv 2412.01818",
-  doc: "cls-attention",
+  doc: "docs/methods.md#cls-attention",
   kind: "select",
   needs: ["attention"],
   needsNote: "attention[select] (row 0); else keys[select] + clsQuery[select]",

@@ -1,6 +1,6 @@
 /**
  * `dart`: "Stop Looking for Important Tokens in Multimodal Language Models: Duplication Matters More",
- * arXiv 2502.11494, in the pre-LLM form TensorRT-Edge-LLM runs. specs/compressors.md section 6b:
+ * arXiv 2502.11494, in the pre-LLM form TensorRT-Edge-LLM runs. docs/methods.md#dart:
  * keep the tokens least duplicated by a few pivots.
  *
  * 1. Pivot score a_i = L1 norm of row i+1 of keys[select] (CLS row dropped); without keys the L1 norm
@@ -87,7 +87,7 @@ export default defineMethod({
   name: "dart",
   title: "DART (duplication-aware pivots)",
   paper: "arXiv 2502.11494",
-  doc: "dart",
+  doc: "docs/methods.md#dart",
   kind: "select",
   needs: ["keys", "projected", "instruction", "features"],
   needsNote:

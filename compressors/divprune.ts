@@ -1,6 +1,6 @@
 /**
  * `divprune`: "DivPrune: Diversity-based Visual Token Pruning for Large Multimodal Models",
- * arXiv 2503.02175. specs/compressors.md section 6a: max-min diversity.
+ * arXiv 2503.02175. docs/methods.md#divprune: max-min diversity.
  *
  * 1. X = `projected` (the paper prunes the projected tokens), else the features (reported).
  * 2. Dist = 1 - cos(X_i, X_j) in float32 (cosine: x / max(|x|, 1e-12), one onnxruntime product;
@@ -72,7 +72,7 @@ export default defineMethod({
   name: "divprune",
   title: "DivPrune (max-min diversity)",
   paper: "arXiv 2503.02175",
-  doc: "divprune",
+  doc: "docs/methods.md#divprune",
   kind: "select",
   needs: ["projected", "features"],
   needsNote: "projected (N x W, per-token projector); else features (reported)",

@@ -1,6 +1,6 @@
 /**
  * FoPru: "Focal Pruning for Efficient Large Vision-Language Models", arXiv 2411.14164 (no public code).
- * specs/compressors.md section 1.
+ * docs/methods.md#fopru.
  *
  * 1. A = the N x N patch block of the select layer's head-mean attention (CLS row and column dropped);
  *    option `includeCls` keeps the full map and drops the CLS entry afterwards.
@@ -87,7 +87,7 @@ export default defineMethod({
   name: "fopru",
   title: "FoPru (focal pruning)",
   paper: "arXiv 2411.14164",
-  doc: "fopru",
+  doc: "docs/methods.md#fopru",
   kind: "select",
   needs: ["attention"],
   needsNote: "attention[select]; else keys[select] + clsQuery[select]; else the feature norm",

@@ -6,7 +6,7 @@
  * sum_a . sum_b = sum over i in a, j in b of G[i][j]. So after each round the Gram matrix of the current
  * tokens is aggregated (O(N^2), float64 sums stored as float32) and every later cosine comes from it:
  * cos(a, b) = G[a][b] / (max(|a|, eps) max(|b|, eps)), rounded to float32 as every score.
- * This equals the spec's repeated merging of the metric up to float rounding.
+ * This equals repeated merging of the metric vectors (docs/methods.md#merging) up to float rounding.
  */
 import { cosFromGram } from "./onnx/products.ts";
 

@@ -1,5 +1,5 @@
 /**
- * The two optional LLM-space inputs of spec section 6: `projected` (N x W, the projector applied to
+ * The two optional LLM-space inputs of docs/methods.md#the-contract (read by divprune, dart, cdpruner): `projected` (N x W, the projector applied to
  * each patch) and `instruction` (T x W, the decoder's embedding rows of the question's tokens).
  * Validated on use (shape, NaN/Inf), with the fallbacks the methods report.
  */
@@ -61,7 +61,7 @@ export function instructionOf(ctx: Ctx): Rows | undefined {
   return { data: t, rows: t.length / w, dim: w, field: "instruction" };
 }
 
-/** The similarity space of section 6: `projected`, else the features (reported). */
+/** The similarity space of divprune, dart and cdpruner: `projected`, else the features (reported). */
 export function similaritySpace(ctx: Ctx, projected: Rows | undefined): Rows {
   if (projected) return projected;
   ctx.fallback("projected -> features");

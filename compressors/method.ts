@@ -35,7 +35,7 @@ export interface MethodInfo {
   title: string;
   /** Where the method comes from: an arXiv id, or "baseline". */
   paper: string;
-  /** The section of docs/methods.md that states what the method computes (its anchor). */
+  /** Where docs/methods.md states what the method computes: `docs/methods.md#<anchor>`. */
   doc: string;
   kind: MethodKind;
   /** Inputs read (preferred ones; `needsNote` says which layers and the fallbacks). */

@@ -1,5 +1,5 @@
 /**
- * `none`: the identity baseline (specs/compressors.md section 5). Every patch passes unchanged.
+ * `none`: the identity baseline (docs/methods.md#none). Every patch passes unchanged.
  */
 import { z } from "zod";
 import { defineMethod } from "./method.ts";
@@ -8,7 +8,7 @@ export default defineMethod({
   name: "none",
   title: "No compression (identity)",
   paper: "baseline",
-  doc: "none",
+  doc: "docs/methods.md#none",
   kind: "select",
   needs: ["features"],
   needsNote: "features only",

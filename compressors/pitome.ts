@@ -1,7 +1,7 @@
 /**
  * PiToMe: "Accelerating Transformers with Spectrum-Preserving Token Merging", arXiv 2405.16148
- * (reference code hchautran/PiToMe, CC BY-NC 4.0: read, not copied). specs/compressors.md section 2a
- * (post-encoder mode).
+ * (reference code hchautran/PiToMe, CC BY-NC 4.0: read, not copied), post-encoder mode.
+ * What it computes: docs/methods.md#pitome.
  *
  * Metric = keys[select] (patch rows, heads concatenated), else the features. Tokens stay in raster order
  * of their smallest source between rounds. Each round, with N_cur tokens and target K:
@@ -42,7 +42,7 @@ export default defineMethod({
   name: "pitome",
   title: "PiToMe (energy-based token merging, post-encoder)",
   paper: "arXiv 2405.16148",
-  doc: "pitome",
+  doc: "docs/methods.md#pitome",
   kind: "merge",
   needs: ["keys", "features"],
   needsNote: "keys[select] as the metric; else the features",

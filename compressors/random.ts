@@ -1,5 +1,5 @@
 /**
- * `random`: K patches uniformly at random with a seed, raster order (specs/compressors.md section 5).
+ * `random`: K patches uniformly at random with a seed, raster order (docs/methods.md#random).
  * Generator: mulberry32(seed); partial Fisher-Yates over 0..N-1 (draw j = i + floor(u * (N - i)),
  * swap, for i = 0..K-1), so the same seed gives the same tokens on every platform.
  */
@@ -17,7 +17,7 @@ export default defineMethod({
   name: "random",
   title: "Random patches",
   paper: "baseline",
-  doc: "random",
+  doc: "docs/methods.md#random",
   kind: "select",
   needs: ["features"],
   needsNote: "features only",

@@ -1,6 +1,6 @@
 /**
  * TCGC: "Token-level Correlation-guided Compression for Efficient Multimodal Document Understanding",
- * arXiv 2407.14439 (JiuTian-VL/TokenCorrCompressor holds no code). specs/compressors.md section 3.
+ * arXiv 2407.14439 (JiuTian-VL/TokenCorrCompressor holds no code). docs/methods.md#tcgc.
  *
  * Per crop of N patches:
  * 1. C = cosine similarity of the patch keys of a low layer (default round(L / 6); else features).
@@ -83,7 +83,7 @@ export function lowLayerOf(ctx: Ctx, opts: Pick<TcgcOptions, "lowLayer">): numbe
   return opts.lowLayer ?? ctx.input.lowLayer ?? roundHalfUp(ctx.input.numLayers / 6);
 }
 
-/** Steps 1-2 of the spec without the budget: the redundant patches of one crop and rho. */
+/** Steps 1-2 (docs/methods.md#tcgc) without the budget: the redundant patches of one crop and rho. */
 export interface Redundancy {
   lowLayer: number;
   redundant: number;
@@ -94,7 +94,7 @@ export interface Redundancy {
 }
 
 /**
- * Pattern repetitiveness (spec 3.1) and information density (3.2): patch i is redundant when more than
+ * Pattern repetitiveness and information density (docs/methods.md#tcgc, steps 1-2): patch i is redundant when more than
  * ceil(tauCntFrac * N) other patches have cosine > tauSim with it, cosines of keys[low] (CLS dropped),
  * else of the features (reported as a fallback in ctx). Needs no attention; also used by TokenFLEX's
  * `budget: "auto"`.
@@ -186,7 +186,7 @@ export function selectCrop(a: CropAnalysis, nLocal: number, nOutliers: number, o
   return kept;
 }
 
-/** The total cap over crops (spec 3.6 and the decision above): per-crop local and outlier counts. */
+/** The total cap over crops (docs/methods.md#tcgc, "Budget"): per-crop local and outlier counts. */
 export function applyCap(
   crops: CropAnalysis[],
   cap: number | undefined,
@@ -230,7 +230,7 @@ export default defineMethod({
   name: "tcgc",
   title: "TCGC (token-level correlation-guided document compression)",
   paper: "arXiv 2407.14439",
-  doc: "tcgc",
+  doc: "docs/methods.md#tcgc",
   kind: "document",
   needs: ["keys", "attention", "features"],
   needsNote:

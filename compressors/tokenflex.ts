@@ -1,6 +1,6 @@
 /**
  * TokenFLEX: "Unified VLM Training for Flexible Visual Tokens Inference", arXiv 2504.03154 (no official
- * repo; Ristretto-3B's TokenAdaptiveProjector, MIT, matches the paper). specs/compressors.md section 4.
+ * repo; Ristretto-3B's TokenAdaptiveProjector, MIT, matches the paper). docs/methods.md#tokenflex.
  *
  * n = floor(sqrt(K)), K_out = n * n. The features, seen as a D x rows x cols map, are resized
  * bilinearly (align_corners = true) along any side that is not a multiple of n, to ceil(side / n) * n,
@@ -11,9 +11,9 @@
  * non-square grid) some windows receive no patch by that rule; such a window gets the patch under its
  * centre, floor((w + 0.5) * side / n), so every token has at least one source. sizes = source counts.
  *
- * Option `budget` (spec 4.4, beyond the paper):
+ * Option `budget` (beyond the paper):
  * - "fixed" (default): n = floor(sqrt(K)) from the required keep/ratio, as above.
- * - "auto": n follows the content. TCGC's redundancy analysis (spec 3.1-3.2, `redundancyOf` in tcgc.ts:
+ * - "auto": n follows the content. TCGC's redundancy analysis (docs/methods.md#tcgc steps 1-2, `redundancyOf` in tcgc.ts:
  *   cosines of the low layer's patch keys, else of the features, a reported fallback; options
  *   `tauSim`, `tauCntFrac`, `lowLayer` with TCGC's defaults) gives rho = 1 - redundant / N, then
  *     S = min(rows, cols) (the native side: the largest n that needs no upsampling),
@@ -176,7 +176,7 @@ export default defineMethod({
   name: "tokenflex",
   title: "TokenFLEX adaptive pooling",
   paper: "arXiv 2504.03154",
-  doc: "tokenflex",
+  doc: "docs/methods.md#tokenflex",
   kind: "pool",
   needs: ["features", "keys"],
   needsNote:

@@ -1,7 +1,7 @@
 /**
  * `tome`: ToMe bipartite soft matching, "Token Merging: Your ViT But Faster", arXiv 2210.09461
  * (facebookresearch/ToMe, CC BY-NC: read, not copied), applied after the encoder.
- * specs/compressors.md section 5.
+ * docs/methods.md#tome.
  *
  * Metric as in PiToMe (keys[select], else features); sizes from 1; tokens in raster order of their
  * smallest source. Each round: k = min(N_cur - K, floor(N_cur / 2)); A = even positions, B = odd;
@@ -21,7 +21,7 @@ export default defineMethod({
   name: "tome",
   title: "ToMe (bipartite soft matching, post-encoder)",
   paper: "arXiv 2210.09461",
-  doc: "tome",
+  doc: "docs/methods.md#tome",
   kind: "merge",
   needs: ["keys", "features"],
   needsNote: "keys[select] as the metric; else the features",

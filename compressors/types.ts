@@ -1,5 +1,5 @@
 /**
- * The common contract of every compressor (specs/compressors.md, section 0).
+ * The common contract of every compressor (docs/methods.md#the-contract).
  * Everything is float32, row-major. Layer-indexed inputs are keyed by layer number.
  */
 
@@ -33,7 +33,7 @@ export interface CompressorInput {
   lowLayer?: number;
   /**
    * N x W: the projector applied to each patch on its own (LLM width W); only for per-token
-   * projectors (spec section 6). Read by divprune, dart and cdpruner.
+   * projectors (docs/methods.md#the-contract). Read by divprune, dart and cdpruner.
    */
   projected?: Float32Array;
   /**

@@ -1,5 +1,5 @@
 /**
- * The conventions of specs/compressors.md section 0, shared by every method:
+ * The conventions of docs/methods.md#conventions, shared by every method:
  * top-k (score descending, ties to the smaller index), round-half-up, numpy's linear percentile,
  * and the seeded generator used by `random` and TCGC's multinomial sampling.
  */
@@ -10,8 +10,10 @@ export function roundHalfUp(x: number): number {
 }
 
 /**
- * ceil(fraction * n) as decimal arithmetic means it: 0.05 * 60 is 3.0000000000000004 in binary
- * floating point, and its ceiling must still be 3. Products within 1e-9 of an integer snap to it.
+ * ceil(fraction * n) as decimal arithmetic means it: 0.07 * 100 is 7.000000000000001 in binary
+ * floating point, and its ceiling must still be 7. Products within 1e-9 of an integer snap to it.
+ * (With the defaults 0.05 and 0.02 a plain ceiling already agrees for every N up to 4096; see
+ * docs/methods.md, "Where the original specification was wrong or silent".)
  */
 export function ceilFrac(fraction: number, n: number): number {
   const x = fraction * n;

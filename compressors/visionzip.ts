@@ -1,6 +1,6 @@
 /**
  * `visionzip`: "VisionZip: Longer is Better but Not Necessary in Vision Language Models",
- * arXiv 2412.04467 (dvlab-research/VisionZip, Apache-2.0). specs/compressors.md section 5.
+ * arXiv 2412.04467 (dvlab-research/VisionZip, Apache-2.0). docs/methods.md#visionzip.
  *
  * Dominant count Dm = round(K * share) (share 54/64 by default), contextual C = K - Dm. Dominant = top-Dm
  * by CLS-to-patch attention of the select layer. The R remaining patches in raster order: targets are
@@ -29,7 +29,7 @@ export default defineMethod({
   name: "visionzip",
   title: "VisionZip (dominant + contextual tokens)",
   paper: "arXiv 2412.04467",
-  doc: "visionzip",
+  doc: "docs/methods.md#visionzip",
   kind: "merge",
   needs: ["attention", "keys", "features"],
   needsNote:

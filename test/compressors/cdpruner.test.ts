@@ -1,4 +1,4 @@
-/** CDPruner (spec section 6c): hand-computed cases, a naive implementation, the fallbacks. */
+/** CDPruner (docs/methods.md#cdpruner): hand-computed cases, a naive implementation, the fallbacks. */
 import { describe, expect, it } from "vitest";
 import { dppSelect } from "../../compressors/cdpruner.ts";
 import { compress } from "../../compressors/index.ts";

@@ -69,7 +69,7 @@ describe("vtc tensors", () => {
     expect(await run(`--method tcgc --in ${good} --out ${out}`)).toBe(0);
   });
 
-  it("reads projected and instruction (spec section 6) under those names", async () => {
+  it("reads projected and instruction (docs/methods.md#the-contract) under those names", async () => {
     const projected = makeInput({ rows: 8, cols: 8, dim: 6, seed: 41 }).features;
     const instruction = makeInput({ rows: 1, cols: 3, dim: 6, seed: 42 }).features;
     const withLlm = file("llm.safetensors", {

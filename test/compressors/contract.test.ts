@@ -1,4 +1,4 @@
-/** The contract every method honours (spec section 0) and the common edge cases. */
+/** The contract every method honours (docs/methods.md#the-contract) and the common edge cases. */
 import { describe, expect, it } from "vitest";
 import { compress, METHOD_NAMES } from "../../compressors/index.ts";
 import type { CompressorOutput } from "../../compressors/types.ts";

@@ -1,4 +1,4 @@
-/** DART (spec section 6b): hand-computed cases, a naive implementation, the fallbacks. */
+/** DART (docs/methods.md#dart): hand-computed cases, a naive implementation, the fallbacks. */
 import { describe, expect, it } from "vitest";
 import { CompressorInputError, compress } from "../../compressors/index.ts";
 import type { CompressorInput } from "../../compressors/types.ts";

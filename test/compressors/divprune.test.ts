@@ -1,4 +1,4 @@
-/** DivPrune (spec section 6a): hand-computed cases, a naive implementation, the fallbacks. */
+/** DivPrune (docs/methods.md#divprune): hand-computed cases, a naive implementation, the fallbacks. */
 import { describe, expect, it } from "vitest";
 import { CompressorInputError, compress } from "../../compressors/index.ts";
 import { setProductPath } from "../../compressors/onnx/products.ts";

@@ -19,6 +19,24 @@ describe("registry", () => {
     }
   });
 
+  it("every method cites its section of docs/methods.md, and that section exists", () => {
+    const doc = readFileSync(path.join(dir, "../docs/methods.md"), "utf8");
+    // GitHub's anchors: the heading lower-cased, spaces to '-', punctuation other than '-' dropped.
+    const anchors = new Set(
+      [...doc.matchAll(/^#{2,3} (.+)$/gm)].map((h) =>
+        h[1]
+          .toLowerCase()
+          .replace(/[^a-z0-9 -]/g, "")
+          .replace(/ /g, "-"),
+      ),
+    );
+    for (const name of METHOD_NAMES) {
+      const [file, anchor] = METHODS[name].doc.split("#");
+      expect(file, name).toBe("docs/methods.md");
+      expect(anchors, name).toContain(anchor);
+    }
+  });
+
   it("index.ts names no method: per-method behaviour comes from the registry", () => {
     const src = readFileSync(path.join(dir, "index.ts"), "utf8");
     for (const name of METHOD_NAMES) expect(src, name).not.toContain(`"${name}"`);

@@ -1,4 +1,4 @@
-/** TokenFLEX adaptive pooling (spec section 4). */
+/** TokenFLEX adaptive pooling (docs/methods.md#tokenflex). */
 import { describe, expect, it } from "vitest";
 import { compress } from "../../compressors/index.ts";
 import type { CompressorInput } from "../../compressors/types.ts";

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ceilFrac, mulberry32, percentile, roundHalfUp, topK } from "../../compressors/util.ts";
 
-describe("conventions (spec section 0)", () => {
+describe("conventions (docs/methods.md#conventions)", () => {
   it("top-k sorts by score descending and breaks ties by the smaller index", () => {
     expect(topK([0.5, 0.9, 0.5, 0.9, 0.1], 3)).toEqual([1, 3, 0]);
     expect(topK([1, 1, 1], 2)).toEqual([0, 1]);
@@ -11,7 +11,10 @@ describe("conventions (spec section 0)", () => {
     expect([0.5, 1.5, 2.5, -0.5, 2.49].map(roundHalfUp)).toEqual([1, 2, 3, 0, 2]);
   });
   it("ceil of a decimal fraction is exact", () => {
-    expect(ceilFrac(0.05, 60)).toBe(3); // 0.05 * 60 = 3.0000000000000004 in binary
+    expect(0.07 * 100).toBeGreaterThan(7); // 7.000000000000001 in binary: a plain ceiling gives 8
+    expect(ceilFrac(0.07, 100)).toBe(7);
+    expect(ceilFrac(0.07, 101)).toBe(8); // 7.07: a true fraction still rounds up
+    expect(ceilFrac(0.05, 60)).toBe(3);
     expect(ceilFrac(0.05, 576)).toBe(29);
     expect(ceilFrac(0.02, 576)).toBe(12);
   });
