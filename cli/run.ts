@@ -21,11 +21,7 @@ import { readManifest } from "../models/runtime/manifest.ts";
 import { type JobRequest, parseJobRequest, requestLimits } from "../pipeline/request.ts";
 import { runPipeline } from "../pipeline/run.ts";
 import { parseOptPairs } from "./options.ts";
-
-const USAGE = `usage: vtc run FILE|DIR... --method M [--keep K | --ratio R] [--opt key=value ...] --prompt "..."
-               [--out DIR] [--tokens] [--picture] [--mode answer|tokens] [--layout auto|image|document]
-               [--max-tokens N] [--model DIR] [--recursive]
-`;
+import { RUN_USAGE, runHelp } from "./run-help.ts";
 
 class UsageError extends Error {}
 
@@ -52,13 +48,25 @@ async function listInputs(paths: string[], recursive: boolean): Promise<string[]
     let s: Awaited<ReturnType<typeof stat>>;
     try {
       s = await stat(p);
-    } catch {
-      throw new UsageError(`no such file or directory: ${p}`);
+    } catch (err) {
+      throw new UsageError(`${p}: ${describeFsError(err)}`);
     }
     if (s.isDirectory()) await walk(p, 0);
     else out.push(p);
   }
   return out;
+}
+
+/** A file-system error in words (ENOENT and the like), for messages. */
+export function describeFsError(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  const words: Record<string, string> = {
+    ENOENT: "no such file or directory",
+    ENOTDIR: "a part of the path is a file, not a folder",
+    EACCES: "permission denied",
+    EISDIR: "is a folder",
+  };
+  return (code && words[code]) ?? (err as Error).message;
 }
 
 /** Output stem for a file: its path relative to the common input root, with separators flattened. */
@@ -96,12 +104,12 @@ export async function main(argv: string[]): Promise<number> {
   try {
     args = parse(argv);
   } catch (err) {
-    process.stderr.write(`vtc run: ${(err as Error).message}\n${USAGE}`);
+    process.stderr.write(`vtc run: ${(err as Error).message}\n${RUN_USAGE}`);
     return 2;
   }
   const v = args.values;
   if (v.help) {
-    process.stdout.write(USAGE);
+    process.stdout.write(runHelp());
     return 0;
   }
   let files: string[];
@@ -124,10 +132,16 @@ export async function main(argv: string[]): Promise<number> {
     };
     request = parseJobRequest(raw, requestLimits(readManifest(modelDir).manifest, limits), flagOf);
     files = await listInputs(args.positionals, Boolean(v.recursive));
+    const outArg = v.out ?? "out";
+    const out = await stat(path.resolve(outArg)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return null; // made when the first result is written
+      throw new UsageError(`--out ${outArg}: ${describeFsError(err)}`);
+    });
+    if (out && !out.isDirectory()) throw new UsageError(`--out ${outArg}: exists and is not a folder`);
     if (files.length === 0) throw new UsageError("no input files found");
   } catch (err) {
     if (err instanceof UsageError || err instanceof InputError) {
-      process.stderr.write(`vtc run: ${err.message}\n${USAGE}`);
+      process.stderr.write(`vtc run: ${err.message}\n${RUN_USAGE}`);
       return 2;
     }
     throw err;
@@ -135,8 +149,13 @@ export async function main(argv: string[]): Promise<number> {
   const wants = { wantTokens: Boolean(v.tokens), wantPicture: Boolean(v.picture) };
 
   const outDir = path.resolve(v.out ?? "out");
-  await mkdir(outDir, { recursive: true });
   const model = await loadModel(modelDir);
+  // The output folder is made when the first result is written, never for a run that writes nothing.
+  let made = false;
+  const ensureOut = async () => {
+    if (!made) await mkdir(outDir, { recursive: true });
+    made = true;
+  };
   const roots = args.positionals.map((p) => path.resolve(p));
   const bar = new cliProgress.SingleBar(
     {
@@ -162,6 +181,7 @@ export async function main(argv: string[]): Promise<number> {
         { model, limits, onProgress: (stage) => tty && bar.update(i, { stage, file: path.basename(file) }) },
       );
       const { tokens, pictures, ...json } = r;
+      await ensureOut();
       const written: Record<string, string | string[]> = { result: `${base}.json` };
       if (tokens) {
         await writeFile(`${base}.safetensors`, tokens);
@@ -181,6 +201,7 @@ export async function main(argv: string[]): Promise<number> {
       failed++;
       const { message, ...rest } = toWire(err);
       const error = { error: message, ...rest };
+      await ensureOut();
       await writeFile(`${base}.json`, `${JSON.stringify({ file, error }, null, 2)}\n`);
       line = `${file}: ERROR ${error.error}`;
     }

@@ -11,7 +11,7 @@ import type { Config } from "../../common/config.ts";
 import { checkModelDir, readManifest } from "../../models/runtime/manifest.ts";
 import { requestLimits } from "../../pipeline/request.ts";
 import { defaultJobOptions, QUEUE_NAMES } from "../shared/queues.ts";
-import { connectRedis, createRedis } from "../shared/redis.ts";
+import { connectRedis, createRedis, createRequestRedis, logOutages } from "../shared/redis.ts";
 import type { AppDeps } from "./app.ts";
 import { blobSweeperFor } from "./blob-sweeper.ts";
 import { JobEventsHub } from "./events.ts";
@@ -24,14 +24,22 @@ export interface ApiContext {
 export async function createApiContext(config: Config): Promise<ApiContext> {
   // The store first: a missing bucket or bad credentials stop the API before it connects anything.
   const blobs = await openBlobStore(config.dataDir, config.blobStore, { checkBucket: true });
-  const redis: Redis = await connectRedis(config.redisUrl);
+  // Connections that serve requests fail fast while Redis is down (shared/redis.ts FOR_REQUESTS);
+  // the events hub blocks on Redis and waits for it instead.
+  const redis: Redis = await connectRedis(config.redisUrl, 3000, { forRequests: true });
+  const queueConnection = createRequestRedis(config.redisUrl);
   const queue = new Queue(QUEUE_NAMES.pipeline, {
-    connection: createRedis(config.redisUrl),
+    connection: queueConnection,
     prefix: config.queuePrefix,
     defaultJobOptions: defaultJobOptions(config),
   });
-  const hub = JobEventsHub.create(QUEUE_NAMES.pipeline, createRedis(config.redisUrl), config.queuePrefix);
+  const hubConnection = createRedis(config.redisUrl);
+  const hub = JobEventsHub.create(QUEUE_NAMES.pipeline, hubConnection, config.queuePrefix);
   await Promise.all([queue.waitUntilReady(), hub.ready()]);
+  // One line per outage and per recovery; BullMQ re-emits connection errors, already logged here.
+  logOutages(redis, "[api]");
+  queue.on("error", () => {});
+  hub.queueEvents.on("error", () => {});
   // The manifest is read per call (cheap) so a model directory fixed after start is picked up.
   const manifest = async () => readManifest(config.modelDir).manifest;
   // Deletes expired blobs and stale upload temporaries every VTC_BLOB_SWEEP_INTERVAL_SEC (0: off).
@@ -46,6 +54,7 @@ export async function createApiContext(config: Config): Promise<ApiContext> {
     requestLimits: async () => requestLimits(await manifest(), config.limits),
     modelName: async () => (await manifest()).name,
     readiness: { models: () => checkModelDir(config.modelDir) },
+    requestConnections: () => [redis, queueConnection],
   };
   return {
     deps,
