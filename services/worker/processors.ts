@@ -11,6 +11,7 @@ import {
   type PipelineJobResult,
 } from "../shared/queues.ts";
 import { AbortedError, type InferencePool } from "./pool.ts";
+import { progressWriter } from "./progress-writer.ts";
 
 export async function processPing(job: Job<PingJobData>): Promise<PingJobResult> {
   if (typeof job.data?.message !== "string") throw new Error("ping job needs data.message (string)");
@@ -28,23 +29,19 @@ export async function processCompress(
   token?: string,
   timeoutMs?: number,
 ): Promise<PipelineJobResult> {
-  // Progress goes to job.progress (the latest, with a `progress` event) and to the job's log (the
-  // history, which an SSE stream opened late replays).
-  let chain = Promise.resolve();
-  const report = (p: JobProgress) => {
-    chain = chain
-      .then(async () => {
-        await job.log(JSON.stringify({ progress: p }));
-        await job.updateProgress(p as unknown as object);
-      })
-      .catch(() => {});
-  };
+  // Progress goes to the job's log (the history, which an SSE stream replays; written first, so a
+  // stream woken by the `progress` event finds the entry) and to job.progress (the latest, with the
+  // event). At most one write at a time; see progress-writer.ts.
+  const progress = progressWriter<JobProgress>(async (p) => {
+    await job.log(JSON.stringify({ progress: p }));
+    await job.updateProgress(p as unknown as object);
+  });
   try {
-    const result = await pool.run({ jobId: job.id!, data: job.data }, report, timeoutMs);
-    await chain;
+    const result = await pool.run({ jobId: job.id!, data: job.data }, (p) => progress.report(p), timeoutMs);
+    await progress.settle();
     return result;
   } catch (err) {
-    await chain;
+    await progress.settle();
     if (err instanceof AbortedError && token) {
       await job.moveToDelayed(Date.now(), token);
       throw new DelayedError(`released: ${err.message}`);
