@@ -18,6 +18,8 @@ Writes into --out:
                        visual_mask [B,K] -> logits [B,T,V]: the language model run on [visual tokens ; text
                        embeddings] (the visual tokens as a prefix, as LLaVA does), logits of the text positions.
   tokenizer.json       (with --llava) the LLaVA tokenizer (Hugging Face tokenizers format).
+  embedding.safetensors (with --llava) the LLM's token-embedding table `embed_tokens` [V, 4096] (F16): the
+                       `instruction` rows of CDPruner and DART (the decoder keeps its weights as external data).
   manifest.json        models/real/clip-vit-l-14-336.manifest.json with the file names.
 """
 import argparse
@@ -93,6 +95,9 @@ def main():
                               opset_version=17, input_names=["features"], output_names=["tokens"],
                               dynamic_axes={"features": {0: "B", 1: "K"}, "tokens": {0: "B", 1: "K"}})
         AutoTokenizer.from_pretrained(args.llava).backend_tokenizer.save(os.path.join(args.out, "tokenizer.json"))
+        from safetensors.torch import save_file
+        emb = llava.get_input_embeddings().weight.detach().to(torch.float16).contiguous()
+        save_file({"embed_tokens": emb}, os.path.join(args.out, man["decoder"]["embedding"]["file"]))
         if args.with_llm:
             lm = llava.language_model if hasattr(llava, "language_model") else llava.model.language_model
             wrap = DecoderWrap(llava if not hasattr(lm, "lm_head") and hasattr(llava, "lm_head") else lm)

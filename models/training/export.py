@@ -133,7 +133,7 @@ def manifest(vocab):
             "classes": gen.CLASSES, "background_classes": [gen.CLASSES[i] for i in gen.BG_CLASSES],
         },
         "projector": {"inputs": {"features": "features", "positions": "positions"}, "output": "tokens",
-                      "position_dim": P, "width": WIDTH, "pooling": "tokenflex",
+                      "position_dim": P, "width": WIDTH, "per_token": True, "pooling": "tokenflex",
                       "trained_pool_n": [4, 6, 8, 10, 12],
                       "token_budget": {"min": 1, "max": 144, "per": "view"},
                       "positions": {
@@ -143,7 +143,7 @@ def manifest(vocab):
                           "s": "sqrt(number of source patches) / 12",
                           "g": "1 for a scene image or a document's global view, 0 for a document crop"}},
         "decoder": {"inputs": {"input_ids": "input_ids", "visual": "visual", "visual_mask": "visual_mask"},
-                    "output": "logits", "vocab_size": len(vocab), "width": WIDTH, "max_text_len": MAX_T,
+                    "output": "logits", "vocab_size": len(vocab), "embedding": {"initializer": "dec.emb.weight"}, "width": WIDTH, "max_text_len": MAX_T,
                     "pad_id": vocab["[PAD]"], "unk_id": vocab["[UNK]"], "bos_id": vocab["[BOS]"], "eos_id": vocab["[EOS]"],
                     "prompt": "[BOS] + question words", "answer": "argmax of logits at the last prompt position (one word); feeding it back gives [EOS]",
                     "visual_order": "tokens of each view concatenated, views in order crops row-major then global view"},

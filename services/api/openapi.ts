@@ -1,31 +1,43 @@
-/** The OpenAPI 3.1 document, generated from the zod schemas that validate requests. */
+/**
+ * The OpenAPI 3.1 document, generated from the zod schemas that validate requests
+ * (schemas.ts, chat.schemas.ts) and describe answers (response-schemas.ts). Every operation has an
+ * operationId (code generators name methods after it), a tag, and its client errors. The API tests
+ * check every answer they receive against this document (test/helpers/openapi-check.ts).
+ */
 import { z } from "zod";
 import type { Limits } from "../shared/config.ts";
 import { describeMethod, type MethodCatalog } from "../shared/methods.ts";
 import { chatCompletionSchema, chatRequestSchema } from "./chat.schemas.ts";
 import {
-  batchFieldsSchema,
   batchViewSchema,
   errorSchema,
+  healthSchema,
   jobAcceptedSchema,
-  jobFieldsSchema,
   jobViewSchema,
-} from "./schemas.ts";
+  methodsSchema,
+  modelListSchema,
+  modelSchema,
+  readinessSchema,
+} from "./response-schemas.ts";
+import { batchFieldsSchema, jobFieldsSchema } from "./schemas.ts";
+import { SSE_RETRY_MS } from "./job-stream.ts";
 
-const json = (schema: z.ZodType) =>
-  z.toJSONSchema(schema, { io: "output", unrepresentable: "any", target: "draft-2020-12" });
-const input = (schema: z.ZodType) =>
-  z.toJSONSchema(schema, { io: "input", unrepresentable: "any", target: "draft-2020-12" });
+type Schema = Record<string, unknown>;
 
-function withFiles(
-  fields: Record<string, unknown>,
-  maxFiles: number,
-  maxFileBytes: number,
-): Record<string, unknown> {
-  const props = (fields.properties ?? {}) as Record<string, unknown>;
-  const { $schema: _s, ...rest } = fields;
+/** A zod schema as JSON Schema 2020-12 (OpenAPI 3.1's dialect), without its `$schema` line. */
+function jsonSchema(schema: z.ZodType, io: "input" | "output"): Schema {
+  const { $schema: _s, ...rest } = z.toJSONSchema(schema, {
+    io,
+    unrepresentable: "any",
+    target: "draft-2020-12",
+  });
+  return rest as Schema;
+}
+
+function withFiles(fields: Schema, maxFiles: number, maxFileBytes: number): Schema {
+  const props = (fields.properties ?? {}) as Schema;
   return {
-    ...rest,
+    ...fields,
     properties: {
       files: {
         type: "array",
@@ -39,76 +51,99 @@ function withFiles(
   };
 }
 
-export function buildOpenApi(
-  limits: Limits,
-  maxKeep: number,
-  catalog: MethodCatalog,
-): Record<string, unknown> {
-  const err = { content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } };
-  const errors = {
-    "400": { description: "Invalid field (the body names the field and the limit)", ...err },
-    "404": { description: "Not found", ...err },
-    "409": { description: "Idempotency-Key reused with a different request", ...err },
-    "413": { description: "Upload, pixels, pages or file count over the limit", ...err },
-    "415": { description: "File type not supported (sniffed from the bytes)", ...err },
-    "422": { description: "File does not decode", ...err },
-  };
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const jsonBody = (name: string) => ({ "application/json": { schema: ref(name) } });
+const answer = (description: string, name: string) => ({ description, content: jsonBody(name) });
+const fail = (description: string) => answer(description, "Error");
+
+const ERRORS = {
+  "400": fail("A field is invalid: the body names the field (`field`) and the limit (`limit`)"),
+  "404": fail("No such job, batch or artifact (a finished job is kept VTC_JOB_RETENTION_SEC)"),
+  "409": fail("Idempotency-Key reused with a different request"),
+  "413": fail("Upload, pixels or file count over the limit"),
+  "415": fail("File type not supported (sniffed from the bytes)"),
+  "422": fail("A file does not decode, or a document is too complex"),
+  /** For operations with no client error of their own: any 4xx (e.g. from a proxy) has this body. */
+  "4XX": fail("A client error; every 4xx answer of this service has this body"),
+};
+const UPLOAD_ERRORS = {
+  "400": ERRORS["400"],
+  "409": ERRORS["409"],
+  "413": ERRORS["413"],
+  "415": ERRORS["415"],
+  "422": ERRORS["422"],
+};
+
+export function buildOpenApi(limits: Limits, maxKeep: number, catalog: MethodCatalog): Schema {
   const idem = {
     name: "Idempotency-Key",
     in: "header",
     required: false,
-    schema: { type: "string", maxLength: 255 },
-    description: "A retry with the same key returns the same job instead of making a new one",
+    schema: { type: "string", minLength: 1, maxLength: 255 },
+    description: "A retry with the same key returns the same job (or batch) instead of making a new one",
   };
   const idParam = { name: "id", in: "path", required: true, schema: { type: "string" } };
-  const jobFields = input(jobFieldsSchema(limits, maxKeep)) as Record<string, unknown>;
-  const batchFields = input(batchFieldsSchema(limits, maxKeep)) as Record<string, unknown>;
+  const index = (name: string, what: string) => ({
+    name,
+    in: "query",
+    required: false,
+    schema: { type: "integer", minimum: 0, default: 0 },
+    description: what,
+  });
+  const jobFields = jsonSchema(jobFieldsSchema(limits, maxKeep), "input");
+  const batchFields = jsonSchema(batchFieldsSchema(limits, maxKeep), "input");
+  const multipart = (fields: Schema, maxFiles: number) => ({
+    required: true,
+    content: { "multipart/form-data": { schema: withFiles(fields, maxFiles, limits.maxFileBytes) } },
+  });
   return {
     openapi: "3.1.0",
-    info: { title: "visual-token-compressor", version: "0.1.0" },
+    info: {
+      title: "visual-token-compressor",
+      version: "0.1.0",
+      description:
+        "Compresses the visual tokens of a vision-language model before the LLM call. Jobs run on a " +
+        "queue; follow them with GET /v1/jobs/{id} or its Server-Sent Events.",
+    },
+    servers: [{ url: "/", description: "This server" }],
+    tags: [
+      { name: "jobs", description: "Submit files, follow jobs, download their artifacts" },
+      { name: "batches", description: "Many files or many prompts as one unit" },
+      { name: "openai", description: "OpenAI-compatible chat completions and models" },
+      { name: "system", description: "Methods, health, readiness, metrics" },
+    ],
     paths: {
       "/v1/jobs": {
         post: {
+          operationId: "createJob",
+          tags: ["jobs"],
           summary: "Submit files with a prompt; compress their visual tokens with a method and answer",
           parameters: [idem],
-          requestBody: {
-            required: true,
-            content: {
-              "multipart/form-data": { schema: withFiles(jobFields, limits.maxFiles, limits.maxFileBytes) },
-            },
-          },
-          responses: {
-            "202": {
-              description: "Accepted",
-              content: { "application/json": { schema: { $ref: "#/components/schemas/JobAccepted" } } },
-            },
-            ...errors,
-          },
+          requestBody: multipart(jobFields, limits.maxFiles),
+          responses: { "202": answer("Accepted: the job is queued", "JobAccepted"), ...UPLOAD_ERRORS },
         },
       },
       "/v1/jobs/{id}": {
         get: {
+          operationId: "getJob",
+          tags: ["jobs"],
           summary: "State, progress, result (answer, token counts, timings) or error of a job",
           parameters: [idParam],
-          responses: {
-            "200": {
-              description: "The job",
-              content: { "application/json": { schema: { $ref: "#/components/schemas/Job" } } },
-            },
-            "404": errors["404"],
-          },
+          responses: { "200": answer("The job", "Job"), "404": ERRORS["404"] },
         },
       },
       "/v1/jobs/{id}/events": {
         get: {
+          operationId: "streamJobEvents",
+          tags: ["jobs"],
           summary:
             "Server-Sent Events: state, active, progress (per stage), retrying, then completed or failed",
           description:
             "Ids are the job's own: each `progress` event's id is its position in the job's log, the final " +
             "`completed`/`failed` event's id one past the last. Without Last-Event-ID the stream starts with " +
-            "`state` (the job view; id = reports so far) and sends only what follows; with Last-Event-ID: n " +
-            "it resumes after n (0: the whole history). The server closes the stream after the final event; " +
-            "a reconnect with the final id gets 204, on which EventSource stops. `retry:` is 1000 ms.",
+            "`state` (the Job; id = reports so far) and sends only what follows; with Last-Event-ID: n it " +
+            "resumes after n (0: the whole history). The server closes the stream after the final event; a " +
+            `reconnect with the final id gets 204, on which EventSource stops. \`retry:\` is ${SSE_RETRY_MS} ms.`,
           parameters: [
             idParam,
             {
@@ -120,134 +155,149 @@ export function buildOpenApi(
             },
           ],
           responses: {
-            "200": { description: "event stream", content: { "text/event-stream": {} } },
+            "200": { description: "The event stream", content: { "text/event-stream": {} } },
             "204": { description: "The job finished and the client has seen its final event: stop" },
-            "400": errors["400"],
-            "404": errors["404"],
+            "400": ERRORS["400"],
+            "404": ERRORS["404"],
           },
         },
       },
       "/v1/jobs/{id}/tokens": {
         get: {
+          operationId: "getJobTokens",
+          tags: ["jobs"],
           summary: "The compressed tokens as safetensors (the layout of `vtc tensors` output)",
           parameters: [idParam],
           responses: {
             "200": { description: "safetensors", content: { "application/octet-stream": {} } },
-            "404": errors["404"],
+            "404": ERRORS["404"],
           },
         },
       },
       "/v1/jobs/{id}/kept.png": {
         get: {
+          operationId: "getKeptPng",
+          tags: ["jobs"],
           summary: "The image with kept, merged and dropped patches drawn (one per image or PDF page)",
-          parameters: [
-            idParam,
-            {
-              name: "file",
-              in: "query",
-              required: false,
-              schema: { type: "integer", minimum: 0, default: 0 },
-            },
-            {
-              name: "page",
-              in: "query",
-              required: false,
-              schema: { type: "integer", minimum: 0, default: 0 },
-            },
-          ],
-          responses: { "200": { description: "PNG", content: { "image/png": {} } }, "404": errors["404"] },
+          parameters: [idParam, index("file", "Which file of the job"), index("page", "Which page of a PDF")],
+          responses: {
+            "200": { description: "PNG", content: { "image/png": {} } },
+            "400": ERRORS["400"],
+            "404": ERRORS["404"],
+          },
         },
       },
       "/v1/batches": {
         post: {
+          operationId: "createBatch",
+          tags: ["batches"],
           summary: "Many files (one prompt) or many prompts (one file) as one unit; one job per item",
           parameters: [idem],
-          requestBody: {
-            required: true,
-            content: {
-              "multipart/form-data": {
-                schema: withFiles(batchFields, limits.maxBatchItems, limits.maxFileBytes),
-              },
-            },
-          },
-          responses: {
-            "202": {
-              description: "Accepted",
-              content: { "application/json": { schema: { $ref: "#/components/schemas/Batch" } } },
-            },
-            ...errors,
-          },
+          requestBody: multipart(batchFields, limits.maxBatchItems),
+          responses: { "202": answer("Accepted: one job per item", "Batch"), ...UPLOAD_ERRORS },
         },
       },
       "/v1/batches/{id}": {
         get: {
+          operationId: "getBatch",
+          tags: ["batches"],
           summary: "A batch with per-item results",
           parameters: [idParam],
-          responses: {
-            "200": {
-              description: "The batch",
-              content: { "application/json": { schema: { $ref: "#/components/schemas/Batch" } } },
-            },
-            "404": errors["404"],
-          },
+          responses: { "200": answer("The batch", "Batch"), "404": ERRORS["404"] },
         },
       },
       "/v1/chat/completions": {
         post: {
+          operationId: "createChatCompletion",
+          tags: ["openai"],
           summary:
             "OpenAI-compatible chat: the last user message's images (data: URIs) are encoded and compressed " +
             "with `vtc.method`, the LLM answers; the answer reports the visual tokens saved. Waits for the job",
           requestBody: {
             required: true,
-            content: { "application/json": { schema: input(chatRequestSchema(maxKeep)) } },
+            content: { "application/json": { schema: jsonSchema(chatRequestSchema(maxKeep), "input") } },
           },
           responses: {
-            "200": {
-              description: "chat.completion",
-              content: { "application/json": { schema: { $ref: "#/components/schemas/ChatCompletion" } } },
-            },
-            "400": errors["400"],
-            "413": errors["413"],
-            "415": errors["415"],
-            "422": errors["422"],
-            "504": { description: "The job did not finish in time (it goes on: GET /v1/jobs/{id})", ...err },
+            "200": answer("chat.completion", "ChatCompletion"),
+            "400": ERRORS["400"],
+            "413": fail("The body, an image's bytes or pixels over the limit"),
+            "415": ERRORS["415"],
+            "422": ERRORS["422"],
+            "504": fail("The job did not finish in time (it goes on: GET /v1/jobs/{id})"),
           },
         },
       },
       "/v1/models": {
         get: {
+          operationId: "listModels",
+          tags: ["openai"],
           summary: "OpenAI-compatible list of the served model",
-          responses: { "200": { description: "list", content: { "application/json": {} } } },
+          responses: { "200": answer("The served model", "ModelList"), "4XX": ERRORS["4XX"] },
+        },
+      },
+      "/v1/models/{id}": {
+        get: {
+          operationId: "retrieveModel",
+          tags: ["openai"],
+          summary: "OpenAI-compatible: the served model by its id",
+          parameters: [{ ...idParam, description: "The model's id, as GET /v1/models lists it" }],
+          responses: { "200": answer("The model", "Model"), "404": fail("No model with that id") },
         },
       },
       "/v1/methods": {
         get: {
+          operationId: "listMethods",
+          tags: ["system"],
           summary: "Compression methods with their options (JSON Schema, defaults, ranges)",
-          responses: { "200": { description: "methods", content: { "application/json": {} } } },
+          responses: { "200": answer("The methods", "Methods"), "4XX": ERRORS["4XX"] },
         },
       },
-      "/healthz": { get: { summary: "The process is up", responses: { "200": { description: "ok" } } } },
+      "/healthz": {
+        get: {
+          operationId: "health",
+          tags: ["system"],
+          summary: "The process is up",
+          responses: { "200": answer("Up", "Health"), "4XX": ERRORS["4XX"] },
+        },
+      },
       "/readyz": {
         get: {
-          summary: "Redis and the models are there",
-          responses: { "200": { description: "ready" }, "503": { description: "not ready" } },
+          operationId: "ready",
+          tags: ["system"],
+          summary: "Redis answers and the model files are there",
+          responses: {
+            "200": answer("Ready", "Readiness"),
+            "503": answer("Not ready: the body says what is missing", "Readiness"),
+            "4XX": ERRORS["4XX"],
+          },
         },
       },
       "/metrics": {
         get: {
+          operationId: "metrics",
+          tags: ["system"],
           summary:
-            "Prometheus metrics of this API process: HTTP requests by route, method and status, latency, jobs by state (job outcomes and durations: each worker's VTC_WORKER_METRICS_PORT)",
-          responses: { "200": { description: "text exposition format", content: { "text/plain": {} } } },
+            "Prometheus metrics of this API process: HTTP requests by route, method and status, latency, jobs " +
+            "by state (job outcomes and durations: each worker's VTC_WORKER_METRICS_PORT)",
+          responses: {
+            "200": { description: "Prometheus text exposition format", content: { "text/plain": {} } },
+            "4XX": ERRORS["4XX"],
+          },
         },
       },
     },
     components: {
       schemas: {
-        Error: json(errorSchema),
-        JobAccepted: json(jobAcceptedSchema),
-        Job: json(jobViewSchema),
-        Batch: json(batchViewSchema),
-        ChatCompletion: json(chatCompletionSchema),
+        Error: jsonSchema(errorSchema, "output"),
+        JobAccepted: jsonSchema(jobAcceptedSchema, "output"),
+        Job: jsonSchema(jobViewSchema, "output"),
+        Batch: jsonSchema(batchViewSchema, "output"),
+        ChatCompletion: jsonSchema(chatCompletionSchema, "output"),
+        Model: jsonSchema(modelSchema, "output"),
+        ModelList: jsonSchema(modelListSchema, "output"),
+        Methods: jsonSchema(methodsSchema, "output"),
+        Health: jsonSchema(healthSchema, "output"),
+        Readiness: jsonSchema(readinessSchema, "output"),
       },
     },
     "x-methods": catalog.list().map(describeMethod),

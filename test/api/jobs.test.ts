@@ -266,6 +266,19 @@ describe("methods, docs, metrics, health", () => {
     expect(text).toMatch(/vtc_http_requests_total\{method="GET",route="\/v1\/methods",status="200"\} [1-9]/);
   });
 
+  it("GET /v1/models/{id}: the served model, or a 404 naming the ones served", async () => {
+    const list = await (await fetch(`${h.base}/v1/models`)).json();
+    const id = list.data[0].id;
+    const one = await fetch(`${h.base}/v1/models/${encodeURIComponent(id)}`);
+    expect(one.status).toBe(200);
+    expect(await one.json()).toEqual(list.data[0]);
+    const none = await fetch(`${h.base}/v1/models/gpt-4o`);
+    expect(none.status).toBe(404);
+    const body = await none.json();
+    expect(body.error).toMatchObject({ code: "not_found", type: "invalid_request_error", param: "id" });
+    expect(body.error.message).toContain(id);
+  });
+
   it("/healthz and /readyz", async () => {
     expect((await fetch(`${h.base}/healthz`)).status).toBe(200);
     const ready = await (await fetch(`${h.base}/readyz`)).json();

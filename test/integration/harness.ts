@@ -6,16 +6,21 @@ import fs from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
+import express from "express";
 import { createApp } from "../../services/api/app.ts";
 import { createApiContext } from "../../services/api/context.ts";
 import { type Config, loadConfig } from "../../services/shared/config.ts";
 import type { MethodCatalog } from "../../services/shared/methods.ts";
+import { answerRecorder, checkAnswers, type RecordedAnswer } from "../helpers/openapi-check.ts";
 import { cleanupPrefix, REDIS_URL, uniquePrefix } from "../helpers/redis.ts";
 
 export interface Harness {
   base: string;
   config: Config;
   ctx: Awaited<ReturnType<typeof createApiContext>>;
+  /** Every answer the server gave; `close` checks them against the OpenAPI document. */
+  answers: RecordedAnswer[];
+  /** Stops the server and cleans up; throws if an answer disagreed with the OpenAPI document. */
   close(): Promise<void>;
 }
 
@@ -40,19 +45,30 @@ export async function startApi(
     limits: { ...base.limits, ...opts.limits },
   };
   const ctx = await createApiContext(config, { catalog: opts.catalog });
-  const server = createApp(ctx.deps).listen(0);
+  // Every answer is recorded and checked against the OpenAPI document when the server closes.
+  const recorder = answerRecorder();
+  const outer = express();
+  outer.disable("x-powered-by");
+  outer.use(recorder.record, createApp(ctx.deps));
+  const server = outer.listen(0);
   await new Promise<void>((resolve) => server.once("listening", () => resolve()));
   const { port } = server.address() as AddressInfo;
   return {
     base: `http://127.0.0.1:${port}`,
     config,
     ctx,
+    answers: recorder.answers,
     async close() {
+      const doc = await (await fetch(`http://127.0.0.1:${port}/docs/openapi.json`)).json();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await ctx.close();
       await cleanupPrefix(prefix);
       await fs.rm(dataDir, { recursive: true, force: true });
+      const problems = checkAnswers(doc, recorder.answers);
+      if (problems.length > 0) {
+        throw new Error(`answers that disagree with /docs/openapi.json:\n${problems.join("\n")}`);
+      }
     },
   };
 }

@@ -4,7 +4,7 @@
  * `param`, which OpenAI clients read.
  */
 import express, { type ErrorRequestHandler, Router } from "express";
-import { InputError } from "../../../common/errors.ts";
+import { InputError, VtcError } from "../../../common/errors.ts";
 import { type ChatService, chatBodyLimit } from "../chat.service.ts";
 import { toErrorAnswer } from "../http-errors.ts";
 import type { Config } from "../../shared/config.ts";
@@ -17,6 +17,19 @@ export function chatRouter(deps: { chat: ChatService; config: Config }): Router 
 
   r.get("/v1/models", async (_req, res) => {
     res.json(await chat.models());
+  });
+
+  r.get("/v1/models/:id", async (req, res) => {
+    const { data } = await chat.models();
+    const model = data.find((m) => m.id === req.params.id);
+    if (!model) {
+      const ids = data.map((m) => m.id).join(", ");
+      throw new VtcError(`model "${req.params.id}" not found; this server serves: ${ids}`, {
+        code: "not_found",
+        field: "id",
+      });
+    }
+    res.json(model);
   });
 
   r.post(

@@ -1,8 +1,9 @@
-/** Methods, health, readiness, metrics and docs. */
+/** Methods, health, readiness, metrics and docs (routes/docs.ts). */
 import { Router } from "express";
 import type { Redis } from "ioredis";
 import { describeMethod, type MethodCatalog } from "../../shared/methods.ts";
 import type { Metrics } from "../metrics.ts";
+import { docsRouter } from "./docs.ts";
 
 export interface Readiness {
   /** Whether the model files the workers need are there (name and reason when not). */
@@ -39,27 +40,6 @@ export function systemRouter(deps: {
     res.setHeader("Content-Type", deps.metrics.registry.contentType);
     res.send(await deps.metrics.registry.metrics());
   });
-  r.get("/docs/openapi.json", async (_req, res) => {
-    res.json(await deps.openapi());
-  });
-  r.get("/docs", async (req, res) => {
-    if (!req.accepts("html")) {
-      res.json(await deps.openapi());
-      return;
-    }
-    res.type("html").send(DOCS_HTML);
-  });
+  r.use(docsRouter(deps.openapi));
   return r;
 }
-
-/** A dependency-free page that renders /docs/openapi.json (the machines here reach no CDN). */
-const DOCS_HTML = `<!doctype html><html><head><meta charset="utf-8"><title>vtc API</title>
-<style>body{font:14px system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em}
-code,pre{background:#f4f4f4;padding:2px 4px}pre{padding:8px;overflow:auto}h3{margin-bottom:0}</style></head>
-<body><h1>vtc API</h1><p>Machine-readable: <a href="/docs/openapi.json">/docs/openapi.json</a> (OpenAPI 3.1)</p>
-<div id="ops"></div><script>
-fetch('/docs/openapi.json').then(r=>r.json()).then(doc=>{const el=document.getElementById('ops');
-for(const [p,ops] of Object.entries(doc.paths))for(const [m,op] of Object.entries(ops)){
-const d=document.createElement('div');d.innerHTML='<h3><code>'+m.toUpperCase()+' '+p+'</code></h3><p>'+(op.summary||'')+'</p>'+
-'<details><summary>schema</summary><pre>'+JSON.stringify(op,null,2).replace(/</g,'&lt;')+'</pre></details>';el.appendChild(d);}});
-</script></body></html>`;
