@@ -29,13 +29,19 @@ export async function processCompress(
   token?: string,
   timeoutMs?: number,
 ): Promise<PipelineJobResult> {
-  // Progress goes to the job's log (the history, which an SSE stream replays; written first, so a
-  // stream woken by the `progress` event finds the entry) and to job.progress (the latest, with the
-  // event). At most one write at a time; see progress-writer.ts.
-  const progress = progressWriter<JobProgress>(async (p) => {
-    await job.log(JSON.stringify({ progress: p }));
-    await job.updateProgress(p as unknown as object);
-  });
+  // Progress goes to the job's log (the history, which an SSE stream replays) and to job.progress
+  // (the latest, with a `progress` event). Both commands go out together on the worker's connection,
+  // the log entry first; should the event still arrive first, a stream reads the entry on the next
+  // event or at the end, never loses it. One report at a time, per stage: see progress-writer.ts.
+  const progress = progressWriter<JobProgress>(
+    async (p) => {
+      await Promise.all([
+        job.log(JSON.stringify({ progress: p })),
+        job.updateProgress(p as unknown as object),
+      ]);
+    },
+    (a, b) => a.stage === b.stage,
+  );
   try {
     const result = await pool.run({ jobId: job.id!, data: job.data }, (p) => progress.report(p), timeoutMs);
     await progress.settle();
