@@ -35,6 +35,10 @@ const OTHER_CODES = {
   timeout: 504,
   job_failed: 500,
   internal: 500,
+  /** The remote LLM server could not be reached, timed out or failed (retried with the job's backoff). */
+  llm_unavailable: 502,
+  /** The remote LLM server refused the request (4xx: not retried). */
+  llm_rejected: 502,
 } as const;
 
 export type InputErrorCode = keyof typeof INPUT_CODES;

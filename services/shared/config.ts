@@ -3,6 +3,7 @@
  * use the same variable names and defaults as the pipeline's own (`pipeline/limits.ts`).
  */
 import path from "node:path";
+import type { LlmFamily, RemoteLlmConfig } from "../../pipeline/llm/remote.ts";
 import { type BlobStoreConfig, loadBlobStoreConfig } from "./blob-store-config.ts";
 
 export interface Limits {
@@ -65,6 +66,10 @@ export interface Config {
   limits: Limits;
   /** POST /v1/chat/completions. */
   chat: ChatConfig;
+  /** The LLM behind the pipeline: a remote OpenAI-compatible server (VTC_LLM_URL), or null for the embedded decoder. */
+  llm: RemoteLlmConfig | null;
+  /** vtc's own chat endpoint takes vLLM-style `image_embeds` parts (VTC_ACCEPT_EMBEDS=1; off by default). */
+  acceptEmbeds: boolean;
 }
 
 export interface ChatConfig {
@@ -90,6 +95,48 @@ function ratio(env: NodeJS.ProcessEnv, name: string): number | undefined {
   const n = Number(raw);
   if (!(n > 0 && n <= 1)) throw new Error(`${name} must be a number in (0, 1], got "${raw}"`);
   return n;
+}
+
+function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, values: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!values.includes(raw as T))
+    throw new Error(`${name} must be one of ${values.join(", ")}, got "${raw}"`);
+  return raw as T;
+}
+
+function flag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "" || raw === "0" || raw === "false") return false;
+  if (raw === "1" || raw === "true") return true;
+  throw new Error(`${name} must be 1 or 0, got "${raw}"`);
+}
+
+/** VTC_LLM_*: unset VTC_LLM_URL means the embedded decoder. The API key is never part of a message. */
+function remoteLlm(env: NodeJS.ProcessEnv): RemoteLlmConfig | null {
+  const url = env.VTC_LLM_URL;
+  if (url === undefined || url === "") return null;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new Error(`VTC_LLM_URL must be an http(s) URL ending in /v1, got "${url}"`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new Error(`VTC_LLM_URL must be an http(s) URL ending in /v1, got "${url}"`);
+  }
+  const model = env.VTC_LLM_MODEL;
+  if (!model)
+    throw new Error("VTC_LLM_MODEL is required when VTC_LLM_URL is set (the model the server serves)");
+  return {
+    url: url.replace(/\/+$/, ""),
+    model,
+    ...(env.VTC_LLM_API_KEY ? { apiKey: env.VTC_LLM_API_KEY } : {}),
+    embedsFormat: oneOf(env, "VTC_LLM_EMBEDS_FORMAT", ["npy", "torch"] as const, "npy"),
+    embedsDtype: oneOf(env, "VTC_LLM_EMBEDS_DTYPE", ["float32", "float16"] as const, "float32"),
+    family: oneOf<LlmFamily>(env, "VTC_LLM_FAMILY", ["llava", "qwen2-vl"], "llava"),
+    timeoutMs: int(env, "VTC_LLM_TIMEOUT_MS", 60_000, 1),
+  };
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -136,6 +183,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ratio: ratio(env, "VTC_CHAT_RATIO"),
       timeoutMs: int(env, "VTC_CHAT_TIMEOUT_MS", 120_000, 1),
     },
+    llm: remoteLlm(env),
+    acceptEmbeds: flag(env, "VTC_ACCEPT_EMBEDS"),
   };
 }
 

@@ -31,6 +31,7 @@ export function createWorkerService(
       blobStore: config.blobStore,
       modelDir: config.modelDir,
       limits: config.limits,
+      llm: config.llm,
     },
     opts.runnerModule ?? PIPELINE_RUNNER,
     { decodeTimeoutMs: config.decodeTimeoutMs, maxHeapMb: config.threadMaxHeapMb },
