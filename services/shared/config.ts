@@ -52,6 +52,12 @@ export interface Config {
   decodeTimeoutMs: number;
   /** JavaScript heap limit of each inference thread, MB; a thread over it while decoding: `too_complex`. */
   threadMaxHeapMb: number;
+  /**
+   * BullMQ lock of a running job, ms; the worker renews it every half of this (inference runs in
+   * threads, so renewals are never late) and checks for stalled jobs as often. A job whose worker
+   * died runs again on another worker within about twice this.
+   */
+  lockDurationMs: number;
   /** On SIGTERM the worker finishes its current job within this time, or hands it back to the queue. */
   shutdownTimeoutMs: number;
   /** Finished jobs (and their idempotency keys) are kept this long, seconds. */
@@ -164,6 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jobTimeoutMs: int(env, "VTC_JOB_TIMEOUT_MS", 300_000, 1),
     decodeTimeoutMs: int(env, "VTC_DECODE_TIMEOUT_MS", 30_000, 1),
     threadMaxHeapMb: int(env, "VTC_THREAD_MAX_HEAP_MB", 2048, 64),
+    lockDurationMs: int(env, "VTC_LOCK_DURATION_MS", 4000, 1000),
     shutdownTimeoutMs: int(env, "VTC_SHUTDOWN_TIMEOUT_MS", 30_000),
     jobRetentionSec: int(env, "VTC_JOB_RETENTION_SEC", 24 * 3600),
     blobSweepIntervalSec: int(env, "VTC_BLOB_SWEEP_INTERVAL_SEC", 3600),
