@@ -235,8 +235,10 @@ export interface RuntimeSettings {
   providers: string | undefined;
   /** `VTC_ORT_THREADS`: intra-op threads; undefined: onnxruntime's choice. */
   threads: number | undefined;
-  /** `VTC_ORT_SPIN=1`: let onnxruntime's threads spin between ops. */
+  /** `VTC_ORT_SPIN=1`: let the compressors' onnxruntime threads spin between ops. */
   spin: boolean;
+  /** `VTC_ORT_SPINNING` 1 or 0: the model's sessions spin or not; undefined: the caller's choice. */
+  spinning: boolean | undefined;
 }
 
 export function runtimeSettings(env: NodeJS.ProcessEnv = process.env): RuntimeSettings {
@@ -245,6 +247,7 @@ export function runtimeSettings(env: NodeJS.ProcessEnv = process.env): RuntimeSe
     providers: env.ORT_EXECUTION_PROVIDERS,
     threads: Number.isInteger(threads) && threads > 0 ? threads : undefined,
     spin: env.VTC_ORT_SPIN === "1",
+    spinning: env.VTC_ORT_SPINNING === "1" ? true : env.VTC_ORT_SPINNING === "0" ? false : undefined,
   };
 }
 

@@ -69,12 +69,25 @@ export function requestLimits(
   };
 }
 
+const schemaCache = new Map<string, ReturnType<typeof buildSchema>>();
+
 /**
  * The request's fields as an adapter hands them over. Multipart fields are strings: numbers are
  * coerced here; `options` is already an object (the multipart adapter parses its JSON text).
+ * Built once per set of limits: building it takes longer than validating a request with it.
  */
 export function jobRequestSchema(limits: RequestLimits) {
-  return z.object({
+  const key = `${limits.maxPromptChars}:${limits.maxKeep}:${limits.maxNewTokens}`;
+  let schema = schemaCache.get(key);
+  if (!schema) {
+    schema = buildSchema(limits);
+    schemaCache.set(key, schema);
+  }
+  return schema;
+}
+
+function buildSchema(limits: RequestLimits) {
+  return z.strictObject({
     method: z.string().min(1).describe("A compression method from GET /v1/methods"),
     keep: z.coerce
       .number()
@@ -107,7 +120,7 @@ export function jobRequestSchema(limits: RequestLimits) {
   });
 }
 
-export type RawJobRequest = z.input<ReturnType<typeof jobRequestSchema>>;
+export type RawJobRequest = z.input<ReturnType<typeof buildSchema>>;
 
 /** Maps the contract's field names (`keep`, `options.margin`, `prompt`) to the adapter's own. */
 export type FieldNames = (field: string) => string;
@@ -140,7 +153,7 @@ export function parseJobRequest(
   limits: RequestLimits,
   names: FieldNames = sameNames,
 ): JobRequest {
-  const parsed = jobRequestSchema(limits).strict().safeParse(raw);
+  const parsed = jobRequestSchema(limits).safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     // An unknown key is reported on its object; name the key itself.

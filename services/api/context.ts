@@ -51,7 +51,8 @@ export async function createApiContext(config: Config): Promise<ApiContext> {
     hub,
     blobs,
     catalog: registryCatalog,
-    requestLimits: async () => requestLimits(await manifest(), config.limits),
+    // Every POST needs it; the manifest is read at most every 10 s.
+    requestLimits: memoizeFor(10_000, async () => requestLimits(await manifest(), config.limits)),
     modelName: async () => (await manifest()).name,
     readiness: { models: () => checkModelDir(config.modelDir) },
     requestConnections: () => [redis, queueConnection],
@@ -65,5 +66,22 @@ export async function createApiContext(config: Config): Promise<ApiContext> {
       redis.disconnect();
       blobs.close?.();
     },
+  };
+}
+
+/** `fn`'s result, reused for `ms` (a rejection is not kept). */
+export function memoizeFor<T>(ms: number, fn: () => Promise<T>): () => Promise<T> {
+  let cached: { value: Promise<T>; until: number } | null = null;
+  return () => {
+    const now = Date.now();
+    if (!cached || now >= cached.until) {
+      const value = fn();
+      const entry = { value, until: now + ms };
+      cached = entry;
+      value.catch(() => {
+        if (cached === entry) cached = null;
+      });
+    }
+    return cached.value;
   };
 }
