@@ -19,7 +19,8 @@ import {
 } from "./local-redis.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const tsx = path.resolve(here, "../node_modules/.bin/tsx");
+// From dist/ (`node dist/services/start.js`) the children are compiled JavaScript too.
+const compiled = import.meta.url.endsWith(".js");
 const children: ChildProcess[] = [];
 let redis: StartedRedis | undefined;
 let stopping = false;
@@ -44,8 +45,13 @@ function stopChildren(signal: NodeJS.Signals): void {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill(signal);
 }
 
+/** Starts `entry` ("api/main") as a child: through tsx in development, with node from dist/. */
 function run(entry: string): ChildProcess {
-  const child = spawn(tsx, [path.join(here, entry)], { stdio: "inherit", env: process.env });
+  const file = path.join(here, `${entry}${compiled ? ".js" : ".ts"}`);
+  const [command, args] = compiled
+    ? [process.execPath, [file]]
+    : [path.resolve(here, "../node_modules/.bin/tsx"), [file]];
+  const child = spawn(command, args, { stdio: "inherit", env: process.env });
   child.on("exit", (code) => {
     // After a signal both children are already stopping: a second SIGTERM would cut a graceful
     // shutdown short.
@@ -115,6 +121,6 @@ const config = loadConfig();
 await ensureLocalRedis(config.redisUrl, config.dataDir);
 if (stopping) await finish();
 else {
-  run("api/main.ts");
-  run("worker/main.ts");
+  run("api/main");
+  run("worker/main");
 }

@@ -2,7 +2,7 @@
  * Model manifests (`manifest.json` beside the ONNX files). The schema checks what the runtime reads and
  * lets other fields through; `models/vtc-tiny/README.md` documents every field of the embedded model.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 
@@ -79,7 +79,17 @@ export interface LoadedManifest {
 }
 
 export function defaultModelDir(env: NodeJS.ProcessEnv = process.env): string {
-  return path.resolve(env.VTC_MODEL_DIR ?? path.join(import.meta.dirname, "..", "vtc-tiny"));
+  return path.resolve(env.VTC_MODEL_DIR ?? packagedModelDir());
+}
+
+/**
+ * models/vtc-tiny next to this file's folder; from the compiled build (dist/models/runtime/) the
+ * model is still in the source tree's models/, since the build emits JavaScript only.
+ */
+function packagedModelDir(): string {
+  const source = path.join(import.meta.dirname, "..", "vtc-tiny");
+  const fromDist = path.join(import.meta.dirname, "..", "..", "..", "models", "vtc-tiny");
+  return existsSync(source) || !existsSync(fromDist) ? source : fromDist;
 }
 
 export function readManifest(dir: string = defaultModelDir()): LoadedManifest {

@@ -6,9 +6,9 @@
  * next count starts a fresh one.
  */
 import { Worker } from "node:worker_threads";
+import { threadFiles } from "./thread-files.ts";
 
-const BOOT = new URL("./thread-boot.mjs", import.meta.url);
-const ENTRY = new URL("./pdf-pages.thread.ts", import.meta.url).href;
+const { boot: BOOT, entry: ENTRY } = threadFiles(new URL("./pdf-pages.thread.ts", import.meta.url));
 
 /** Why a count failed: the PDF cannot be read, or reading it needs more than the limits allow. */
 export class PdfCountError extends Error {

@@ -11,12 +11,13 @@
 import { Worker } from "node:worker_threads";
 import { fromWire, InputError } from "../../common/errors.ts";
 import type { JobProgress, PipelineJobResult } from "../shared/queues.ts";
+import { runtimeModule, threadFiles } from "../shared/thread-files.ts";
 import type { RunnerInit, RunTask } from "./runner.ts";
 import type { FromThread, ToThread } from "./thread.ts";
 
-const BOOT = new URL("../shared/thread-boot.mjs", import.meta.url);
-const ENTRY = new URL("./thread.ts", import.meta.url).href;
-export const PIPELINE_RUNNER = new URL("./pipeline-runner.ts", import.meta.url).href;
+// Development: TypeScript through tsx; dist/: the compiled .js files (see thread-files.ts).
+const { boot: BOOT, entry: ENTRY } = threadFiles(new URL("./thread.ts", import.meta.url));
+export const PIPELINE_RUNNER = runtimeModule(new URL("./pipeline-runner.ts", import.meta.url)).href;
 
 /** The run took longer than the job timeout; its thread was stopped. Retried like any failure. */
 export class JobTimeoutError extends Error {

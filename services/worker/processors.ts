@@ -10,7 +10,9 @@ import {
   type PipelineJobData,
   type PipelineJobResult,
 } from "../shared/queues.ts";
+import { isLlmError, isTransientLlmError } from "../../pipeline/llm/errors.ts";
 import { AbortedError, type InferencePool } from "./pool.ts";
+import { progressWriter } from "./progress-writer.ts";
 
 export async function processPing(job: Job<PingJobData>): Promise<PingJobResult> {
   if (typeof job.data?.message !== "string") throw new Error("ping job needs data.message (string)");
@@ -28,30 +30,35 @@ export async function processCompress(
   token?: string,
   timeoutMs?: number,
 ): Promise<PipelineJobResult> {
-  // Progress goes to job.progress (the latest, with a `progress` event) and to the job's log (the
-  // history, which an SSE stream opened late replays).
-  let chain = Promise.resolve();
-  const report = (p: JobProgress) => {
-    chain = chain
-      .then(async () => {
-        await job.log(JSON.stringify({ progress: p }));
-        await job.updateProgress(p as unknown as object);
-      })
-      .catch(() => {});
-  };
+  // Progress goes to the job's log (the history, which an SSE stream replays) and to job.progress
+  // (the latest, with a `progress` event). Both commands go out together on the worker's connection,
+  // the log entry first; should the event still arrive first, a stream reads the entry on the next
+  // event or at the end, never loses it. One report at a time, per stage: see progress-writer.ts.
+  const progress = progressWriter<JobProgress>(
+    async (p) => {
+      await Promise.all([
+        job.log(JSON.stringify({ progress: p })),
+        job.updateProgress(p as unknown as object),
+      ]);
+    },
+    (a, b) => a.stage === b.stage,
+  );
   try {
-    const result = await pool.run({ jobId: job.id!, data: job.data }, report, timeoutMs);
-    await chain;
+    const result = await pool.run({ jobId: job.id!, data: job.data }, (p) => progress.report(p), timeoutMs);
+    await progress.settle();
     return result;
   } catch (err) {
-    await chain;
+    await progress.settle();
     if (err instanceof AbortedError && token) {
       await job.moveToDelayed(Date.now(), token);
       throw new DelayedError(`released: ${err.message}`);
     }
-    if (err instanceof InputError) {
+    if (err instanceof InputError || isLlmError(err)) {
+      // The code and message are kept for the job's answer; an LLM server that is down is retried
+      // with the job's backoff (and fails with llm_unavailable when attempts run out), one that
+      // refused the request is not.
       await job.updateData({ ...job.data, failure: toWire(err) });
-      throw new UnrecoverableError(err.message);
+      if (!isTransientLlmError(err)) throw new UnrecoverableError((err as Error).message);
     }
     throw err;
   }

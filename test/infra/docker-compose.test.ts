@@ -56,6 +56,44 @@ describe("docker-compose.yml", () => {
     }
   });
 
+  it("api and workers run the compiled build with node under an init, restart, and are health-checked", () => {
+    const entry = { api: "dist/services/api/main.js", worker: "dist/services/worker/main.js" };
+    for (const name of ["api", "worker", "worker-gpu"]) {
+      const s = services[name];
+      // Not npm (it does not pass SIGTERM on) nor tsx (a development tool).
+      expect(s.command).toEqual(["node", name === "api" ? entry.api : entry.worker]);
+      expect(s.init).toBe(true);
+      expect(s.restart).toBe("unless-stopped");
+      expect(s.healthcheck.test.slice(0, 3)).toEqual(["CMD", "node", "-e"]);
+    }
+    expect(services.api.healthcheck.test[3]).toContain("http://127.0.0.1:3000/readyz");
+    for (const name of ["worker", "worker-gpu"]) {
+      expect(services[name].healthcheck.test[3]).toContain("http://127.0.0.1:9464/metrics");
+      // compose's default 10 s would SIGKILL a worker still inside its 30 s shutdown bound.
+      expect(seconds(services[name].stop_grace_period)).toBeGreaterThan(30);
+    }
+    expect(services.redis.restart).toBe("unless-stopped");
+  });
+
+  it("the images: CPU from Dockerfile, the GPU worker from Dockerfile.gpu on a CUDA 12 + cuDNN runtime", () => {
+    expect(services.api.build).toBe(".");
+    expect(services.worker.build).toBe(".");
+    expect(services["worker-gpu"].build).toEqual({ context: ".", dockerfile: "Dockerfile.gpu" });
+    const cpu = readFileSync(new URL("../../Dockerfile", import.meta.url), "utf8");
+    const gpu = readFileSync(new URL("../../Dockerfile.gpu", import.meta.url), "utf8");
+    for (const file of [cpu, gpu]) {
+      expect(file).toMatch(/RUN npm run build && npm prune --omit=dev/);
+      expect(file).toMatch(/COPY --from=build \/app\/dist \.\/dist/);
+      expect(file).toMatch(/VTC_IN_CONTAINER=1/);
+      expect(file).not.toMatch(/CMD \["npm"/);
+    }
+    expect(cpu).toMatch(/ONNXRUNTIME_NODE_INSTALL=skip npm ci/);
+    expect(cpu).toMatch(/CMD \["node", "dist\/services\/api\/main\.js"\]/);
+    expect(gpu).toMatch(/ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci/);
+    expect(gpu).toMatch(/ARG CUDA_IMAGE=nvidia\/cuda:12\.[0-9.]+-cudnn-runtime-/);
+    expect(gpu).toMatch(/CMD \["node", "dist\/services\/worker\/main\.js"\]/);
+  });
+
   it("minio (profile s3) is healthy-checked and keeps its data in a volume", () => {
     const m = services.minio;
     expect(m.profiles).toEqual(["s3"]);
@@ -95,6 +133,14 @@ describe("docker-compose.yml", () => {
     }
   });
 });
+
+/** A compose duration ("45s", "1m30s") in seconds. */
+function seconds(duration: string): number {
+  let total = 0;
+  for (const [, n, unit] of duration.matchAll(/(\d+)(h|m|s)/g))
+    total += Number(n) * { h: 3600, m: 60, s: 1 }[unit]!;
+  return total;
+}
 
 /**
  * Compose's variable substitution for what the file uses: `${NAME}`, `${NAME:-default}` (unset or
