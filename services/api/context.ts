@@ -3,6 +3,7 @@
  * store (and its retention sweep), the method catalog and model readiness. `npm run api` and the
  * tests both use it.
  */
+import { readWorkerStatuses } from "../shared/worker-status.ts";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { openBlobStore } from "../shared/blob-store-config.ts";
@@ -46,7 +47,7 @@ export async function createApiContext(
     blobs,
     catalog: overrides.catalog ?? registryCatalog,
     maxKeep: async () => (await model()).tokensPerImage,
-    readiness: { models: model },
+    readiness: { models: model, workers: () => readWorkerStatuses(redis, config.queuePrefix) },
   };
   return {
     deps,

@@ -13,8 +13,14 @@ import type { CreateRunner } from "./runner.ts";
 export const createRunner: CreateRunner = async (init) => {
   const blobs = await openBlobStore(init.dataDir, init.blobStore);
   // Load the model now so the first job does not pay for it; a failure here is retried per job.
-  await loadModel(init.modelDir).catch(() => {});
+  const loaded = await loadModel(init.modelDir).catch(() => undefined);
   return {
+    info: () =>
+      loaded && {
+        requestedProviders: loaded.requestedProviders,
+        providers: loaded.providers,
+        providerFallback: loaded.providerFallback ?? null,
+      },
     async run(task, progress) {
       const { data } = task;
       const files = await Promise.all(
