@@ -14,17 +14,14 @@ import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
+import { budgetRule, getMethod, parseOptions, resolveBudget } from "../compressors/index.ts";
 import type { Budget } from "../compressors/types.ts";
 import { loadModel } from "../models/runtime/model.ts";
 import { toWire } from "../common/errors.ts";
 import { defaultLimits } from "../pipeline/limits.ts";
 import { type PipelineRequest, runPipeline } from "../pipeline/run.ts";
 import { parseOptPairs } from "./options.ts";
-
-const USAGE = `usage: vtc run FILE|DIR... --method M [--keep K | --ratio R] [--opt key=value ...] --prompt "..."
-               [--out DIR] [--tokens] [--picture] [--mode answer|tokens] [--layout auto|image|document]
-               [--max-tokens N] [--model DIR] [--recursive]
-`;
+import { RUN_USAGE, runHelp } from "./run-help.ts";
 
 class UsageError extends Error {}
 
@@ -45,13 +42,51 @@ async function listInputs(paths: string[], recursive: boolean): Promise<string[]
     let s: Awaited<ReturnType<typeof stat>>;
     try {
       s = await stat(p);
-    } catch {
-      throw new UsageError(`no such file or directory: ${p}`);
+    } catch (err) {
+      throw new UsageError(`${p}: ${describeFsError(err)}`);
     }
     if (s.isDirectory()) await walk(p, 0);
     else out.push(p);
   }
   return out;
+}
+
+/**
+ * The method, its options and the budget, checked as the pipeline will check them, before any file
+ * is read or written: a bad one is one usage error, not one error per input file.
+ */
+function checkMethod(name: string, options: Record<string, unknown>, budget: Budget): void {
+  try {
+    const method = getMethod(name);
+    parseOptions(method, options);
+    resolveBudget(budget, 1);
+    if (budgetRule(name, options) === "required" && !("keep" in budget) && !("ratio" in budget)) {
+      throw new UsageError(`--keep or --ratio: method ${name} needs a budget`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    const e = err as Error & { field?: string };
+    // Name the flag the user typed: options.x is --opt x=..., budget.keep is --keep.
+    const flag = e.field?.startsWith("options.")
+      ? `--opt ${e.field.slice("options.".length)}`
+      : e.field?.startsWith("budget.")
+        ? `--${e.field.slice("budget.".length)}`
+        : `--${e.field ?? "method"}`;
+    const message = e.message.replace(/^[\w.[\]]+: /, "");
+    throw new UsageError(`${flag}: ${message}`);
+  }
+}
+
+/** A file-system error in words (ENOENT and the like), for messages. */
+export function describeFsError(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  const words: Record<string, string> = {
+    ENOENT: "no such file or directory",
+    ENOTDIR: "a part of the path is a file, not a folder",
+    EACCES: "permission denied",
+    EISDIR: "is a folder",
+  };
+  return (code && words[code]) ?? (err as Error).message;
 }
 
 /** Output stem for a file: its path relative to the common input root, with separators flattened. */
@@ -89,12 +124,12 @@ export async function main(argv: string[]): Promise<number> {
   try {
     args = parse(argv);
   } catch (err) {
-    process.stderr.write(`vtc run: ${(err as Error).message}\n${USAGE}`);
+    process.stderr.write(`vtc run: ${(err as Error).message}\n${RUN_USAGE}`);
     return 2;
   }
   const v = args.values;
   if (v.help) {
-    process.stdout.write(USAGE);
+    process.stdout.write(runHelp());
     return 0;
   }
   let files: string[];
@@ -115,12 +150,21 @@ export async function main(argv: string[]): Promise<number> {
       budget = { ratio: r };
     }
     const options = parseOptPairs(v.opt, (m) => new UsageError(m));
+    checkMethod(v.method, options, budget);
     const mode = (v.mode ?? "answer") as PipelineRequest["mode"];
     if (mode !== "answer" && mode !== "tokens") throw new UsageError(`--mode must be answer or tokens`);
     if (mode === "answer" && !v.prompt) throw new UsageError("--prompt is required (or --mode tokens)");
     const layout = (v.layout ?? "auto") as PipelineRequest["layout"];
+    if (!["auto", "image", "document"].includes(layout as string)) {
+      throw new UsageError(`--layout must be auto, image or document (got "${v.layout}")`);
+    }
     let maxTokens: number | undefined;
-    if (v["max-tokens"] !== undefined) maxTokens = Number(v["max-tokens"]);
+    if (v["max-tokens"] !== undefined) {
+      maxTokens = Number(v["max-tokens"]);
+      if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > 256) {
+        throw new UsageError(`--max-tokens must be an integer in [1, 256] (got "${v["max-tokens"]}")`);
+      }
+    }
     request = {
       prompt: v.prompt ?? "",
       method: v.method,
@@ -133,18 +177,29 @@ export async function main(argv: string[]): Promise<number> {
       wantPicture: Boolean(v.picture),
     };
     files = await listInputs(args.positionals, Boolean(v.recursive));
+    const outArg = v.out ?? "out";
+    const out = await stat(path.resolve(outArg)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return null; // made when the first result is written
+      throw new UsageError(`--out ${outArg}: ${describeFsError(err)}`);
+    });
+    if (out && !out.isDirectory()) throw new UsageError(`--out ${outArg}: exists and is not a folder`);
     if (files.length === 0) throw new UsageError("no input files found");
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`vtc run: ${err.message}\n${USAGE}`);
+      process.stderr.write(`vtc run: ${err.message}\n${RUN_USAGE}`);
       return 2;
     }
     throw err;
   }
 
   const outDir = path.resolve(v.out ?? "out");
-  await mkdir(outDir, { recursive: true });
   const model = await loadModel(v.model ? path.resolve(v.model) : undefined);
+  // The output folder is made when the first result is written, never for a run that writes nothing.
+  let made = false;
+  const ensureOut = async () => {
+    if (!made) await mkdir(outDir, { recursive: true });
+    made = true;
+  };
   const limits = defaultLimits();
   const roots = args.positionals.map((p) => path.resolve(p));
   const bar = new cliProgress.SingleBar(
@@ -171,6 +226,7 @@ export async function main(argv: string[]): Promise<number> {
         { model, limits, onProgress: (stage) => tty && bar.update(i, { stage, file: path.basename(file) }) },
       );
       const { tokens, pictures, ...json } = r;
+      await ensureOut();
       const written: Record<string, string | string[]> = { result: `${base}.json` };
       if (tokens) {
         await writeFile(`${base}.safetensors`, tokens);
@@ -190,6 +246,7 @@ export async function main(argv: string[]): Promise<number> {
       failed++;
       const { message, ...rest } = toWire(err);
       const error = { error: message, ...rest };
+      await ensureOut();
       await writeFile(`${base}.json`, `${JSON.stringify({ file, error }, null, 2)}\n`);
       line = `${file}: ERROR ${error.error}`;
     }

@@ -13,6 +13,7 @@ import { InputError } from "../common/errors.ts";
 import { type RgbImage, toPng } from "./image.ts";
 import { defaultLimits, type Limits } from "./limits.ts";
 import { EmbeddedDecoder } from "./llm/embedded.ts";
+import { keptGrid } from "./llm/kept-grid.ts";
 import type { LlmAdapter } from "./llm/types.ts";
 import { drawKept, type PictureView } from "./picture.ts";
 import { POSITION_DIM, positionFeatures, type ViewPlace } from "./positions.ts";
@@ -107,6 +108,12 @@ export interface PipelineResult {
   timings: Record<Stage | "total", number>;
   /** Inputs a method missed and what it used instead, over all views. */
   fallbacks: string[];
+  /**
+   * A remote LLM: per view, how its positions reached the model. "sequence" (LLaVA: the tokens in
+   * order), "grid" (Qwen2-VL: the kept tokens form a grid), "row" (Qwen2-VL: they do not; a 1 x K
+   * stand-in grid was sent, so the model's 2-D positions are not the image's).
+   */
+  llmPositions?: Array<"grid" | "row" | "sequence">;
   /** Present when asked for. */
   tokens?: Buffer;
   pictures?: Array<{ file: number; page: number; png: Buffer }>;
@@ -345,6 +352,7 @@ export async function runPipeline(
   let answer: string | null = null;
   let finishReason: PipelineResult["finishReason"] = null;
   const textTokens = { prompt: 0, completion: 0 };
+  let llmPositions: PipelineResult["llmPositions"];
   if (llm) {
     progress("project", 70);
     const d = model.featureDim;
@@ -360,9 +368,14 @@ export async function runPipeline(
       return model.project(feats, pos, after);
     });
     progress("llm", 80);
+    const views = allViews.map(({ out }) => ({
+      count: out.sizes.length,
+      grid: keptGrid(out.sources, model.grid),
+    }));
     const res = await timed("llm", () =>
-      llm.generate({ prompt: request.prompt, visual, count: after, maxTokens }),
+      llm.generate({ prompt: request.prompt, visual, count: after, maxTokens, views, signal: ctx.signal }),
     );
+    if (res.positions) llmPositions = res.positions;
     answer = res.text;
     finishReason = res.finishReason;
     textTokens.prompt = res.promptTokens;
@@ -388,6 +401,7 @@ export async function runPipeline(
     textTokens,
     timings,
     fallbacks: [...fallbacks],
+    ...(llmPositions ? { llmPositions } : {}),
   };
   if (request.wantTokens || mode === "tokens") result.tokens = tokensFile(allViews, images, model, result);
   if (request.wantPicture) {

@@ -11,6 +11,7 @@ import { BatchesService } from "./batches.service.ts";
 import { ChatService } from "./chat.service.ts";
 import type { JobEventsHub } from "./events.ts";
 import { errorHandler } from "./http-errors.ts";
+import { redisGate } from "./redis-gate.ts";
 import { JobsService } from "./jobs.service.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { buildOpenApi } from "./openapi.ts";
@@ -32,6 +33,8 @@ export interface AppDeps {
   metrics?: Metrics;
   /** The served model's name (default: the manifest's in `config.modelDir`). */
   modelName?: () => Promise<string>;
+  /** The Redis connections requests use; while one is not ready they answer 503 (default: `redis`). */
+  requestConnections?: () => Array<Redis | undefined>;
 }
 
 export function createApp(deps: AppDeps): Express & { metrics: Metrics } {
@@ -40,6 +43,7 @@ export function createApp(deps: AppDeps): Express & { metrics: Metrics } {
   const metrics = deps.metrics ?? createMetrics(deps.queue);
   app.metrics = metrics;
   app.use(metrics.http);
+  app.use(redisGate(deps.requestConnections ?? (() => [deps.redis])));
   const jobs = new JobsService(deps);
   const batches = new BatchesService({ queue: deps.queue, redis: deps.redis, config: deps.config, jobs });
   app.use(jobsRouter({ jobs, hub: deps.hub, blobs: deps.blobs, config: deps.config }));

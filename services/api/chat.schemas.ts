@@ -24,7 +24,24 @@ export const imagePartSchema = z.object({
   }),
 });
 
-export const contentPartSchema = z.discriminatedUnion("type", [textPartSchema, imagePartSchema]);
+const b64 = z.string().min(1).describe("base64 of an .npy file or of a torch.save file (one tensor)");
+
+/** vLLM's embedding input part (served when VTC_ACCEPT_EMBEDS=1, like vLLM's --enable-mm-embeds). */
+export const imageEmbedsPartSchema = z.object({
+  type: z.literal("image_embeds"),
+  image_embeds: z
+    .union([b64, z.looseObject({ image_embeds: b64, image_grid_thw: b64.optional() })])
+    .describe(
+      "(tokens, hidden) projected visual tokens, float32/float16/bfloat16; Qwen2-VL's dict form is read too",
+    ),
+  uuid: z.string().optional().describe("Accepted and ignored"),
+});
+
+export const contentPartSchema = z.discriminatedUnion("type", [
+  textPartSchema,
+  imagePartSchema,
+  imageEmbedsPartSchema,
+]);
 
 export const chatMessageSchema = z.looseObject({
   role: z.enum(["system", "developer", "user", "assistant", "tool"]),

@@ -13,8 +13,11 @@ import type { BlobRef, BlobStore } from "../shared/blob-store.ts";
 import type { Config } from "../shared/config.ts";
 import { fromWire, InputError, VtcError } from "../../common/errors.ts";
 import { probeMedia } from "../shared/media.ts";
+import { readModelInfo } from "../shared/model-info.ts";
 import type { MethodCatalog } from "../shared/methods.ts";
+import { type EmbedsPart, type ParsedEmbeds, parseEmbedsParts } from "./chat-embeds.ts";
 import {
+  type EmbedsJobRef,
   JOB_NAMES,
   type JobFileRef,
   type PipelineJobData,
@@ -54,6 +57,29 @@ interface ParsedChat {
   images: ChatImage[];
   /** Request field names for the pipeline's: `prompt` -> `messages[3].content`, `files[0]` -> ... */
   rename: (field: string) => string;
+  /** image_embeds parts instead of images (VTC_ACCEPT_EMBEDS=1). */
+  embeds?: ParsedEmbeds;
+}
+
+/** Most projected tokens one request may carry (a document of 7 views of 576 tokens is about 4000). */
+const MAX_EMBEDS_TOKENS = 16384;
+
+/** image_embeds parts need the flag, and are not mixed with images (as in vLLM). */
+function checkEmbedsAllowed(parts: readonly EmbedsPart[], withImages: boolean, accept: boolean): void {
+  if (parts.length === 0) return;
+  const field = parts[0].field;
+  if (!accept) {
+    throw new InputError(
+      `${field}: image_embeds parts are not accepted; start vtc with VTC_ACCEPT_EMBEDS=1 (off by default, like vLLM's --enable-mm-embeds)`,
+      { code: "bad_request", field },
+    );
+  }
+  if (withImages) {
+    throw new InputError(`${field}: image_url and image_embeds parts cannot be mixed in one request`, {
+      code: "bad_request",
+      field,
+    });
+  }
 }
 
 /** Largest JSON body: about one image of the upload limit (base64 is 4/3 of the bytes) plus 1 MiB. */
@@ -81,10 +107,17 @@ export class ChatService {
     const jobId = randomUUID();
     const h = createHash("sha256").update(JSON.stringify({ ...parsed.job, maxTokens: parsed.maxTokens }));
     for (const r of refs) h.update(r.sha256);
+    let embeds: EmbedsJobRef | undefined;
+    if (parsed.embeds) {
+      const { npy, ...rest } = parsed.embeds;
+      embeds = { ...(await this.deps.blobs.put(npy)), ...rest };
+      h.update(embeds.sha256);
+    }
     const data: PipelineJobData = {
       ...parsed.job,
       maxTokens: parsed.maxTokens,
       files: refs,
+      ...(embeds ? { embeds } : {}),
       fingerprint: h.digest("hex"),
       createdAt: Date.now(),
       submissionId: randomUUID(),
@@ -128,15 +161,19 @@ export class ChatService {
     const content = req.messages[u].content;
     const texts: string[] = [];
     const imageParts: Array<{ field: string; url: string }> = [];
+    const embedsParts: EmbedsPart[] = [];
     if (typeof content === "string") texts.push(content);
     else if (Array.isArray(content)) {
       for (const [j, part] of content.entries()) {
         if (part.type === "text") texts.push(part.text);
-        else imageParts.push({ field: `${contentField}[${j}].image_url.url`, url: part.image_url.url });
+        else if (part.type === "image_url")
+          imageParts.push({ field: `${contentField}[${j}].image_url.url`, url: part.image_url.url });
+        else embedsParts.push({ field: `${contentField}[${j}]`, value: part.image_embeds });
       }
     }
     const limits = this.deps.config.limits;
-    if (imageParts.length === 0) {
+    checkEmbedsAllowed(embedsParts, imageParts.length > 0, this.deps.config.acceptEmbeds);
+    if (imageParts.length === 0 && embedsParts.length === 0) {
       throw new InputError(`${contentField}: at least one image_url part (a data: URI) is required`, {
         code: "missing_file",
         field: contentField,
@@ -192,6 +229,15 @@ export class ChatService {
     }
     const images = imageParts.map((p) => ({ field: p.field, bytes: decodeDataUri(p.url, p.field, limits) }));
     const maxTokens = req.max_completion_tokens ?? req.max_tokens ?? DEFAULT_COMPLETION_TOKENS;
+    if (embedsParts.length > 0) {
+      const info = await readModelInfo(this.deps.config.modelDir);
+      const embeds = parseEmbedsParts(embedsParts, {
+        hiddenSize: info.hiddenSize,
+        maxBytes: limits.maxFileBytes,
+        maxTokens: MAX_EMBEDS_TOKENS,
+      });
+      return { job: { ...job, method: "none", budget: {}, options: {} }, maxTokens, images, rename, embeds };
+    }
     return { job, maxTokens, images, rename };
   }
 

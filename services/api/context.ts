@@ -12,7 +12,7 @@ import type { Config } from "../shared/config.ts";
 import type { MethodCatalog } from "../shared/methods.ts";
 import { readModelInfo } from "../shared/model-info.ts";
 import { defaultJobOptions, QUEUE_NAMES } from "../shared/queues.ts";
-import { connectRedis, createRedis } from "../shared/redis.ts";
+import { connectRedis, createRedis, createRequestRedis, logOutages } from "../shared/redis.ts";
 import type { AppDeps } from "./app.ts";
 import { blobSweeperFor } from "./blob-sweeper.ts";
 import { JobEventsHub } from "./events.ts";
@@ -28,14 +28,22 @@ export async function createApiContext(
 ): Promise<ApiContext> {
   // The store first: a missing bucket or bad credentials stop the API before it connects anything.
   const blobs = await openBlobStore(config.dataDir, config.blobStore, { checkBucket: true });
-  const redis: Redis = await connectRedis(config.redisUrl);
+  // Connections that serve requests fail fast while Redis is down (shared/redis.ts FOR_REQUESTS);
+  // the events hub blocks on Redis and waits for it instead.
+  const redis: Redis = await connectRedis(config.redisUrl, 3000, { forRequests: true });
+  const queueConnection = createRequestRedis(config.redisUrl);
   const queue = new Queue(QUEUE_NAMES.pipeline, {
-    connection: createRedis(config.redisUrl),
+    connection: queueConnection,
     prefix: config.queuePrefix,
     defaultJobOptions: defaultJobOptions(config),
   });
-  const hub = JobEventsHub.create(QUEUE_NAMES.pipeline, createRedis(config.redisUrl), config.queuePrefix);
+  const hubConnection = createRedis(config.redisUrl);
+  const hub = JobEventsHub.create(QUEUE_NAMES.pipeline, hubConnection, config.queuePrefix);
   await Promise.all([queue.waitUntilReady(), hub.ready()]);
+  // One line per outage and per recovery; BullMQ re-emits connection errors, already logged here.
+  logOutages(redis, "[api]");
+  queue.on("error", () => {});
+  hub.queueEvents.on("error", () => {});
   const model = () => readModelInfo(config.modelDir);
   // Deletes expired blobs and stale upload temporaries every VTC_BLOB_SWEEP_INTERVAL_SEC (0: off).
   const sweeper = blobSweeperFor(config, blobs, queue);
@@ -48,6 +56,7 @@ export async function createApiContext(
     catalog: overrides.catalog ?? registryCatalog,
     maxKeep: async () => (await model()).tokensPerImage,
     readiness: { models: model, workers: () => readWorkerStatuses(redis, config.queuePrefix) },
+    requestConnections: () => [redis, queueConnection],
   };
   return {
     deps,

@@ -3,6 +3,7 @@
  * use the same variable names and defaults as the pipeline's own (`pipeline/limits.ts`).
  */
 import path from "node:path";
+import type { LlmFamily, RemoteLlmConfig } from "../../pipeline/llm/remote.ts";
 import { type BlobStoreConfig, loadBlobStoreConfig } from "./blob-store-config.ts";
 
 export interface Limits {
@@ -51,6 +52,12 @@ export interface Config {
   decodeTimeoutMs: number;
   /** JavaScript heap limit of each inference thread, MB; a thread over it while decoding: `too_complex`. */
   threadMaxHeapMb: number;
+  /**
+   * BullMQ lock of a running job, ms; the worker renews it every half of this (inference runs in
+   * threads, so renewals are never late) and checks for stalled jobs as often. A job whose worker
+   * died runs again on another worker within about twice this.
+   */
+  lockDurationMs: number;
   /** On SIGTERM the worker finishes its current job within this time, or hands it back to the queue. */
   shutdownTimeoutMs: number;
   /** Finished jobs (and their idempotency keys) are kept this long, seconds. */
@@ -65,6 +72,10 @@ export interface Config {
   limits: Limits;
   /** POST /v1/chat/completions. */
   chat: ChatConfig;
+  /** The LLM behind the pipeline: a remote OpenAI-compatible server (VTC_LLM_URL), or null for the embedded decoder. */
+  llm: RemoteLlmConfig | null;
+  /** vtc's own chat endpoint takes vLLM-style `image_embeds` parts (VTC_ACCEPT_EMBEDS=1; off by default). */
+  acceptEmbeds: boolean;
 }
 
 export interface ChatConfig {
@@ -92,6 +103,48 @@ function ratio(env: NodeJS.ProcessEnv, name: string): number | undefined {
   return n;
 }
 
+function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, values: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!values.includes(raw as T))
+    throw new Error(`${name} must be one of ${values.join(", ")}, got "${raw}"`);
+  return raw as T;
+}
+
+function flag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "" || raw === "0" || raw === "false") return false;
+  if (raw === "1" || raw === "true") return true;
+  throw new Error(`${name} must be 1 or 0, got "${raw}"`);
+}
+
+/** VTC_LLM_*: unset VTC_LLM_URL means the embedded decoder. The API key is never part of a message. */
+function remoteLlm(env: NodeJS.ProcessEnv): RemoteLlmConfig | null {
+  const url = env.VTC_LLM_URL;
+  if (url === undefined || url === "") return null;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new Error(`VTC_LLM_URL must be an http(s) URL ending in /v1, got "${url}"`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+    throw new Error(`VTC_LLM_URL must be an http(s) URL ending in /v1, got "${url}"`);
+  }
+  const model = env.VTC_LLM_MODEL;
+  if (!model)
+    throw new Error("VTC_LLM_MODEL is required when VTC_LLM_URL is set (the model the server serves)");
+  return {
+    url: url.replace(/\/+$/, ""),
+    model,
+    ...(env.VTC_LLM_API_KEY ? { apiKey: env.VTC_LLM_API_KEY } : {}),
+    embedsFormat: oneOf(env, "VTC_LLM_EMBEDS_FORMAT", ["npy", "torch"] as const, "npy"),
+    embedsDtype: oneOf(env, "VTC_LLM_EMBEDS_DTYPE", ["float32", "float16"] as const, "float32"),
+    family: oneOf<LlmFamily>(env, "VTC_LLM_FAMILY", ["llava", "qwen2-vl"], "llava"),
+    timeoutMs: int(env, "VTC_LLM_TIMEOUT_MS", 60_000, 1),
+  };
+}
+
 export const DEFAULT_LIMITS: Limits = {
   maxFileBytes: 25 * 1024 * 1024,
   maxFiles: 16,
@@ -117,6 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jobTimeoutMs: int(env, "VTC_JOB_TIMEOUT_MS", 300_000, 1),
     decodeTimeoutMs: int(env, "VTC_DECODE_TIMEOUT_MS", 30_000, 1),
     threadMaxHeapMb: int(env, "VTC_THREAD_MAX_HEAP_MB", 2048, 64),
+    lockDurationMs: int(env, "VTC_LOCK_DURATION_MS", 4000, 1000),
     shutdownTimeoutMs: int(env, "VTC_SHUTDOWN_TIMEOUT_MS", 30_000),
     jobRetentionSec: int(env, "VTC_JOB_RETENTION_SEC", 24 * 3600),
     blobSweepIntervalSec: int(env, "VTC_BLOB_SWEEP_INTERVAL_SEC", 3600),
@@ -136,6 +190,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ratio: ratio(env, "VTC_CHAT_RATIO"),
       timeoutMs: int(env, "VTC_CHAT_TIMEOUT_MS", 120_000, 1),
     },
+    llm: remoteLlm(env),
+    acceptEmbeds: flag(env, "VTC_ACCEPT_EMBEDS"),
   };
 }
 

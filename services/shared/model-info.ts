@@ -11,6 +11,8 @@ export interface ModelInfo {
   name: string;
   /** Patch tokens per image (grid rows x cols), the largest useful `keep`. */
   tokensPerImage: number;
+  /** The LLM's hidden size (width of a projected visual token), when the manifest says. */
+  hiddenSize: number | null;
 }
 
 const FALLBACK_TOKENS = 576;
@@ -26,6 +28,7 @@ export async function readModelInfo(modelDir: string): Promise<ModelInfo> {
       detail: `no model manifest at ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
       name: path.basename(modelDir),
       tokensPerImage: FALLBACK_TOKENS,
+      hiddenSize: null,
     };
   }
   const missing: string[] = [];
@@ -42,7 +45,13 @@ export async function readModelInfo(modelDir: string): Promise<ModelInfo> {
     detail: missing.length === 0 ? `${name} ok` : `${name}: missing ${missing.join(", ")}`,
     name,
     tokensPerImage: tokensOf(manifest) ?? FALLBACK_TOKENS,
+    hiddenSize: widthOf(manifest),
   };
+}
+
+function widthOf(manifest: Record<string, unknown>): number | null {
+  const w = (manifest.projector as { width?: unknown } | undefined)?.width;
+  return typeof w === "number" && Number.isInteger(w) && w > 0 ? w : null;
 }
 
 /** Every string value ending in .onnx or .json (model files) the manifest names. */

@@ -53,6 +53,19 @@ export interface JobFileRef extends BlobRef {
   pages?: number;
 }
 
+/**
+ * Visual tokens that came already projected (`image_embeds` parts of a chat request, VTC_ACCEPT_EMBEDS=1),
+ * by reference: a (tokens, width) float32 .npy in the blob store. The job then only runs the LLM.
+ */
+export interface EmbedsJobRef extends BlobRef {
+  tokens: number;
+  width: number;
+  /** Tokens per image_embeds part, in order. */
+  views: number[];
+  /** The request field of the first part, for errors. */
+  field: string;
+}
+
 export interface PipelineJobData {
   method: string;
   budget: Budget;
@@ -65,6 +78,8 @@ export interface PipelineJobData {
   /** Generated tokens at most (the pipeline's default when absent); set by POST /v1/chat/completions. */
   maxTokens?: number;
   files: JobFileRef[];
+  /** Projected visual tokens instead of files (then `files` is empty). */
+  embeds?: EmbedsJobRef;
   /** sha256 of the request (fields and file hashes): an Idempotency-Key reused with another request is refused. */
   fingerprint: string;
   createdAt: number;

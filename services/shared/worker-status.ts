@@ -19,6 +19,24 @@ export interface WorkerStatus {
 
 const TTL_SEC = 45;
 const RENEW_MS = 15_000;
+/** While Redis is down a command would wait for the reconnect: never hold a shutdown that long. */
+const COMMAND_TIMEOUT_MS = 1000;
+
+function bounded(p: Promise<unknown>): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, COMMAND_TIMEOUT_MS);
+    p.then(
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+    );
+  });
+}
 
 function key(prefix: string, id: string): string {
   return `${prefix}:workers:${id}`;
@@ -43,7 +61,7 @@ export function startWorkerStatus(
     const s = status();
     if (!s) return;
     const value: WorkerStatus = { id, ...s, at: new Date().toISOString() };
-    await redis.set(key(prefix, id), JSON.stringify(value), "EX", TTL_SEC).catch(() => {});
+    await bounded(redis.set(key(prefix, id), JSON.stringify(value), "EX", TTL_SEC));
   };
   void write();
   const timer = setInterval(() => void write(), RENEW_MS);
@@ -52,7 +70,7 @@ export function startWorkerStatus(
     update: write,
     async stop() {
       clearInterval(timer);
-      await redis.del(key(prefix, id)).catch(() => {});
+      await bounded(redis.del(key(prefix, id)));
     },
   };
 }

@@ -1,6 +1,6 @@
 /** Worker process entry point (`npm run worker`). */
 import { loadConfig, redactUrl } from "../shared/config.ts";
-import { connectRedis, createRedis } from "../shared/redis.ts";
+import { connectRedis, createRedis, isRedisUnavailable } from "../shared/redis.ts";
 import { startWorkerStatus } from "../shared/worker-status.ts";
 import { serveMetrics } from "./metrics.ts";
 import { createWorkerService } from "./worker.ts";
@@ -15,7 +15,21 @@ try {
 const service = createWorkerService(config);
 const { worker } = service;
 worker.on("failed", (job, err) => console.error(`[worker] job ${job?.id} failed: ${err.message}`));
-worker.on("error", (err) => console.error(`[worker] ${err.message}`));
+// Connection errors repeat on every reconnect attempt while Redis is down: log the first, then
+// only other errors, and say when Redis is back.
+let redisDown = false;
+worker.on("error", (err) => {
+  if (isRedisUnavailable(err)) {
+    if (!redisDown) console.error(`[worker] Redis unavailable (${err.message}); reconnecting`);
+    redisDown = true;
+    return;
+  }
+  console.error(`[worker] ${err.message}`);
+});
+worker.on("ready", () => {
+  if (redisDown) console.error("[worker] Redis is back");
+  redisDown = false;
+});
 const metricsServer =
   config.workerMetricsPort > 0
     ? await serveMetrics(service.metrics.registry, config.workerMetricsPort).then(

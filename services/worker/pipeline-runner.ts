@@ -5,6 +5,10 @@
  * the blob store. The model is loaded once per thread and kept.
  */
 import { loadModel } from "../../models/runtime/model.ts";
+import { decodeNpy } from "../../io/npy.ts";
+import { toFloat32 } from "../../io/tensor.ts";
+import { answerFromEmbeds } from "../../pipeline/embeds.ts";
+import { RemoteLlm } from "../../pipeline/llm/remote.ts";
 import { runPipeline } from "../../pipeline/run.ts";
 import { openBlobStore } from "../shared/blob-store-config.ts";
 import type { JobProgress, PipelineJobResult } from "../shared/queues.ts";
@@ -14,6 +18,7 @@ export const createRunner: CreateRunner = async (init) => {
   const blobs = await openBlobStore(init.dataDir, init.blobStore);
   // Load the model now so the first job does not pay for it; a failure here is retried per job.
   const loaded = await loadModel(init.modelDir).catch(() => undefined);
+  const llm = init.llm ? new RemoteLlm(init.llm) : undefined;
   return {
     info: () =>
       loaded && {
@@ -27,6 +32,23 @@ export const createRunner: CreateRunner = async (init) => {
         data.files.map(async (f) => ({ bytes: await blobs.get(f.sha256), name: f.name })),
       );
       const model = await loadModel(init.modelDir);
+      if (data.embeds) {
+        const t = decodeNpy(await blobs.get(data.embeds.sha256));
+        const result = await answerFromEmbeds(
+          {
+            prompt: data.prompt,
+            visual: toFloat32(t),
+            width: t.shape[1] ?? 0,
+            views: data.embeds.views,
+            field: data.embeds.field,
+            ...(data.maxTokens !== undefined ? { maxTokens: data.maxTokens } : {}),
+          },
+          { model, ...(llm ? { llm } : {}) },
+        );
+        const out: PipelineJobResult = { ...result, artifacts: {} };
+        out.artifacts.result = await blobs.put(Buffer.from(JSON.stringify({ ...result, jobId: task.jobId })));
+        return out;
+      }
       let last = "";
       const result = await runPipeline(
         {
@@ -44,6 +66,7 @@ export const createRunner: CreateRunner = async (init) => {
         {
           model,
           limits: init.limits,
+          ...(llm ? { llm } : {}),
           onProgress: (stage, percent) => {
             // One report per stage change and per 10%: progress goes through Redis.
             const key = `${stage}:${Math.floor(percent / 10)}`;

@@ -10,6 +10,7 @@ import {
   type PipelineJobData,
   type PipelineJobResult,
 } from "../shared/queues.ts";
+import { isLlmError, isTransientLlmError } from "../../pipeline/llm/errors.ts";
 import { AbortedError, type InferencePool } from "./pool.ts";
 
 export async function processPing(job: Job<PingJobData>): Promise<PingJobResult> {
@@ -49,9 +50,12 @@ export async function processCompress(
       await job.moveToDelayed(Date.now(), token);
       throw new DelayedError(`released: ${err.message}`);
     }
-    if (err instanceof InputError) {
+    if (err instanceof InputError || isLlmError(err)) {
+      // The code and message are kept for the job's answer; an LLM server that is down is retried
+      // with the job's backoff (and fails with llm_unavailable when attempts run out), one that
+      // refused the request is not.
       await job.updateData({ ...job.data, failure: toWire(err) });
-      throw new UnrecoverableError(err.message);
+      if (!isTransientLlmError(err)) throw new UnrecoverableError((err as Error).message);
     }
     throw err;
   }

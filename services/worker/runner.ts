@@ -4,6 +4,7 @@
  * for every job. The default module is `pipeline-runner.ts` (the real pipeline); tests of the pool
  * machinery itself point the pool at their own module.
  */
+import type { RemoteLlmConfig } from "../../pipeline/llm/remote.ts";
 import type { BlobStoreConfig } from "../shared/blob-store-config.ts";
 import type { Limits } from "../shared/config.ts";
 import type { JobProgress, PipelineJobData, PipelineJobResult } from "../shared/queues.ts";
@@ -14,6 +15,8 @@ export interface RunnerInit {
   blobStore?: BlobStoreConfig;
   modelDir: string;
   limits: Limits;
+  /** A remote LLM server instead of the embedded decoder (VTC_LLM_URL). */
+  llm?: RemoteLlmConfig | null;
 }
 
 export interface RunTask {

@@ -31,6 +31,7 @@ export function createWorkerService(
       blobStore: config.blobStore,
       modelDir: config.modelDir,
       limits: config.limits,
+      llm: config.llm,
     },
     opts.runnerModule ?? PIPELINE_RUNNER,
     { decodeTimeoutMs: config.decodeTimeoutMs, maxHeapMb: config.threadMaxHeapMb },
@@ -39,6 +40,13 @@ export function createWorkerService(
     connection: createRedis(config.redisUrl),
     prefix: config.queuePrefix,
     concurrency: config.workerConcurrency,
+    // Short locks: the event loop that renews them (every lockDuration / 2) never runs inference.
+    // A stalled job is one seen active without a lock by two checks in a row, so a job whose worker
+    // died runs again within lockDuration + 2 x stalledInterval = 2 x lockDurationMs; it goes back to
+    // the queue as often as it has attempts instead of failing on its second stall.
+    lockDuration: config.lockDurationMs,
+    stalledInterval: Math.max(500, Math.round(config.lockDurationMs / 2)),
+    maxStalledCount: config.jobAttempts,
     ...opts.workerOptions,
   });
   const metrics = createWorkerMetrics();

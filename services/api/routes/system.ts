@@ -29,10 +29,7 @@ export function systemRouter(deps: {
     res.json({ status: "ok" });
   });
   r.get("/readyz", async (_req, res) => {
-    const redis = await deps.redis
-      .ping()
-      .then(() => ({ ok: true, detail: "ok" }))
-      .catch((err: Error) => ({ ok: false, detail: err.message }));
+    const redis = await pingWithin(deps.redis, READY_PING_MS);
     const models = await deps.readiness.models().catch((err: Error) => ({ ok: false, detail: err.message }));
     const workers: WorkerStatus[] =
       redis.ok && deps.readiness.workers ? await deps.readiness.workers().catch(() => []) : [];
@@ -56,4 +53,24 @@ export function systemRouter(deps: {
   });
   r.use(docsRouter(deps.openapi));
   return r;
+}
+
+/** /readyz answers "not ready" when Redis does not answer a PING within this time. */
+const READY_PING_MS = 1000;
+
+async function pingWithin(redis: Redis, ms: number): Promise<{ ok: boolean; detail: string }> {
+  if (redis.status !== "ready") return { ok: false, detail: `connection ${redis.status}` };
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<{ ok: boolean; detail: string }>((resolve) => {
+    timer = setTimeout(() => resolve({ ok: false, detail: `no answer to PING within ${ms} ms` }), ms);
+  });
+  const ping = redis.ping().then(
+    () => ({ ok: true, detail: "ok" }),
+    (err: Error) => ({ ok: false, detail: err.message }),
+  );
+  try {
+    return await Promise.race([ping, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
