@@ -3,6 +3,7 @@
  * store (and its retention sweep), the method catalog and model readiness. `npm run api` and the
  * tests both use it.
  */
+import { readWorkerStatuses } from "../shared/worker-status.ts";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { openBlobStore } from "../shared/blob-store-config.ts";
@@ -54,7 +55,10 @@ export async function createApiContext(config: Config): Promise<ApiContext> {
     // Every POST needs it; the manifest is read at most every 10 s.
     requestLimits: memoizeFor(10_000, async () => requestLimits(await manifest(), config.limits)),
     modelName: async () => (await manifest()).name,
-    readiness: { models: () => checkModelDir(config.modelDir) },
+    readiness: {
+      models: () => checkModelDir(config.modelDir),
+      workers: () => readWorkerStatuses(redis, config.queuePrefix),
+    },
     requestConnections: () => [redis, queueConnection],
   };
   return {
