@@ -4,7 +4,7 @@
  */
 import type { CompressorOutput } from "../compressors/types.ts";
 import type { Model } from "../models/runtime/model.ts";
-import { POSITION_DIM, positionFeatures, type ViewPlace } from "./positions.ts";
+import { POSITION_DIM, positionFeatures, type ViewPlace } from "../models/runtime/positions.ts";
 
 export interface CompressedView {
   out: CompressorOutput;

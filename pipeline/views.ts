@@ -11,7 +11,7 @@ import { chooseCropGrid, documentViews, resizeExact } from "./crops.ts";
 import { decodeFile } from "./decode.ts";
 import type { RgbImage } from "./image.ts";
 import type { PictureView } from "./picture.ts";
-import type { ViewPlace } from "./positions.ts";
+import type { ViewPlace } from "../models/runtime/positions.ts";
 import type { Layout } from "./request.ts";
 import type { ImageReport, PipelineFile, ViewReport } from "./types.ts";
 
