@@ -27,6 +27,7 @@ import {
   type ChatCompletion,
   type ChatRequest,
   chatInputError,
+  rejectProtoKey,
   chatRequestSchema,
   DEFAULT_COMPLETION_TOKENS,
 } from "./chat.schemas.ts";
@@ -134,6 +135,7 @@ export class ChatService {
         field: "body",
       });
     }
+    rejectProtoKey((body as { vtc?: { options?: unknown } }).vtc?.options);
     const maxKeep = await this.deps.maxKeep();
     const checked = chatRequestSchema(maxKeep).safeParse(body);
     if (!checked.success) throw chatInputError(checked.error);
