@@ -3,6 +3,7 @@
  * store (and its retention sweep), the method catalog and model readiness. `npm run api` and the
  * tests both use it.
  */
+import { readWorkerStatuses } from "../shared/worker-status.ts";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { openBlobStore } from "../shared/blob-store-config.ts";
@@ -55,7 +56,7 @@ export async function createApiContext(
     catalog: overrides.catalog ?? registryCatalog,
     // Every POST needs it; the manifest is read (and the ONNX files checked) at most every 10 s.
     maxKeep: memoizeFor(10_000, async () => (await model()).tokensPerImage),
-    readiness: { models: model },
+    readiness: { models: model, workers: () => readWorkerStatuses(redis, config.queuePrefix) },
     requestConnections: () => [redis, queueConnection],
   };
   return {

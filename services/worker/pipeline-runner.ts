@@ -24,9 +24,15 @@ const MODEL_OPTIONS = { allowSpinning: false };
 export const createRunner: CreateRunner = async (init) => {
   const blobs = await openBlobStore(init.dataDir, init.blobStore);
   // Load the model now so the first job does not pay for it; a failure here is retried per job.
-  await loadModel(init.modelDir, MODEL_OPTIONS).catch(() => {});
+  const loaded = await loadModel(init.modelDir, MODEL_OPTIONS).catch(() => undefined);
   const llm = init.llm ? new RemoteLlm(init.llm) : undefined;
   return {
+    info: () =>
+      loaded && {
+        requestedProviders: loaded.requestedProviders,
+        providers: loaded.providers,
+        providerFallback: loaded.providerFallback ?? null,
+      },
     async run(task, progress) {
       const { data } = task;
       const files = await Promise.all(
