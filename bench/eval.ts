@@ -26,7 +26,7 @@ import {
   type EvalQuestion,
   readEvalSet,
 } from "../models/eval.ts";
-import { defaultModelDir } from "../models/runtime/manifest.ts";
+import { defaultModelDir } from "../common/config.ts";
 import { loadModel, type Model } from "../models/runtime/model.ts";
 import { EmbeddedDecoder } from "../pipeline/llm/embedded.ts";
 import { metaMarkdown, runMeta } from "./report/meta.ts";

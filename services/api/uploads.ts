@@ -9,8 +9,8 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import type { RequestHandler } from "express";
 import multer from "multer";
+import type { Limits } from "../../common/config.ts";
 import { HashingStorage } from "./upload-storage.ts";
-import type { Limits } from "../shared/config.ts";
 import { VtcError, InputError } from "../../common/errors.ts";
 
 export function uploadMiddleware(

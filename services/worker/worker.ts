@@ -5,7 +5,7 @@
  */
 import os from "node:os";
 import { Worker, type WorkerOptions } from "bullmq";
-import type { Config } from "../shared/config.ts";
+import type { Config } from "../../common/config.ts";
 import { QUEUE_NAMES } from "../shared/queues.ts";
 import { createRedis } from "../shared/redis.ts";
 import { createWorkerMetrics, type WorkerMetrics } from "./metrics.ts";
