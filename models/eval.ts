@@ -12,7 +12,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { compress, compressDocument } from "../compressors/index.ts";
+import { compress, compressDocument, getMethod } from "../compressors/index.ts";
 import type { Budget, CompressorInput, CompressorOutput } from "../compressors/types.ts";
 import { chooseCropGrid, documentViews } from "../pipeline/crops.ts";
 import { decodeFile } from "../pipeline/decode.ts";
@@ -20,6 +20,7 @@ import { defaultLimits } from "../pipeline/limits.ts";
 import { EmbeddedDecoder } from "../pipeline/llm/embedded.ts";
 import { POSITION_DIM, positionFeatures, type ViewPlace } from "../pipeline/positions.ts";
 import { defaultModelDir } from "./runtime/manifest.ts";
+import { instructionRows, supplyLlmInputs } from "./runtime/llm-space.ts";
 import { loadModel, type Model } from "./runtime/model.ts";
 import { parseOptPairs } from "../cli/options.ts";
 
@@ -117,6 +118,13 @@ export async function encodeEvalImage(
   return { kind, inputs, places, cropGrid: chooseCropGrid(img.width, img.height, S, maxCrops) };
 }
 
+/** Adds `projected` (each patch through the projector; spec section 6) to every view, once. */
+async function withProjected(model: Model, enc: EncodedImage): Promise<void> {
+  if (enc.inputs.every((i) => i.projected)) return;
+  const views = enc.inputs.map((input, v) => ({ input, place: enc.places[v] }));
+  await supplyLlmInputs(model, ["projected"], views, undefined);
+}
+
 /** Compresses an encoded image's views: a document through compressDocument (TCGC's cap, global view). */
 export async function compressEncoded(
   enc: EncodedImage,
@@ -127,6 +135,51 @@ export async function compressEncoded(
   if (enc.kind === "scene") return [await compress(method, enc.inputs[0], budget, options)];
   const doc = await compressDocument(method, enc.inputs.slice(0, -1), enc.inputs.at(-1), budget, options);
   return [...doc.crops, doc.global!];
+}
+
+/**
+ * Compresses an encoded image and returns the first answer word of each question. A method that
+ * reads `instruction` (DART, CDPruner) compresses once per question with that question's
+ * embedding rows (with `usePrompt` false: never, to measure what the question adds); every other
+ * method compresses once for all the questions. `k`: visual tokens per compression, averaged.
+ */
+export async function answerQuestions(
+  model: Model,
+  llm: EmbeddedDecoder,
+  enc: EncodedImage,
+  run: { method: string; budget: Budget; options: Record<string, unknown>; usePrompt?: boolean },
+  questions: string[],
+): Promise<{ answers: string[]; k: number; fallbacks: string[] }> {
+  const needs = getMethod(run.method).needs;
+  if (needs.includes("projected")) await withProjected(model, enc);
+  const fallbacks = new Set<string>();
+  const note = (outs: CompressorOutput[]) => {
+    for (const o of outs) for (const f of o.stats.fallbacks) fallbacks.add(f);
+  };
+  if (run.usePrompt === false || !needs.includes("instruction")) {
+    const outs = await compressEncoded(enc, run.method, run.budget, run.options);
+    note(outs);
+    return {
+      ...(await answerFromTokens(model, llm, outs, enc.places, questions)),
+      fallbacks: [...fallbacks],
+    };
+  }
+  const answers: string[] = [];
+  let k = 0;
+  try {
+    for (const q of questions) {
+      const rows = instructionRows(model, q);
+      for (const input of enc.inputs) input.instruction = rows;
+      const outs = await compressEncoded(enc, run.method, run.budget, run.options);
+      note(outs);
+      const r = await answerFromTokens(model, llm, outs, enc.places, [q]);
+      answers.push(r.answers[0]);
+      k += r.k / questions.length;
+    }
+  } finally {
+    for (const input of enc.inputs) input.instruction = undefined;
+  }
+  return { answers, k, fallbacks: [...fallbacks] };
 }
 
 /** Projects the compressed tokens with their position features and returns the first answer word of each question. */
@@ -199,12 +252,11 @@ export async function evaluate(opts: {
     if (qs[0].kind === "doc" && (!want || enc.cropGrid?.rows !== want[0] || enc.cropGrid?.cols !== want[1])) {
       mismatches++;
     }
-    const outs = await compressEncoded(enc, method, budget, options);
-    const { answers, k } = await answerFromTokens(
+    const { answers, k } = await answerQuestions(
       model,
       llm,
-      outs,
-      enc.places,
+      enc,
+      { method, budget, options },
       qs.map((q) => q.question),
     );
     const sums = tokenSums[qs[0].kind];

@@ -94,6 +94,9 @@ export interface PipelineResult {
   model: {
     name: string;
     providers: string[];
+    requestedProviders: string[];
+    /** Why the model runs on the CPU although a GPU provider was requested; null when it does not. */
+    providerFallback: string | null;
     imageSize: number;
     grid: { rows: number; cols: number };
     llm: string | null;
@@ -387,6 +390,8 @@ export async function runPipeline(
     model: {
       name: model.name,
       providers: model.providers,
+      requestedProviders: model.requestedProviders,
+      providerFallback: model.providerFallback ?? null,
       imageSize: S,
       grid: model.grid,
       llm: llm?.name ?? null,

@@ -65,6 +65,20 @@ export class Model {
   get providers(): string[] {
     return this.encoder.providers;
   }
+  /** Providers asked for (ORT_EXECUTION_PROVIDERS, cpu last). */
+  get requestedProviders(): string[] {
+    return this.encoder.requested;
+  }
+  /**
+   * Set when a session runs on the CPU although a GPU provider was asked for: what was asked and
+   * why it failed. Reported in every job result and in /readyz, so the slow path is never silent.
+   */
+  get providerFallback(): string | undefined {
+    const h = [this.encoder, this.projector, this.decoder].find((s) => s.fallback);
+    if (!h) return undefined;
+    const asked = h.requested.filter((p) => p !== "cpu").join(",");
+    return `${asked} requested, running on ${h.providers.join(",")}: ${h.fallback}`;
+  }
 
   /** Fails early, naming the output, when the ONNX files and the manifest disagree. */
   private checkIo(): void {

@@ -49,6 +49,13 @@ export interface CreateSessionOptions {
   providers?: ExecutionProvider[];
   /** Intra-op threads (default: onnxruntime's choice; `VTC_ORT_THREADS` overrides). */
   intraOpNumThreads?: number;
+  /**
+   * Whether idle intra-op threads busy-wait for the next operator (onnxruntime's default: yes;
+   * `VTC_ORT_SPINNING=0|1` overrides). Spinning buys a little latency for a process that owns its
+   * cores; where inference shares them (the service's worker next to the API, Redis and the event
+   * loops), the spinning threads take CPU the others are waiting for.
+   */
+  allowSpinning?: boolean;
   warn?: WarnFn;
 }
 
@@ -59,13 +66,26 @@ function threadsFromEnv(): number | undefined {
   return Number.isInteger(n) && n > 0 ? n : undefined;
 }
 
+function spinningFromEnv(): boolean | undefined {
+  const raw = process.env.VTC_ORT_SPINNING;
+  if (raw === "0") return false;
+  if (raw === "1") return true;
+  return undefined;
+}
+
 export async function createSession(path: string, opts: CreateSessionOptions = {}): Promise<SessionHandle> {
   const requested = opts.providers ?? parseProviders();
   const warn = opts.warn ?? defaultWarn;
   const threads = opts.intraOpNumThreads ?? threadsFromEnv();
+  const spinning = spinningFromEnv() ?? opts.allowSpinning;
+  const spin = spinning === undefined ? undefined : spinning ? "1" : "0";
   const base: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: "all",
     ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}),
+    // Session config entries (onnxruntime_session_options_config_keys.h): session.intra_op.allow_spinning, ...
+    ...(spin
+      ? { extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } } }
+      : {}),
   };
   const gpu = requested.filter((p) => p !== "cpu");
   if (gpu.length > 0) {

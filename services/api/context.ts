@@ -3,6 +3,7 @@
  * store (and its retention sweep), the method catalog and model readiness. `npm run api` and the
  * tests both use it.
  */
+import { readWorkerStatuses } from "../shared/worker-status.ts";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { openBlobStore } from "../shared/blob-store-config.ts";
@@ -53,8 +54,9 @@ export async function createApiContext(
     hub,
     blobs,
     catalog: overrides.catalog ?? registryCatalog,
-    maxKeep: async () => (await model()).tokensPerImage,
-    readiness: { models: model },
+    // Every POST needs it; the manifest is read (and the ONNX files checked) at most every 10 s.
+    maxKeep: memoizeFor(10_000, async () => (await model()).tokensPerImage),
+    readiness: { models: model, workers: () => readWorkerStatuses(redis, config.queuePrefix) },
     requestConnections: () => [redis, queueConnection],
   };
   return {
@@ -66,5 +68,22 @@ export async function createApiContext(
       redis.disconnect();
       blobs.close?.();
     },
+  };
+}
+
+/** `fn`'s result, reused for `ms` (a rejection is not kept). */
+export function memoizeFor<T>(ms: number, fn: () => Promise<T>): () => Promise<T> {
+  let cached: { value: Promise<T>; until: number } | null = null;
+  return () => {
+    const now = Date.now();
+    if (!cached || now >= cached.until) {
+      const value = fn();
+      const entry = { value, until: now + ms };
+      cached = entry;
+      value.catch(() => {
+        if (cached === entry) cached = null;
+      });
+    }
+    return cached.value;
   };
 }

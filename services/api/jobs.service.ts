@@ -173,7 +173,9 @@ export class JobsService {
       }
       if (stored) return { view: await this.view(stored), created: true };
     }
-    return { view: await this.view(job), created: true };
+    // Just added without delay or priority: waiting (no round trip to ask; a worker may already
+    // have it, and the job's own view says so from then on).
+    return { view: await this.view(job, "waiting"), created: true };
   }
 
   private async replay(job: Job, fingerprint: string): Promise<JobView> {

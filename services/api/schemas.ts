@@ -11,8 +11,23 @@ import type { Budget, JobMode } from "../shared/queues.ts";
 export const MODES = ["answer", "tokens"] as const;
 export const LAYOUTS = ["auto", "image", "document"] as const;
 
-/** The text fields of `POST /v1/jobs` (multipart fields are strings; numbers are coerced). */
+const schemaCache = new Map<string, ReturnType<typeof buildJobFieldsSchema>>();
+
+/**
+ * The text fields of `POST /v1/jobs` (multipart fields are strings; numbers are coerced). Built once
+ * per (prompt limit, largest keep): building it took longer than validating a request with it.
+ */
 export function jobFieldsSchema(limits: Pick<Limits, "maxPromptChars">, maxKeep: number) {
+  const key = `${limits.maxPromptChars}:${maxKeep}`;
+  let schema = schemaCache.get(key);
+  if (!schema) {
+    schema = buildJobFieldsSchema(limits, maxKeep);
+    schemaCache.set(key, schema);
+  }
+  return schema;
+}
+
+function buildJobFieldsSchema(limits: Pick<Limits, "maxPromptChars">, maxKeep: number) {
   return z.object({
     prompt: z
       .string()
