@@ -110,7 +110,7 @@ export async function encodeEvalImage(
   return { kind, inputs, places, ...(unit.report.cropGrid ? { cropGrid: unit.report.cropGrid } : {}) };
 }
 
-/** Adds `projected` (each patch through the projector; spec section 6) to every view, once. */
+/** Adds `projected` (each patch through the projector; docs/methods.md#the-contract) to every view, once. */
 async function withProjected(model: Model, enc: EncodedImage): Promise<void> {
   if (enc.inputs.every((i) => i.projected)) return;
   const views = enc.inputs.map((input, v) => ({ input, place: enc.places[v] }));

@@ -6,7 +6,8 @@ import type { CompressorOutput } from "../compressors/types.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
 import type { Model } from "../models/runtime/model.ts";
 import { toPng } from "./image.ts";
-import { drawKept, type PictureView } from "./picture.ts";
+import { renderKeptPicture } from "./kept-picture.ts";
+import type { PictureView } from "./picture.ts";
 import type { ImageReport, PipelineResult } from "./types.ts";
 import type { ImageUnit, View } from "./views.ts";
 
@@ -31,7 +32,7 @@ export async function keptPictures(
     pictures.push({
       file: unit.report.file,
       page: unit.report.page,
-      png: await toPng(drawKept(unit.image, pv)),
+      png: await toPng(renderKeptPicture(unit.image, pv)),
     });
   }
   return pictures;
