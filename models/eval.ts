@@ -16,10 +16,10 @@ import { compress, compressDocument, getMethod } from "../compressors/index.ts";
 import type { Budget, CompressorInput, CompressorOutput } from "../compressors/types.ts";
 import { chooseCropGrid, documentViews } from "../pipeline/crops.ts";
 import { decodeFile } from "../pipeline/decode.ts";
-import { defaultLimits } from "../pipeline/limits.ts";
+import { loadLimits } from "../common/config.ts";
 import { EmbeddedDecoder } from "../pipeline/llm/embedded.ts";
 import { POSITION_DIM, positionFeatures, type ViewPlace } from "../pipeline/positions.ts";
-import { defaultModelDir } from "./runtime/manifest.ts";
+import { defaultModelDir } from "../common/config.ts";
 import { instructionRows, supplyLlmInputs } from "./runtime/llm-space.ts";
 import { loadModel, type Model } from "./runtime/model.ts";
 import { parseOptPairs } from "../cli/options.ts";
@@ -99,7 +99,7 @@ export async function encodeEvalImage(
   bytes: Buffer,
   name: string,
   kind: "scene" | "doc",
-  limits = defaultLimits({}),
+  limits = loadLimits({}),
 ): Promise<EncodedImage> {
   const img = (await decodeFile(bytes, limits, name)).pages[0].image;
   if (kind === "scene") {
@@ -118,7 +118,7 @@ export async function encodeEvalImage(
   return { kind, inputs, places, cropGrid: chooseCropGrid(img.width, img.height, S, maxCrops) };
 }
 
-/** Adds `projected` (each patch through the projector; spec section 6) to every view, once. */
+/** Adds `projected` (each patch through the projector; docs/methods.md#the-contract) to every view, once. */
 async function withProjected(model: Model, enc: EncodedImage): Promise<void> {
   if (enc.inputs.every((i) => i.projected)) return;
   const views = enc.inputs.map((input, v) => ({ input, place: enc.places[v] }));
@@ -219,7 +219,7 @@ export async function evaluate(opts: {
   const options = opts.options ?? {};
   const model = await loadModel(modelDir);
   const llm = new EmbeddedDecoder(model);
-  const limits = defaultLimits({});
+  const limits = loadLimits({});
   const all = readEvalSet(modelDir);
   const byImage = new Map<string, EvalQuestion[]>();
   for (const q of all) byImage.set(q.image, [...(byImage.get(q.image) ?? []), q]);

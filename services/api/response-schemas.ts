@@ -4,7 +4,7 @@
  * field added to an answer must be added here too.
  */
 import { z } from "zod";
-import { LAYOUTS, MODES } from "./schemas.ts";
+import { LAYOUTS, MODES } from "../../pipeline/request.ts";
 
 const STAGES = ["decode", "preprocess", "encode", "compress", "project", "llm"] as const;
 

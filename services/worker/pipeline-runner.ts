@@ -34,21 +34,22 @@ export const createRunner: CreateRunner = async (init) => {
         providerFallback: loaded.providerFallback ?? null,
       },
     async run(task, progress) {
-      const { data } = task;
+      // The job data is a JobRequest validated at the edge (pipeline/request.ts) plus file references.
+      const { files: refs, embeds, ...request } = task.data;
       const files = await Promise.all(
-        data.files.map(async (f) => ({ bytes: await blobs.get(f.sha256), name: f.name })),
+        refs.map(async (f) => ({ bytes: await blobs.get(f.sha256), name: f.name })),
       );
       const model = await loadModel(init.modelDir, MODEL_OPTIONS);
-      if (data.embeds) {
-        const t = decodeNpy(await blobs.get(data.embeds.sha256));
+      if (embeds) {
+        const t = decodeNpy(await blobs.get(embeds.sha256));
         const result = await answerFromEmbeds(
           {
-            prompt: data.prompt,
+            prompt: request.prompt,
             visual: toFloat32(t),
             width: t.shape[1] ?? 0,
-            views: data.embeds.views,
-            field: data.embeds.field,
-            ...(data.maxTokens !== undefined ? { maxTokens: data.maxTokens } : {}),
+            views: embeds.views,
+            field: embeds.field,
+            maxTokens: request.maxTokens,
           },
           { model, ...(llm ? { llm } : {}) },
         );
@@ -58,18 +59,7 @@ export const createRunner: CreateRunner = async (init) => {
       }
       let last = "";
       const result = await runPipeline(
-        {
-          files,
-          prompt: data.prompt,
-          method: data.method,
-          budget: data.budget,
-          options: data.options,
-          mode: data.mode,
-          layout: data.layout ?? "auto",
-          ...(data.maxTokens !== undefined ? { maxTokens: data.maxTokens } : {}),
-          wantTokens: true,
-          wantPicture: true,
-        },
+        { ...request, files, wantTokens: true, wantPicture: true },
         {
           model,
           limits: init.limits,

@@ -5,8 +5,7 @@
  * machinery itself point the pool at their own module.
  */
 import type { RemoteLlmConfig } from "../../pipeline/llm/remote.ts";
-import type { BlobStoreConfig } from "../shared/blob-store-config.ts";
-import type { Limits } from "../shared/config.ts";
+import type { BlobStoreConfig, Limits } from "../../common/config.ts";
 import type { JobProgress, PipelineJobData, PipelineJobResult } from "../shared/queues.ts";
 
 export interface RunnerInit {

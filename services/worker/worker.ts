@@ -4,7 +4,7 @@
  * threads and hands the jobs back to the queue for another worker.
  */
 import { Worker, type WorkerOptions } from "bullmq";
-import type { Config } from "../shared/config.ts";
+import type { Config } from "../../common/config.ts";
 import { QUEUE_NAMES } from "../shared/queues.ts";
 import { createRedis } from "../shared/redis.ts";
 import { createWorkerMetrics, type WorkerMetrics } from "./metrics.ts";

@@ -158,9 +158,14 @@ describe("vtc run: help and usage errors", () => {
       [["--method", "nope", "--keep", "4"], '--method: unknown method "nope"'],
       [["--method", "fopru", "--keep", "4", "--opt", "strategy=zzz"], "--opt strategy:"],
       [["--method", "fopru", "--keep", "4", "--opt", "bogus=1"], "--opt bogus: unknown option for fopru"],
-      [["--method", "fopru", "--keep", "0"], "--keep: must be an integer >= 1"],
-      [["--method", "fopru"], "--keep or --ratio: method fopru needs a budget"],
-      [["--method", "fopru", "--keep", "4", "--layout", "wide"], "--layout must be auto, image or document"],
+      // The request contract's messages (pipeline/request.ts), fields named as flags.
+      [["--method", "fopru", "--keep", "0"], "--keep: Too small: expected number to be >=1"],
+      [["--method", "fopru"], "--keep: method fopru needs a budget (keep or ratio)"],
+      [["--method", "random", "--keep", "145"], "--keep: at most 144 tokens per view"],
+      [
+        ["--method", "fopru", "--keep", "4", "--layout", "wide"],
+        '--layout: Invalid option: expected one of "auto"|"image"|"document"',
+      ],
     ];
     for (const [args, message] of cases) {
       const r = await vtc([path.join(dir, "in"), ...args, "--prompt", "x", "--out", out]);
