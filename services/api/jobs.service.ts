@@ -7,11 +7,17 @@
 import { createHash, randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
 import type { Queue } from "bullmq";
-import type { BlobStore } from "../shared/blob-store.ts";
+import type { BlobRef, BlobStore } from "../shared/blob-store.ts";
 import type { Config } from "../../common/config.ts";
 import { VtcError, InputError, notFound } from "../../common/errors.ts";
 import { probeMedia } from "../shared/media.ts";
-import type { JobFileRef, JobProgress, PipelineJobData, PipelineJobResult } from "../shared/queues.ts";
+import type {
+  EmbedsJobRef,
+  JobFileRef,
+  JobProgress,
+  PipelineJobData,
+  PipelineJobResult,
+} from "../shared/queues.ts";
 import type { JobRequest, RequestLimits } from "../../pipeline/request.ts";
 import { JobRepository, type JobStatus, type StoredJob } from "./job-repository.ts";
 import { jobRequestFromFields } from "./schemas.ts";
@@ -142,7 +148,10 @@ export class JobsService {
       const existing = await this.repo.find(jobId);
       if (existing) return { view: this.replay(existing, fingerprint), created: false };
     }
-    const { job, mine } = await this.submit(jobId, parsed, files, fingerprint, Boolean(idempotencyKey));
+    const { job, mine } = await this.submit(jobId, parsed, files, {
+      fingerprint,
+      readBack: Boolean(idempotencyKey),
+    });
     return mine
       ? { view: this.view(job), created: true }
       : { view: this.replay(job, fingerprint), created: false };
@@ -157,18 +166,28 @@ export class JobsService {
     jobId: string,
     request: JobRequest,
     files: UploadedFile[],
-    fingerprint = JobsService.fingerprint(request, files),
-    readBack = false,
+    opts: {
+      fingerprint?: string;
+      readBack?: boolean;
+      embeds?: { npy: Buffer } & Omit<EmbedsJobRef, keyof BlobRef>;
+    } = {},
   ): Promise<{ job: StoredJob; mine: boolean }> {
     const refs = await this.storeFiles(files);
+    let embeds: EmbedsJobRef | undefined;
+    if (opts.embeds) {
+      const { npy, ...rest } = opts.embeds;
+      embeds = { ...(await this.deps.blobs.put(npy)), ...rest };
+    }
     const data: PipelineJobData = {
       ...request,
       files: refs,
-      fingerprint,
+      ...(embeds ? { embeds } : {}),
+      fingerprint:
+        opts.fingerprint ?? JobsService.fingerprint(request, [...files, ...(embeds ? [embeds] : [])]),
       createdAt: Date.now(),
       submissionId: randomUUID(),
     };
-    const job = await this.repo.add(jobId, data, readBack);
+    const job = await this.repo.add(jobId, data, opts.readBack);
     return { job, mine: job.data.submissionId === data.submissionId };
   }
 
