@@ -9,7 +9,20 @@ import { InputError } from "../common/errors.ts";
 import { loadModel, type Model } from "../models/runtime/model.ts";
 import { EmbeddedDecoder } from "./llm/embedded.ts";
 import type { LlmAdapter } from "./llm/types.ts";
-import type { PipelineResult } from "./run.ts";
+import { writeSafetensors } from "../io/safetensors.ts";
+import type { PipelineResult, ViewEmbeds } from "./run.ts";
+
+/** Mode "embeds": every view's tokens in one safetensors file, `view_<i>` F32 [tokens, hidden]. */
+export function embedsSafetensors(views: readonly ViewEmbeds[]): Buffer {
+  const tensors = Object.fromEntries(
+    views.map((v, i) => [`view_${i}`, { dtype: "F32" as const, shape: [v.tokens, v.width], data: v.data }]),
+  );
+  const meta = views.map(({ data: _d, ...m }) => m);
+  return writeSafetensors(tensors, {
+    views: JSON.stringify(meta),
+    format: "vtc embeds: one (tokens, hidden) tensor per view",
+  });
+}
 
 export interface EmbedsRequest {
   prompt: string;

@@ -3,12 +3,14 @@
  * `runPipeline(request, ctx)` is the one entry point; the worker (services/) and the CLI (cli/run.ts)
  * both call it. See pipeline/README.md for the request and result fields.
  */
+import { createHash } from "node:crypto";
 import { compress, compressDocument, getMethod, parseOptions, resolveBudget } from "../compressors/index.ts";
 import type { Budget, CompressorInput, CompressorOutput, CompressorStats } from "../compressors/types.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
 import { type Model, loadModel } from "../models/runtime/model.ts";
 import { chooseCropGrid, documentViews, resizeExact } from "./crops.ts";
 import { decodeFile } from "./decode.ts";
+import { type EncoderCache, encoderId } from "./encoder-cache.ts";
 import { InputError } from "../common/errors.ts";
 import { type RgbImage, toPng } from "./image.ts";
 import { defaultLimits, type Limits } from "./limits.ts";
@@ -24,6 +26,8 @@ export const STAGES: readonly Stage[] = ["decode", "preprocess", "encode", "comp
 
 export interface PipelineFile {
   bytes: Uint8Array;
+  /** sha256 of the bytes when the caller has it (the blob store's key); computed when the cache needs it. */
+  sha256?: string;
   name?: string;
 }
 
@@ -36,7 +40,7 @@ export interface PipelineRequest {
   budget?: Budget;
   options?: Record<string, unknown>;
   /** "answer" (default): the whole pipeline. "tokens": stop after compression, no projection or LLM call. */
-  mode?: "answer" | "tokens";
+  mode?: "answer" | "tokens" | "embeds";
   /** Return the compressed tokens as safetensors (always on in mode "tokens"). */
   wantTokens?: boolean;
   /** Return kept.png for each image or page. */
@@ -57,6 +61,8 @@ export interface PipelineContext {
   limits?: Limits;
   /** The LLM adapter; default the model's embedded decoder. */
   llm?: LlmAdapter;
+  /** Encoder outputs by (file, page, encoder, preprocessing); none: always encode. */
+  encoderCache?: EncoderCache;
   /** Called as the pipeline advances; pct is the overall progress in [0, 100]. */
   onProgress?: (stage: Stage, pct: number) => void;
   signal?: AbortSignal;
@@ -89,7 +95,7 @@ export interface PipelineResult {
   /** The LLM's answer; null in mode "tokens". */
   answer: string | null;
   finishReason: "stop" | "length" | null;
-  mode: "answer" | "tokens";
+  mode: "answer" | "tokens" | "embeds";
   model: {
     name: string;
     providers: string[];
@@ -111,9 +117,30 @@ export interface PipelineResult {
    * stand-in grid was sent, so the model's 2-D positions are not the image's).
    */
   llmPositions?: Array<"grid" | "row" | "sequence">;
+  /** With an encoder cache: pages (images) whose encoder outputs came from it, and those encoded. */
+  encoderCache?: { hits: number; misses: number };
+  /** Mode "embeds": the projected tokens of each view, in the order the LLM expects them. */
+  embeds?: ViewEmbeds[];
   /** Present when asked for. */
   tokens?: Buffer;
   pictures?: Array<{ file: number; page: number; png: Buffer }>;
+}
+
+/** One view's projected visual tokens (mode "embeds"): what an LLM server takes as one image_embeds part. */
+export interface ViewEmbeds {
+  /** Index of the file in the request, its page, and which view of it. */
+  file: number;
+  page: number;
+  view: ViewReport["view"];
+  row?: number;
+  col?: number;
+  tokens: number;
+  /** The LLM's hidden size. */
+  width: number;
+  /** rows x cols when the kept tokens still form a grid (Qwen2-VL positions), else null. */
+  grid: { rows: number; cols: number } | null;
+  /** tokens x width, float32. */
+  data: Float32Array;
 }
 
 interface View {
@@ -176,11 +203,11 @@ export async function runPipeline(
       status: 413,
     });
   }
-  if (mode !== "answer" && mode !== "tokens") {
-    throw new InputError(`mode: must be "answer" or "tokens"`, {
+  if (mode !== "answer" && mode !== "tokens" && mode !== "embeds") {
+    throw new InputError(`mode: must be "answer", "tokens" or "embeds"`, {
       code: "bad_request",
       field: "mode",
-      limit: ["answer", "tokens"],
+      limit: ["answer", "tokens", "embeds"],
     });
   }
   const layout = request.layout ?? "auto";
@@ -306,7 +333,33 @@ export async function runPipeline(
     }
   }
 
-  // ---- encode, compress
+  // ---- encode (through the encoder-output cache when there is one), compress
+  const cache = ctx.encoderCache?.enabled ? ctx.encoderCache : undefined;
+  const cacheStats = { hits: 0, misses: 0 };
+  const encodeCached = async (unit: Unit, views: View[]): Promise<CompressorInput[]> => {
+    if (!cache) return model.encode(views.map((v) => v.pixels));
+    const file = request.files[unit.report.file];
+    const key = {
+      fileSha256: file.sha256 ?? createHash("sha256").update(file.bytes).digest("hex"),
+      page: unit.report.page,
+      model: await encoderId(model),
+      preprocessing: {
+        layout: unit.report.layout,
+        cropGrid: unit.report.cropGrid,
+        imageSize: S,
+        pdfRenderSide: limits.pdfRenderSide,
+      },
+    };
+    const hit = await cache.get(key);
+    if (hit && hit.length === views.length) {
+      cacheStats.hits++;
+      return hit;
+    }
+    cacheStats.misses++;
+    const fresh = await model.encode(views.map((v) => v.pixels));
+    await cache.put(key, fresh).catch(() => {}); // a full disk makes it a cache miss next time, nothing worse
+    return fresh;
+  };
   const images: ImageReport[] = [];
   const allViews: Array<{ view: View; out: CompressorOutput; unit: number }> = [];
   const fallbacks = new Set<string>();
@@ -314,7 +367,7 @@ export async function runPipeline(
     const unit = units[u];
     const views = unit.single ? [unit.single] : [...unit.crops, unit.global!];
     progress("encode", 20 + (u / units.length) * 30);
-    const inputs: CompressorInput[] = await timed("encode", () => model.encode(views.map((v) => v.pixels)));
+    const inputs: CompressorInput[] = await timed("encode", () => encodeCached(unit, views));
     progress("compress", 50 + (u / units.length) * 20);
     const outs: CompressorOutput[] = await timed("compress", async () => {
       if (unit.single) return [await compress(method.name, inputs[0], budget, options)];
@@ -350,7 +403,8 @@ export async function runPipeline(
   let finishReason: PipelineResult["finishReason"] = null;
   const textTokens = { prompt: 0, completion: 0 };
   let llmPositions: PipelineResult["llmPositions"];
-  if (llm) {
+  let embeds: PipelineResult["embeds"];
+  if (llm || mode === "embeds") {
     progress("project", 70);
     const d = model.featureDim;
     const visual = await timed("project", () => {
@@ -364,19 +418,22 @@ export async function runPipeline(
       }
       return model.project(feats, pos, after);
     });
-    progress("llm", 80);
     const views = allViews.map(({ out }) => ({
       count: out.sizes.length,
       grid: keptGrid(out.sources, model.grid),
     }));
-    const res = await timed("llm", () =>
-      llm.generate({ prompt: request.prompt, visual, count: after, maxTokens, views, signal: ctx.signal }),
-    );
-    if (res.positions) llmPositions = res.positions;
-    answer = res.text;
-    finishReason = res.finishReason;
-    textTokens.prompt = res.promptTokens;
-    textTokens.completion = res.completionTokens;
+    if (mode === "embeds") embeds = embedsOf(allViews, views, images, visual, model.width);
+    if (llm) {
+      progress("llm", 80);
+      const res = await timed("llm", () =>
+        llm.generate({ prompt: request.prompt, visual, count: after, maxTokens, views, signal: ctx.signal }),
+      );
+      if (res.positions) llmPositions = res.positions;
+      answer = res.text;
+      finishReason = res.finishReason;
+      textTokens.prompt = res.promptTokens;
+      textTokens.completion = res.completionTokens;
+    }
   }
 
   const result: PipelineResult = {
@@ -397,6 +454,8 @@ export async function runPipeline(
     timings,
     fallbacks: [...fallbacks],
     ...(llmPositions ? { llmPositions } : {}),
+    ...(embeds ? { embeds } : {}),
+    ...(cache ? { encoderCache: cacheStats } : {}),
   };
   if (request.wantTokens || mode === "tokens") result.tokens = tokensFile(allViews, images, model, result);
   if (request.wantPicture) {
@@ -416,6 +475,33 @@ export async function runPipeline(
   timings.total = performance.now() - t0;
   progress(llm ? "llm" : "compress", 100);
   return result;
+}
+
+function embedsOf(
+  all: Array<{ view: View; out: CompressorOutput; unit: number }>,
+  views: Array<{ count: number; grid: { rows: number; cols: number } | null }>,
+  images: ImageReport[],
+  visual: Float32Array,
+  width: number,
+): ViewEmbeds[] {
+  let k = 0;
+  return all.map((a, i) => {
+    const tokens = views[i].count;
+    const data = visual.slice(k * width, (k + tokens) * width);
+    k += tokens;
+    const { file, page } = images[a.unit];
+    const { view, row, col } = a.view.report;
+    return {
+      file,
+      page,
+      view,
+      ...(row !== undefined ? { row, col } : {}),
+      tokens,
+      width,
+      grid: views[i].grid,
+      data,
+    };
+  });
 }
 
 /**

@@ -8,7 +8,7 @@ import { InputError } from "../../common/errors.ts";
 import type { MethodCatalog } from "../shared/methods.ts";
 import type { Budget, JobMode } from "../shared/queues.ts";
 
-export const MODES = ["answer", "tokens"] as const;
+export const MODES = ["answer", "tokens", "embeds"] as const;
 export const LAYOUTS = ["auto", "image", "document"] as const;
 
 /** The text fields of `POST /v1/jobs` (multipart fields are strings; numbers are coerced). */

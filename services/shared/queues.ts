@@ -3,7 +3,7 @@
  * The API enqueues through these names and the worker registers a processor for each.
  */
 import type { JobsOptions } from "bullmq";
-import type { PipelineResult } from "../../pipeline/run.ts";
+import type { PipelineResult, ViewEmbeds } from "../../pipeline/run.ts";
 import type { WireError } from "../../common/errors.ts";
 import type { BlobRef } from "./blob-store.ts";
 import type { Config } from "./config.ts";
@@ -38,7 +38,7 @@ export interface PingJobResult {
 /** Budget: an absolute count `keep`, or a `ratio`; empty for methods that choose (TCGC without a cap). */
 export type Budget = { keep: number } | { ratio: number } | Record<string, never>;
 
-export type JobMode = "answer" | "tokens";
+export type JobMode = "answer" | "tokens" | "embeds";
 
 /** An upload, by reference: the bytes are in the blob store under `sha256`, never in Redis. */
 export interface JobFileRef extends BlobRef {
@@ -108,7 +108,9 @@ export interface JobProgress {
  * text tokens, timings per stage, model, method with resolved options) without the bytes, which are
  * in the blob store as artifacts.
  */
-export type PipelineJobResult = Omit<PipelineResult, "tokens" | "pictures"> & {
+export type PipelineJobResult = Omit<PipelineResult, "tokens" | "pictures" | "embeds"> & {
+  /** Mode "embeds": each view's projected tokens are the artifact `embeds[i]` (.npy); here what they are. */
+  embeds?: Array<Omit<ViewEmbeds, "data">>;
   artifacts: {
     /** The result JSON itself. */
     result?: BlobRef;
@@ -117,6 +119,10 @@ export type PipelineJobResult = Omit<PipelineResult, "tokens" | "pictures"> & {
     /** kept.png of the first image or page (`pictures` has one per image or page). */
     keptPng?: BlobRef;
     pictures?: Array<BlobRef & { file: number; page: number }>;
+    /** Mode "embeds": per view, (tokens, hidden) float32 .npy, in the order of `embeds`. */
+    embeds?: BlobRef[];
+    /** Mode "embeds": every view in one safetensors file (`view_<i>` tensors, the views in metadata). */
+    embedsSafetensors?: BlobRef;
   };
 };
 

@@ -5,8 +5,10 @@
  * the blob store. The model is loaded once per thread and kept.
  */
 import { loadModel } from "../../models/runtime/model.ts";
-import { decodeNpy } from "../../io/npy.ts";
+import { decodeNpy, encodeNpy } from "../../io/npy.ts";
+import { embedsSafetensors } from "../../pipeline/embeds.ts";
 import { toFloat32 } from "../../io/tensor.ts";
+import { EncoderCache } from "../../pipeline/encoder-cache.ts";
 import { answerFromEmbeds } from "../../pipeline/embeds.ts";
 import { RemoteLlm } from "../../pipeline/llm/remote.ts";
 import { runPipeline } from "../../pipeline/run.ts";
@@ -19,11 +21,14 @@ export const createRunner: CreateRunner = async (init) => {
   // Load the model now so the first job does not pay for it; a failure here is retried per job.
   await loadModel(init.modelDir).catch(() => {});
   const llm = init.llm ? new RemoteLlm(init.llm) : undefined;
+  const encoderCache = init.encoderCache?.bytes
+    ? new EncoderCache(init.encoderCache.dir, init.encoderCache.bytes)
+    : undefined;
   return {
     async run(task, progress) {
       const { data } = task;
       const files = await Promise.all(
-        data.files.map(async (f) => ({ bytes: await blobs.get(f.sha256), name: f.name })),
+        data.files.map(async (f) => ({ bytes: await blobs.get(f.sha256), name: f.name, sha256: f.sha256 })),
       );
       const model = await loadModel(init.modelDir);
       if (data.embeds) {
@@ -61,6 +66,7 @@ export const createRunner: CreateRunner = async (init) => {
           model,
           limits: init.limits,
           ...(llm ? { llm } : {}),
+          ...(encoderCache ? { encoderCache } : {}),
           onProgress: (stage, percent) => {
             // One report per stage change and per 10%: progress goes through Redis.
             const key = `${stage}:${Math.floor(percent / 10)}`;
@@ -70,8 +76,19 @@ export const createRunner: CreateRunner = async (init) => {
           },
         },
       );
-      const { tokens, pictures, ...rest } = result;
+      const { tokens, pictures, embeds, ...fields } = result;
+      const rest: Omit<PipelineJobResult, "artifacts"> = fields;
       const artifacts: PipelineJobResult["artifacts"] = {};
+      if (embeds) {
+        rest.embeds = embeds.map(({ data: _d, ...meta }) => meta);
+        artifacts.embeds = [];
+        for (const e of embeds) {
+          artifacts.embeds.push(
+            await blobs.put(encodeNpy({ dtype: "float32", shape: [e.tokens, e.width], data: e.data })),
+          );
+        }
+        artifacts.embedsSafetensors = await blobs.put(embedsSafetensors(embeds));
+      }
       if (tokens) artifacts.tokens = await blobs.put(tokens);
       if (pictures?.length) {
         artifacts.pictures = [];

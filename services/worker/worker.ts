@@ -32,6 +32,7 @@ export function createWorkerService(
       modelDir: config.modelDir,
       limits: config.limits,
       llm: config.llm,
+      encoderCache: config.encoderCache,
     },
     opts.runnerModule ?? PIPELINE_RUNNER,
     { decodeTimeoutMs: config.decodeTimeoutMs, maxHeapMb: config.threadMaxHeapMb },
