@@ -4,26 +4,29 @@
  *
  * Each image is decoded and encoded once; every (method, budget) then compresses the cached encoder
  * outputs, projects them with their position features and asks the decoder every question of the image.
+ * The text-conditioned methods (those that read `instruction`: DART, CDPruner) compress once per
+ * question, with that question's embedding rows; `projected` (each patch through the projector) is
+ * computed once per view for the methods that read it (docs/methods.md: divprune, dart, cdpruner).
  * Budgets are ratios of each view's patches (50%, 25%, 11%); for TCGC on documents the ratio is its
  * total cap over the crops (the global view passes through, as the method defines), so the table also
  * gives the fraction of visual tokens each method really kept.
  *
  * Writes docs/results/accuracy.md and accuracy-scenes.png / accuracy-documents.png (accuracy against
- * kept fraction, one line per method). --quick evaluates a fixed subset (the first images of each kind).
+ * kept fraction, one line per method). --quick evaluates a fixed subset (the first images of each kind);
+ * --methods a,b only those methods (for a look; a partial table is written under accuracy-partial*).
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import type { Budget } from "../compressors/types.ts";
 import {
-  answerFromTokens,
-  compressEncoded,
+  answerQuestions,
   type EncodedImage,
   encodeEvalImage,
   type EvalQuestion,
   readEvalSet,
 } from "../models/eval.ts";
-import { defaultModelDir } from "../models/runtime/manifest.ts";
+import { defaultModelDir } from "../common/config.ts";
 import { loadModel, type Model } from "../models/runtime/model.ts";
 import { EmbeddedDecoder } from "../pipeline/llm/embedded.ts";
 import { metaMarkdown, runMeta } from "./report/meta.ts";
@@ -38,6 +41,8 @@ interface Config {
   ratio?: number;
   /** Documents only (TCGC is a document method: scenes are not run with it). */
   docsOnly?: boolean;
+  /** false: a text-conditioned method runs without the question (measures what the text adds). */
+  prompt?: boolean;
 }
 
 interface Prepared extends EncodedImage {
@@ -69,9 +74,19 @@ export function configs(): Config[] {
     ["tome", "tome", {}],
     ["visionzip", "visionzip", {}],
     ["random", "random", { seed: 0 }],
+    ["divprune", "divprune", {}],
+    ["dart", "dart", {}],
+    ["cdpruner", "cdpruner", {}],
   ];
   for (const [label, method, options, docsOnly] of methods) {
     for (const ratio of RATIOS) out.push({ label, method, options, ratio, docsOnly });
+  }
+  // What the question adds to the text-conditioned methods: the same methods without it.
+  for (const [label, method] of [
+    ["dart, no question", "dart"],
+    ["cdpruner, no question", "cdpruner"],
+  ]) {
+    for (const ratio of RATIOS) out.push({ label, method, options: {}, ratio, prompt: false });
   }
   return out;
 }
@@ -103,12 +118,11 @@ async function runConfig(model: Model, llm: EmbeddedDecoder, items: Prepared[], 
   const o: Outcome = { correct: 0, n: 0, smallCorrect: 0, smallN: 0, keptTokens: 0, totalTokens: 0, ms: 0 };
   const budget: Budget = c.ratio === undefined ? {} : { ratio: c.ratio };
   for (const it of items) {
-    const outs = await compressEncoded(it, c.method, budget, c.options);
-    const { answers, k } = await answerFromTokens(
+    const { answers, k } = await answerQuestions(
       model,
       llm,
-      outs,
-      it.places,
+      it,
+      { method: c.method, budget, options: c.options, usePrompt: c.prompt },
       it.questions.map((q) => q.question),
     );
     o.keptTokens += k;
@@ -166,6 +180,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       quick: { type: "boolean", default: false },
+      methods: { type: "string" },
       out: { type: "string", default: "docs/results" },
       model: { type: "string" },
     },
@@ -188,7 +203,10 @@ async function main(): Promise<void> {
   process.stderr.write(`encoded ${prepared.length} images in ${(encodeMs / 1000).toFixed(1)} s\n`);
 
   const results: Record<"scene" | "doc", Array<{ c: Config; o: Outcome }>> = { scene: [], doc: [] };
-  for (const c of configs()) {
+  // --methods a,b: only these (plus all tokens, the reference); the files written are then partial.
+  const only = values.methods?.split(",").map((m) => m.trim());
+  const chosenConfigs = configs().filter((c) => !only || c.method === "none" || only.includes(c.method));
+  for (const c of chosenConfigs) {
     for (const kind of ["scene", "doc"] as const) {
       if (kind === "scene" && c.docsOnly) continue;
       const items = prepared.filter((p) => p.kind === kind);
@@ -223,7 +241,7 @@ async function main(): Promise<void> {
   ].join("\n");
   process.stdout.write(`${md}\n`);
   mkdirSync(values.out, { recursive: true });
-  const suffix = values.quick ? "-quick" : "";
+  const suffix = `${values.quick ? "-quick" : ""}${only ? "-partial" : ""}`;
   writeFileSync(
     path.join(values.out, `accuracy${suffix}.md`),
     md.replaceAll("accuracy-", `accuracy${suffix}-`),

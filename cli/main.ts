@@ -1,6 +1,9 @@
+import { readFileSync } from "node:fs";
+import { isInputError } from "../common/errors.ts";
+
 /** `vtc` command dispatcher. Each subcommand lives in its own module and is loaded on demand. */
 
-const USAGE = `usage: vtc <command> [options]
+const USAGE = `usage: vtc <command> [options]   (vtc <command> --help; vtc --version)
 
 commands:
   tensors   compress tensors from a safetensors file (the interface for other stacks)
@@ -13,6 +16,11 @@ const commands: Record<string, () => Promise<{ main(argv: string[]): Promise<num
 };
 
 const [name, ...rest] = process.argv.slice(2);
+if (name === "--version" || name === "-v") {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+  process.stdout.write(`vtc ${pkg.version}\n`);
+  process.exit(0);
+}
 if (!name || name === "--help" || name === "-h") {
   process.stdout.write(USAGE);
   process.exit(name ? 0 : 2);
@@ -29,4 +37,11 @@ try {
   process.stderr.write(`vtc: command "${name}" is not available yet (${(err as Error).message})\n`);
   process.exit(2);
 }
-process.exitCode = await mod.main(rest);
+try {
+  process.exitCode = await mod.main(rest);
+} catch (err) {
+  // A message, not a stack trace (VTC_DEBUG=1 for the stack): a file-system error names its path.
+  const e = err as NodeJS.ErrnoException;
+  process.stderr.write(`vtc ${name}: ${process.env.VTC_DEBUG ? e.stack : e.message}\n`);
+  process.exitCode = isInputError(err) ? 2 : 1;
+}

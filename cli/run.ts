@@ -14,19 +14,22 @@ import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
-import type { Budget } from "../compressors/types.ts";
 import { loadModel } from "../models/runtime/model.ts";
-import { toWire } from "../common/errors.ts";
-import { defaultLimits } from "../pipeline/limits.ts";
-import { type PipelineRequest, runPipeline } from "../pipeline/run.ts";
+import { InputError, toWire } from "../common/errors.ts";
+import { defaultModelDir, loadLimits } from "../common/config.ts";
+import { readManifest } from "../models/runtime/manifest.ts";
+import { type JobRequest, parseJobRequest, requestLimits } from "../pipeline/request.ts";
+import { runPipeline } from "../pipeline/run.ts";
 import { parseOptPairs } from "./options.ts";
-
-const USAGE = `usage: vtc run FILE|DIR... --method M [--keep K | --ratio R] [--opt key=value ...] --prompt "..."
-               [--out DIR] [--tokens] [--picture] [--mode answer|tokens] [--layout auto|image|document]
-               [--max-tokens N] [--model DIR] [--recursive]
-`;
+import { RUN_USAGE, runHelp } from "./run-help.ts";
 
 class UsageError extends Error {}
+
+/** The contract's field names as this command's flags, for error messages. */
+function flagOf(field: string): string {
+  if (field.startsWith("options.")) return `--opt ${field.slice("options.".length)}`;
+  return field === "maxTokens" ? "--max-tokens" : `--${field}`;
+}
 
 async function listInputs(paths: string[], recursive: boolean): Promise<string[]> {
   const out: string[] = [];
@@ -45,13 +48,25 @@ async function listInputs(paths: string[], recursive: boolean): Promise<string[]
     let s: Awaited<ReturnType<typeof stat>>;
     try {
       s = await stat(p);
-    } catch {
-      throw new UsageError(`no such file or directory: ${p}`);
+    } catch (err) {
+      throw new UsageError(`${p}: ${describeFsError(err)}`);
     }
     if (s.isDirectory()) await walk(p, 0);
     else out.push(p);
   }
   return out;
+}
+
+/** A file-system error in words (ENOENT and the like), for messages. */
+export function describeFsError(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  const words: Record<string, string> = {
+    ENOENT: "no such file or directory",
+    ENOTDIR: "a part of the path is a file, not a folder",
+    EACCES: "permission denied",
+    EISDIR: "is a folder",
+  };
+  return (code && words[code]) ?? (err as Error).message;
 }
 
 /** Output stem for a file: its path relative to the common input root, with separators flattened. */
@@ -89,63 +104,58 @@ export async function main(argv: string[]): Promise<number> {
   try {
     args = parse(argv);
   } catch (err) {
-    process.stderr.write(`vtc run: ${(err as Error).message}\n${USAGE}`);
+    process.stderr.write(`vtc run: ${(err as Error).message}\n${RUN_USAGE}`);
     return 2;
   }
   const v = args.values;
   if (v.help) {
-    process.stdout.write(USAGE);
+    process.stdout.write(runHelp());
     return 0;
   }
   let files: string[];
-  let request: Omit<PipelineRequest, "files">;
+  let request: JobRequest;
+  const modelDir = v.model ? path.resolve(v.model) : defaultModelDir();
+  const limits = loadLimits();
   try {
     if (args.positionals.length === 0) throw new UsageError("give at least one FILE or DIR");
     if (!v.method) throw new UsageError("--method is required");
-    if (v.keep !== undefined && v.ratio !== undefined)
-      throw new UsageError("give --keep or --ratio, not both");
-    let budget: Budget = {};
-    if (v.keep !== undefined) {
-      const k = Number(v.keep);
-      if (!Number.isInteger(k)) throw new UsageError(`--keep must be an integer (got "${v.keep}")`);
-      budget = { keep: k };
-    } else if (v.ratio !== undefined) {
-      const r = Number(v.ratio);
-      if (!Number.isFinite(r)) throw new UsageError(`--ratio must be a number (got "${v.ratio}")`);
-      budget = { ratio: r };
-    }
-    const options = parseOptPairs(v.opt, (m) => new UsageError(m));
-    const mode = (v.mode ?? "answer") as PipelineRequest["mode"];
-    if (mode !== "answer" && mode !== "tokens") throw new UsageError(`--mode must be answer or tokens`);
-    if (mode === "answer" && !v.prompt) throw new UsageError("--prompt is required (or --mode tokens)");
-    const layout = (v.layout ?? "auto") as PipelineRequest["layout"];
-    let maxTokens: number | undefined;
-    if (v["max-tokens"] !== undefined) maxTokens = Number(v["max-tokens"]);
-    request = {
-      prompt: v.prompt ?? "",
+    // The request contract (pipeline/request.ts) checks the flags, as the API checks its fields.
+    const raw = {
       method: v.method,
-      budget,
-      options,
-      mode,
-      layout,
-      maxTokens,
-      wantTokens: Boolean(v.tokens),
-      wantPicture: Boolean(v.picture),
+      keep: v.keep,
+      ratio: v.ratio,
+      options: parseOptPairs(v.opt, (m) => new UsageError(m)),
+      mode: v.mode,
+      layout: v.layout,
+      prompt: v.prompt,
+      maxTokens: v["max-tokens"],
     };
+    request = parseJobRequest(raw, requestLimits(readManifest(modelDir).manifest, limits), flagOf);
     files = await listInputs(args.positionals, Boolean(v.recursive));
+    const outArg = v.out ?? "out";
+    const out = await stat(path.resolve(outArg)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return null; // made when the first result is written
+      throw new UsageError(`--out ${outArg}: ${describeFsError(err)}`);
+    });
+    if (out && !out.isDirectory()) throw new UsageError(`--out ${outArg}: exists and is not a folder`);
     if (files.length === 0) throw new UsageError("no input files found");
   } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`vtc run: ${err.message}\n${USAGE}`);
+    if (err instanceof UsageError || err instanceof InputError) {
+      process.stderr.write(`vtc run: ${err.message}\n${RUN_USAGE}`);
       return 2;
     }
     throw err;
   }
+  const wants = { wantTokens: Boolean(v.tokens), wantPicture: Boolean(v.picture) };
 
   const outDir = path.resolve(v.out ?? "out");
-  await mkdir(outDir, { recursive: true });
-  const model = await loadModel(v.model ? path.resolve(v.model) : undefined);
-  const limits = defaultLimits();
+  const model = await loadModel(modelDir);
+  // The output folder is made when the first result is written, never for a run that writes nothing.
+  let made = false;
+  const ensureOut = async () => {
+    if (!made) await mkdir(outDir, { recursive: true });
+    made = true;
+  };
   const roots = args.positionals.map((p) => path.resolve(p));
   const bar = new cliProgress.SingleBar(
     {
@@ -167,10 +177,11 @@ export async function main(argv: string[]): Promise<number> {
     try {
       const bytes = await readFile(file);
       const r = await runPipeline(
-        { ...request, files: [{ bytes, name: path.basename(file) }] },
+        { ...request, ...wants, files: [{ bytes, name: path.basename(file) }] },
         { model, limits, onProgress: (stage) => tty && bar.update(i, { stage, file: path.basename(file) }) },
       );
       const { tokens, pictures, ...json } = r;
+      await ensureOut();
       const written: Record<string, string | string[]> = { result: `${base}.json` };
       if (tokens) {
         await writeFile(`${base}.safetensors`, tokens);
@@ -190,6 +201,7 @@ export async function main(argv: string[]): Promise<number> {
       failed++;
       const { message, ...rest } = toWire(err);
       const error = { error: message, ...rest };
+      await ensureOut();
       await writeFile(`${base}.json`, `${JSON.stringify({ file, error }, null, 2)}\n`);
       line = `${file}: ERROR ${error.error}`;
     }

@@ -5,7 +5,7 @@
  *
  * IN: float tensors `features` [N, D], optionally `cls` [D], `attention.<l>` [N+1, N+1],
  * `keys.<l>` [N+1, Dk], `cls_query.<l>` [Dk], `projected` [N, W] (the projector applied to each patch)
- * and `instruction` [T, W] (the decoder's embedding rows of the question's tokens; spec section 6);
+ * and `instruction` [T, W] (the decoder's embedding rows of the question's tokens; docs/methods.md#the-contract);
  * __metadata__ `grid` ("ROWSxCOLS"), `select_layer`,
  * `num_layers`, optional `low_layer`. F32 expected; F16, BF16 and F64 are converted.
  * OUT: `features` F32 [K, D], `sizes` F32 [K], `source_offsets` I32 [K+1], `source_indices` I32;
@@ -133,7 +133,7 @@ export function inputFromFile(
   return input;
 }
 
-/** `projected` [N, W] and `instruction` [T, W] (spec section 6): one W for both. */
+/** `projected` [N, W] and `instruction` [T, W] (docs/methods.md#the-contract): one W for both. */
 function readLlmInputs(tensors: Record<string, Tensor>, input: CompressorInput): void {
   const n = input.grid.rows * input.grid.cols;
   const p = tensors.projected;

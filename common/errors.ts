@@ -33,6 +33,8 @@ const OTHER_CODES = {
   not_found: 404,
   not_ready: 409,
   timeout: 504,
+  /** Redis is down or does not answer: try again shortly (the answer carries Retry-After). */
+  redis_unavailable: 503,
   job_failed: 500,
   internal: 500,
   /** The remote LLM server could not be reached, timed out or failed (retried with the job's backoff). */

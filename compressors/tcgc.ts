@@ -64,7 +64,7 @@ export const tcgcSchema = z
 
 export type TcgcOptions = z.infer<typeof tcgcSchema>;
 
-export interface CropAnalysis {
+interface CropAnalysis {
   n: number;
   lowLayer: number;
   redundant: number;
@@ -79,7 +79,7 @@ export interface CropAnalysis {
   low: Float32Array;
 }
 
-export function lowLayerOf(ctx: Ctx, opts: Pick<TcgcOptions, "lowLayer">): number {
+function lowLayerOf(ctx: Ctx, opts: Pick<TcgcOptions, "lowLayer">): number {
   return opts.lowLayer ?? ctx.input.lowLayer ?? roundHalfUp(ctx.input.numLayers / 6);
 }
 
@@ -125,7 +125,7 @@ export async function redundancyOf(
   return { lowLayer, redundant, rho: 1 - redundant / n, metric: metric.field };
 }
 
-export async function analyzeCrop(ctx: Ctx, opts: TcgcOptions): Promise<CropAnalysis> {
+async function analyzeCrop(ctx: Ctx, opts: TcgcOptions): Promise<CropAnalysis> {
   const n = ctx.n;
   const lowLayer = lowLayerOf(ctx, opts);
   const deep = ctx.requireClsAttention(ctx.input.selectLayer);
@@ -143,7 +143,7 @@ export async function analyzeCrop(ctx: Ctx, opts: TcgcOptions): Promise<CropAnal
 }
 
 /** Kept patch indices of one crop with nLocal local tokens and the first nOutliers of G. */
-export function selectCrop(a: CropAnalysis, nLocal: number, nOutliers: number, opts: TcgcOptions): number[] {
+function selectCrop(a: CropAnalysis, nLocal: number, nOutliers: number, opts: TcgcOptions): number[] {
   const inG = new Uint8Array(a.n);
   for (const p of a.outliers) inG[p] = 1;
   const kept = a.outliers.slice(0, nOutliers);
@@ -187,7 +187,7 @@ export function selectCrop(a: CropAnalysis, nLocal: number, nOutliers: number, o
 }
 
 /** The total cap over crops (docs/methods.md#tcgc, "Budget"): per-crop local and outlier counts. */
-export function applyCap(
+function applyCap(
   crops: CropAnalysis[],
   cap: number | undefined,
 ): { nLocal: number[]; nOutliers: number[]; scale: number } {
@@ -204,7 +204,7 @@ export function applyCap(
   return { nLocal: nLocal.map(() => 0), nOutliers: nOutliers.map((v) => Math.floor(v * g)), scale: 0 };
 }
 
-export function cropStats(a: CropAnalysis, nLocal: number, nOutliers: number): Record<string, unknown> {
+function cropStats(a: CropAnalysis, nLocal: number, nOutliers: number): Record<string, unknown> {
   return {
     rho: a.rho,
     nLocal: a.nLocal,

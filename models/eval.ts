@@ -12,14 +12,15 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { compress, compressDocument } from "../compressors/index.ts";
+import { compress, compressDocument, getMethod } from "../compressors/index.ts";
 import type { Budget, CompressorInput, CompressorOutput } from "../compressors/types.ts";
 import { chooseCropGrid, documentViews } from "../pipeline/crops.ts";
 import { decodeFile } from "../pipeline/decode.ts";
-import { defaultLimits } from "../pipeline/limits.ts";
+import { loadLimits } from "../common/config.ts";
 import { EmbeddedDecoder } from "../pipeline/llm/embedded.ts";
 import { POSITION_DIM, positionFeatures, type ViewPlace } from "../pipeline/positions.ts";
-import { defaultModelDir } from "./runtime/manifest.ts";
+import { defaultModelDir } from "../common/config.ts";
+import { instructionRows, supplyLlmInputs } from "./runtime/llm-space.ts";
 import { loadModel, type Model } from "./runtime/model.ts";
 import { parseOptPairs } from "../cli/options.ts";
 
@@ -98,7 +99,7 @@ export async function encodeEvalImage(
   bytes: Buffer,
   name: string,
   kind: "scene" | "doc",
-  limits = defaultLimits({}),
+  limits = loadLimits({}),
 ): Promise<EncodedImage> {
   const img = (await decodeFile(bytes, limits, name)).pages[0].image;
   if (kind === "scene") {
@@ -117,6 +118,13 @@ export async function encodeEvalImage(
   return { kind, inputs, places, cropGrid: chooseCropGrid(img.width, img.height, S, maxCrops) };
 }
 
+/** Adds `projected` (each patch through the projector; docs/methods.md#the-contract) to every view, once. */
+async function withProjected(model: Model, enc: EncodedImage): Promise<void> {
+  if (enc.inputs.every((i) => i.projected)) return;
+  const views = enc.inputs.map((input, v) => ({ input, place: enc.places[v] }));
+  await supplyLlmInputs(model, ["projected"], views, undefined);
+}
+
 /** Compresses an encoded image's views: a document through compressDocument (TCGC's cap, global view). */
 export async function compressEncoded(
   enc: EncodedImage,
@@ -127,6 +135,51 @@ export async function compressEncoded(
   if (enc.kind === "scene") return [await compress(method, enc.inputs[0], budget, options)];
   const doc = await compressDocument(method, enc.inputs.slice(0, -1), enc.inputs.at(-1), budget, options);
   return [...doc.crops, doc.global!];
+}
+
+/**
+ * Compresses an encoded image and returns the first answer word of each question. A method that
+ * reads `instruction` (DART, CDPruner) compresses once per question with that question's
+ * embedding rows (with `usePrompt` false: never, to measure what the question adds); every other
+ * method compresses once for all the questions. `k`: visual tokens per compression, averaged.
+ */
+export async function answerQuestions(
+  model: Model,
+  llm: EmbeddedDecoder,
+  enc: EncodedImage,
+  run: { method: string; budget: Budget; options: Record<string, unknown>; usePrompt?: boolean },
+  questions: string[],
+): Promise<{ answers: string[]; k: number; fallbacks: string[] }> {
+  const needs = getMethod(run.method).needs;
+  if (needs.includes("projected")) await withProjected(model, enc);
+  const fallbacks = new Set<string>();
+  const note = (outs: CompressorOutput[]) => {
+    for (const o of outs) for (const f of o.stats.fallbacks) fallbacks.add(f);
+  };
+  if (run.usePrompt === false || !needs.includes("instruction")) {
+    const outs = await compressEncoded(enc, run.method, run.budget, run.options);
+    note(outs);
+    return {
+      ...(await answerFromTokens(model, llm, outs, enc.places, questions)),
+      fallbacks: [...fallbacks],
+    };
+  }
+  const answers: string[] = [];
+  let k = 0;
+  try {
+    for (const q of questions) {
+      const rows = instructionRows(model, q);
+      for (const input of enc.inputs) input.instruction = rows;
+      const outs = await compressEncoded(enc, run.method, run.budget, run.options);
+      note(outs);
+      const r = await answerFromTokens(model, llm, outs, enc.places, [q]);
+      answers.push(r.answers[0]);
+      k += r.k / questions.length;
+    }
+  } finally {
+    for (const input of enc.inputs) input.instruction = undefined;
+  }
+  return { answers, k, fallbacks: [...fallbacks] };
 }
 
 /** Projects the compressed tokens with their position features and returns the first answer word of each question. */
@@ -166,7 +219,7 @@ export async function evaluate(opts: {
   const options = opts.options ?? {};
   const model = await loadModel(modelDir);
   const llm = new EmbeddedDecoder(model);
-  const limits = defaultLimits({});
+  const limits = loadLimits({});
   const all = readEvalSet(modelDir);
   const byImage = new Map<string, EvalQuestion[]>();
   for (const q of all) byImage.set(q.image, [...(byImage.get(q.image) ?? []), q]);
@@ -199,12 +252,11 @@ export async function evaluate(opts: {
     if (qs[0].kind === "doc" && (!want || enc.cropGrid?.rows !== want[0] || enc.cropGrid?.cols !== want[1])) {
       mismatches++;
     }
-    const outs = await compressEncoded(enc, method, budget, options);
-    const { answers, k } = await answerFromTokens(
+    const { answers, k } = await answerQuestions(
       model,
       llm,
-      outs,
-      enc.places,
+      enc,
+      { method, budget, options },
       qs.map((q) => q.question),
     );
     const sums = tokenSums[qs[0].kind];

@@ -77,6 +77,8 @@ export async function answerFromEmbeds(
     model: {
       name: model.name,
       providers: model.providers,
+      requestedProviders: model.requestedProviders,
+      providerFallback: model.providerFallback ?? null,
       imageSize: model.imageSize,
       grid: model.grid,
       llm: llm.name,

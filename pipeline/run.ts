@@ -4,7 +4,7 @@
  * both call it. See pipeline/README.md for the request and result fields.
  */
 import { createHash } from "node:crypto";
-import { compress, compressDocument, getMethod, parseOptions, resolveBudget } from "../compressors/index.ts";
+import { compress, compressDocument, getMethod } from "../compressors/index.ts";
 import type { Budget, CompressorInput, CompressorOutput, CompressorStats } from "../compressors/types.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
 import { type Model, loadModel } from "../models/runtime/model.ts";
@@ -13,12 +13,13 @@ import { decodeFile } from "./decode.ts";
 import { type EncoderCache, encoderId } from "./encoder-cache.ts";
 import { InputError } from "../common/errors.ts";
 import { type RgbImage, toPng } from "./image.ts";
-import { defaultLimits, type Limits } from "./limits.ts";
+import { loadLimits, type Limits } from "../common/config.ts";
 import { EmbeddedDecoder } from "./llm/embedded.ts";
 import { keptGrid } from "./llm/kept-grid.ts";
 import type { LlmAdapter } from "./llm/types.ts";
 import { drawKept, type PictureView } from "./picture.ts";
 import { POSITION_DIM, positionFeatures, type ViewPlace } from "./positions.ts";
+import type { JobRequest } from "./request.ts";
 import type { FileKind } from "./sniff.ts";
 
 export type Stage = "decode" | "preprocess" | "encode" | "compress" | "project" | "llm";
@@ -31,27 +32,13 @@ export interface PipelineFile {
   name?: string;
 }
 
-export interface PipelineRequest {
+/** A validated request (`parseJobRequest`, pipeline/request.ts) and its files. Not checked again here. */
+export interface PipelineRequest extends JobRequest {
   files: PipelineFile[];
-  /** The question (mode "answer"); ignored in mode "tokens". */
-  prompt: string;
-  method: string;
-  /** { keep: K } or { ratio: r } per view (TCGC: an optional total cap over a document's crops). */
-  budget?: Budget;
-  options?: Record<string, unknown>;
-  /** "answer" (default): the whole pipeline. "tokens": stop after compression, no projection or LLM call. */
-  mode?: "answer" | "tokens" | "embeds";
   /** Return the compressed tokens as safetensors (always on in mode "tokens"). */
   wantTokens?: boolean;
   /** Return kept.png for each image or page. */
   wantPicture?: boolean;
-  /**
-   * "image": one view resized to the model's image size. "document": crops plus a global view.
-   * "auto" (default): PDFs are documents; an image is a document unless the crop rule picks a 1 x 1 grid.
-   */
-  layout?: "auto" | "image" | "document";
-  /** Generated tokens at most (default 16). */
-  maxTokens?: number;
 }
 
 export interface PipelineContext {
@@ -99,6 +86,9 @@ export interface PipelineResult {
   model: {
     name: string;
     providers: string[];
+    requestedProviders: string[];
+    /** Why the model runs on the CPU although a GPU provider was requested; null when it does not. */
+    providerFallback: string | null;
     imageSize: number;
     grid: { rows: number; cols: number };
     llm: string | null;
@@ -168,8 +158,8 @@ export async function runPipeline(
   ctx: PipelineContext = {},
 ): Promise<PipelineResult> {
   const t0 = performance.now();
-  const limits = ctx.limits ?? defaultLimits();
-  const mode = request.mode ?? "answer";
+  const limits = ctx.limits ?? loadLimits();
+  const mode = request.mode;
   const timings: Record<Stage | "total", number> = {
     decode: 0,
     preprocess: 0,
@@ -203,63 +193,9 @@ export async function runPipeline(
       status: 413,
     });
   }
-  if (mode !== "answer" && mode !== "tokens" && mode !== "embeds") {
-    throw new InputError(`mode: must be "answer", "tokens" or "embeds"`, {
-      code: "bad_request",
-      field: "mode",
-      limit: ["answer", "tokens", "embeds"],
-    });
-  }
-  const layout = request.layout ?? "auto";
-  if (!["auto", "image", "document"].includes(layout)) {
-    throw new InputError(`layout: must be auto, image or document`, {
-      code: "bad_request",
-      field: "layout",
-      limit: ["auto", "image", "document"],
-    });
-  }
-  if (mode === "answer") {
-    if (typeof request.prompt !== "string" || request.prompt.trim() === "") {
-      throw new InputError("prompt: required in mode answer", { code: "bad_request", field: "prompt" });
-    }
-    if (request.prompt.length > limits.maxPromptChars) {
-      throw new InputError("prompt: too long", {
-        code: "bad_request",
-        field: "prompt",
-        limit: limits.maxPromptChars,
-      });
-    }
-  }
-  const maxTokens = request.maxTokens ?? 16;
-  if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > 256) {
-    throw new InputError("maxTokens: must be an integer in [1, 256]", {
-      code: "bad_request",
-      field: "maxTokens",
-      limit: 256,
-    });
-  }
-  const budget: Budget = request.budget ?? {};
+  const { budget, options, layout, maxTokens } = request;
   const method = getMethod(request.method);
-  const options = parseOptions(method, request.options) as Record<string, unknown>;
-
   const model = ctx.model ?? (await loadModel(ctx.modelDir));
-  const n = model.numPatches;
-  resolveBudget(budget, n);
-  const maxKeep = model.manifest.projector.token_budget?.max ?? n;
-  // A per-view budget above the model's range is refused; TCGC's budget is a total cap over a document's
-  // crops (several views), so it is not bounded per view.
-  if (
-    method.budget !== "cap" &&
-    "keep" in budget &&
-    typeof budget.keep === "number" &&
-    budget.keep > maxKeep
-  ) {
-    throw new InputError(`budget.keep: at most ${maxKeep} tokens per view for ${model.name}`, {
-      code: "bad_budget",
-      field: "budget.keep",
-      limit: maxKeep,
-    });
-  }
   const llm = mode === "answer" ? (ctx.llm ?? new EmbeddedDecoder(model)) : null;
   if (llm instanceof EmbeddedDecoder) llm.promptIds(request.prompt); // prompt length check before the heavy work
 
@@ -443,6 +379,8 @@ export async function runPipeline(
     model: {
       name: model.name,
       providers: model.providers,
+      requestedProviders: model.requestedProviders,
+      providerFallback: model.providerFallback ?? null,
       imageSize: S,
       grid: model.grid,
       llm: llm?.name ?? null,

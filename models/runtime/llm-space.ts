@@ -1,5 +1,5 @@
 /**
- * The LLM-space inputs of spec section 6 for a loaded model: `projected` (the projector applied to
+ * The LLM-space inputs (docs/methods.md#the-contract) for a loaded model: `projected` (the projector applied to
  * each patch on its own) and `instruction` (the decoder's token-embedding rows of the question).
  *
  * Manifest fields (both optional; without them the methods fall back and say so):

@@ -4,7 +4,8 @@
  * one promise per directory (module state is per thread, so each worker thread holds its own sessions).
  */
 import type { CompressorInput } from "../../compressors/types.ts";
-import { type LoadedManifest, type Manifest, defaultModelDir, readManifest } from "./manifest.ts";
+import { defaultModelDir } from "../../common/config.ts";
+import { type LoadedManifest, type Manifest, readManifest } from "./manifest.ts";
 import { type CreateSessionOptions, ort, type SessionHandle, createSession } from "./session.ts";
 import { WordLevelTokenizer } from "./tokenizer.ts";
 
@@ -64,6 +65,20 @@ export class Model {
   /** Providers the sessions really run on (after any fallback). */
   get providers(): string[] {
     return this.encoder.providers;
+  }
+  /** Providers asked for (ORT_EXECUTION_PROVIDERS, cpu last). */
+  get requestedProviders(): string[] {
+    return this.encoder.requested;
+  }
+  /**
+   * Set when a session runs on the CPU although a GPU provider was asked for: what was asked and
+   * why it failed. Reported in every job result and in /readyz, so the slow path is never silent.
+   */
+  get providerFallback(): string | undefined {
+    const h = [this.encoder, this.projector, this.decoder].find((s) => s.fallback);
+    if (!h) return undefined;
+    const asked = h.requested.filter((p) => p !== "cpu").join(",");
+    return `${asked} requested, running on ${h.providers.join(",")}: ${h.fallback}`;
   }
 
   /** Fails early, naming the output, when the ONNX files and the manifest disagree. */

@@ -1,6 +1,6 @@
 /**
  * Reads one float initializer (a weight) out of an ONNX file: onnxruntime runs graphs but does not
- * hand out their weights, and the decoder's token-embedding table is one (spec section 6's
+ * hand out their weights, and the decoder's token-embedding table is one (docs/methods.md#the-contract's
  * `instruction` rows). A minimal protobuf walk, only the fields needed:
  * ModelProto.graph (7) -> GraphProto.initializer (5) -> TensorProto { dims (1), data_type (2),
  * float_data (4), name (8), raw_data (9), data_location (14) }.

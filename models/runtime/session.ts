@@ -7,6 +7,7 @@
  * returned handle so that health checks and results can report the provider really used.
  */
 import ort from "onnxruntime-node";
+import { runtimeSettings } from "../../common/config.ts";
 
 export type ExecutionProvider = "cpu" | "cuda" | "tensorrt" | "webgpu";
 const KNOWN: readonly ExecutionProvider[] = ["cpu", "cuda", "tensorrt", "webgpu"];
@@ -27,9 +28,7 @@ export type WarnFn = (message: string) => void;
 const defaultWarn: WarnFn = (message) => process.stderr.write(`[vtc] warning: ${message}\n`);
 
 /** Parses `ORT_EXECUTION_PROVIDERS` (or a given string). Unknown names are an error, not ignored. */
-export function parseProviders(
-  raw: string | undefined = process.env.ORT_EXECUTION_PROVIDERS,
-): ExecutionProvider[] {
+export function parseProviders(raw: string | undefined = runtimeSettings().providers): ExecutionProvider[] {
   if (raw === undefined || raw.trim() === "") return ["cpu"];
   const names = raw
     .split(",")
@@ -49,23 +48,30 @@ export interface CreateSessionOptions {
   providers?: ExecutionProvider[];
   /** Intra-op threads (default: onnxruntime's choice; `VTC_ORT_THREADS` overrides). */
   intraOpNumThreads?: number;
+  /**
+   * Whether idle intra-op threads busy-wait for the next operator (onnxruntime's default: yes;
+   * `VTC_ORT_SPINNING=0|1` overrides). Spinning buys a little latency for a process that owns its
+   * cores; where inference shares them (the service's worker next to the API, Redis and the event
+   * loops), the spinning threads take CPU the others are waiting for.
+   */
+  allowSpinning?: boolean;
   warn?: WarnFn;
-}
-
-function threadsFromEnv(): number | undefined {
-  const raw = process.env.VTC_ORT_THREADS;
-  if (!raw) return undefined;
-  const n = Number(raw);
-  return Number.isInteger(n) && n > 0 ? n : undefined;
 }
 
 export async function createSession(path: string, opts: CreateSessionOptions = {}): Promise<SessionHandle> {
   const requested = opts.providers ?? parseProviders();
   const warn = opts.warn ?? defaultWarn;
-  const threads = opts.intraOpNumThreads ?? threadsFromEnv();
+  const settings = runtimeSettings();
+  const threads = opts.intraOpNumThreads ?? settings.threads;
+  const spinning = settings.spinning ?? opts.allowSpinning;
+  const spin = spinning === undefined ? undefined : spinning ? "1" : "0";
   const base: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: "all",
     ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}),
+    // Session config entries (onnxruntime_session_options_config_keys.h): session.intra_op.allow_spinning, ...
+    ...(spin
+      ? { extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } } }
+      : {}),
   };
   const gpu = requested.filter((p) => p !== "cpu");
   if (gpu.length > 0) {

@@ -3,15 +3,16 @@
  * store (and its retention sweep), the method catalog and model readiness. `npm run api` and the
  * tests both use it.
  */
+import { readWorkerStatuses } from "../shared/worker-status.ts";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { openBlobStore } from "../shared/blob-store-config.ts";
 import { registryCatalog } from "../shared/catalog.ts";
-import type { Config } from "../shared/config.ts";
-import type { MethodCatalog } from "../shared/methods.ts";
-import { readModelInfo } from "../shared/model-info.ts";
+import type { Config } from "../../common/config.ts";
+import { checkModelDir, readManifest } from "../../models/runtime/manifest.ts";
+import { requestLimits } from "../../pipeline/request.ts";
 import { defaultJobOptions, QUEUE_NAMES } from "../shared/queues.ts";
-import { connectRedis, createRedis } from "../shared/redis.ts";
+import { connectRedis, createRedis, createRequestRedis, logOutages } from "../shared/redis.ts";
 import type { AppDeps } from "./app.ts";
 import { blobSweeperFor } from "./blob-sweeper.ts";
 import { JobEventsHub } from "./events.ts";
@@ -21,21 +22,27 @@ export interface ApiContext {
   close(): Promise<void>;
 }
 
-export async function createApiContext(
-  config: Config,
-  overrides: { catalog?: () => Promise<MethodCatalog> } = {},
-): Promise<ApiContext> {
+export async function createApiContext(config: Config): Promise<ApiContext> {
   // The store first: a missing bucket or bad credentials stop the API before it connects anything.
   const blobs = await openBlobStore(config.dataDir, config.blobStore, { checkBucket: true });
-  const redis: Redis = await connectRedis(config.redisUrl);
+  // Connections that serve requests fail fast while Redis is down (shared/redis.ts FOR_REQUESTS);
+  // the events hub blocks on Redis and waits for it instead.
+  const redis: Redis = await connectRedis(config.redisUrl, 3000, { forRequests: true });
+  const queueConnection = createRequestRedis(config.redisUrl);
   const queue = new Queue(QUEUE_NAMES.pipeline, {
-    connection: createRedis(config.redisUrl),
+    connection: queueConnection,
     prefix: config.queuePrefix,
     defaultJobOptions: defaultJobOptions(config),
   });
-  const hub = JobEventsHub.create(QUEUE_NAMES.pipeline, createRedis(config.redisUrl), config.queuePrefix);
+  const hubConnection = createRedis(config.redisUrl);
+  const hub = JobEventsHub.create(QUEUE_NAMES.pipeline, hubConnection, config.queuePrefix);
   await Promise.all([queue.waitUntilReady(), hub.ready()]);
-  const model = () => readModelInfo(config.modelDir);
+  // One line per outage and per recovery; BullMQ re-emits connection errors, already logged here.
+  logOutages(redis, "[api]");
+  queue.on("error", () => {});
+  hub.queueEvents.on("error", () => {});
+  // The manifest is read per call (cheap) so a model directory fixed after start is picked up.
+  const manifest = async () => readManifest(config.modelDir).manifest;
   // Deletes expired blobs and stale upload temporaries every VTC_BLOB_SWEEP_INTERVAL_SEC (0: off).
   const sweeper = blobSweeperFor(config, blobs, queue);
   const deps: AppDeps = {
@@ -44,9 +51,15 @@ export async function createApiContext(
     queue,
     hub,
     blobs,
-    catalog: overrides.catalog ?? registryCatalog,
-    maxKeep: async () => (await model()).tokensPerImage,
-    readiness: { models: model },
+    catalog: registryCatalog,
+    // Every POST needs it; the manifest is read at most every 10 s.
+    requestLimits: memoizeFor(10_000, async () => requestLimits(await manifest(), config.limits)),
+    modelName: async () => (await manifest()).name,
+    readiness: {
+      models: () => checkModelDir(config.modelDir),
+      workers: () => readWorkerStatuses(redis, config.queuePrefix),
+    },
+    requestConnections: () => [redis, queueConnection],
   };
   return {
     deps,
@@ -57,5 +70,22 @@ export async function createApiContext(
       redis.disconnect();
       blobs.close?.();
     },
+  };
+}
+
+/** `fn`'s result, reused for `ms` (a rejection is not kept). */
+export function memoizeFor<T>(ms: number, fn: () => Promise<T>): () => Promise<T> {
+  let cached: { value: Promise<T>; until: number } | null = null;
+  return () => {
+    const now = Date.now();
+    if (!cached || now >= cached.until) {
+      const value = fn();
+      const entry = { value, until: now + ms };
+      cached = entry;
+      value.catch(() => {
+        if (cached === entry) cached = null;
+      });
+    }
+    return cached.value;
   };
 }

@@ -8,10 +8,9 @@ import { createHash, randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
 import type { Job, Queue } from "bullmq";
 import type { BlobStore } from "../shared/blob-store.ts";
-import type { Config } from "../shared/config.ts";
+import type { Config } from "../../common/config.ts";
 import { VtcError, InputError, notFound } from "../../common/errors.ts";
 import { probeMedia } from "../shared/media.ts";
-import type { MethodCatalog } from "../shared/methods.ts";
 import {
   JOB_NAMES,
   type JobFileRef,
@@ -19,7 +18,8 @@ import {
   type PipelineJobData,
   type PipelineJobResult,
 } from "../shared/queues.ts";
-import { type ParsedJobRequest, parseJobFields } from "./schemas.ts";
+import type { JobRequest, RequestLimits } from "../../pipeline/request.ts";
+import { jobRequestFromFields } from "./schemas.ts";
 
 /** An upload as multer left it on disk, already hashed. */
 export interface UploadedFile {
@@ -34,9 +34,8 @@ export interface JobServiceDeps {
   queue: Queue;
   blobs: BlobStore;
   config: Config;
-  catalog: () => Promise<MethodCatalog>;
-  /** Largest `keep` (the model's tokens per image). */
-  maxKeep: () => Promise<number>;
+  /** What a request is checked against (the service's limits and the model manifest's). */
+  requestLimits: () => Promise<RequestLimits>;
 }
 
 export type JobStatus = "queued" | "active" | "completed" | "failed" | "delayed" | "unknown";
@@ -94,10 +93,9 @@ export function statusOf(state: string): JobStatus {
 export class JobsService {
   constructor(private readonly deps: JobServiceDeps) {}
 
-  /** Validates the text fields of one request against the schemas and the method catalog. */
-  async parse(fields: Record<string, unknown>, files: UploadedFile[]): Promise<ParsedJobRequest> {
-    const catalog = await this.deps.catalog();
-    const parsed = parseJobFields(fields, this.deps.config.limits, await this.deps.maxKeep(), catalog);
+  /** Validates the fields of one request (the request contract, pipeline/request.ts). */
+  async parse(fields: Record<string, unknown>, files: UploadedFile[]): Promise<JobRequest> {
+    const parsed = jobRequestFromFields(fields, await this.deps.requestLimits());
     if (files.length === 0) {
       throw new InputError("files: at least one file is required", { code: "missing_file", field: "files" });
     }
@@ -118,7 +116,7 @@ export class JobsService {
   }
 
   /** sha256 of a request (its validated fields and its files' hashes). */
-  static fingerprint(parsed: ParsedJobRequest, files: UploadedFile[]): string {
+  static fingerprint(parsed: JobRequest, files: UploadedFile[]): string {
     const h = createHash("sha256");
     h.update(JSON.stringify(parsed));
     for (const f of files) h.update(f.sha256);
@@ -173,7 +171,9 @@ export class JobsService {
       }
       if (stored) return { view: await this.view(stored), created: true };
     }
-    return { view: await this.view(job), created: true };
+    // Just added without delay or priority: waiting (no round trip to ask; a worker may already
+    // have it, and the job's own view says so from then on).
+    return { view: await this.view(job, "waiting"), created: true };
   }
 
   private async replay(job: Job, fingerprint: string): Promise<JobView> {

@@ -4,7 +4,7 @@
  * field added to an answer must be added here too.
  */
 import { z } from "zod";
-import { LAYOUTS, MODES } from "./schemas.ts";
+import { LAYOUTS, MODES } from "../../pipeline/request.ts";
 
 const STAGES = ["decode", "preprocess", "encode", "compress", "project", "llm"] as const;
 
@@ -120,4 +120,14 @@ export const readinessSchema = z.object({
   status: z.enum(["ready", "not ready"]),
   redis: z.string().describe('"ok" or why Redis does not answer'),
   models: z.string().describe("The model found, or what is missing"),
+  workers: z
+    .array(
+      z.object({ id: z.string(), requestedProviders: z.array(z.string()), providers: z.array(z.string()) }),
+    )
+    .describe("Live workers (host:pid) and the execution providers their model asked for and runs on"),
+  warnings: z
+    .array(z.string())
+    .describe(
+      "One per worker that asked for a GPU provider (ORT_EXECUTION_PROVIDERS) and runs on the CPU, with why",
+    ),
 });

@@ -9,7 +9,7 @@ import fsp from "node:fs/promises";
 import type { RequestHandler } from "express";
 import multer from "multer";
 import { hashFile } from "../shared/blob-store.ts";
-import type { Limits } from "../shared/config.ts";
+import type { Limits } from "../../common/config.ts";
 import { VtcError, InputError } from "../../common/errors.ts";
 
 export function uploadMiddleware(

@@ -3,10 +3,11 @@
  * The API enqueues through these names and the worker registers a processor for each.
  */
 import type { JobsOptions } from "bullmq";
+import type { JobRequest } from "../../pipeline/request.ts";
 import type { PipelineResult, ViewEmbeds } from "../../pipeline/run.ts";
 import type { WireError } from "../../common/errors.ts";
 import type { BlobRef } from "./blob-store.ts";
-import type { Config } from "./config.ts";
+import type { Config } from "../../common/config.ts";
 
 export const QUEUE_NAMES = {
   /** Runs the pipeline on one upload: decode, encode, compress, project, LLM call. */
@@ -35,11 +36,6 @@ export interface PingJobResult {
   at: number;
 }
 
-/** Budget: an absolute count `keep`, or a `ratio`; empty for methods that choose (TCGC without a cap). */
-export type Budget = { keep: number } | { ratio: number } | Record<string, never>;
-
-export type JobMode = "answer" | "tokens" | "embeds";
-
 /** An upload, by reference: the bytes are in the blob store under `sha256`, never in Redis. */
 export interface JobFileRef extends BlobRef {
   /** The client's file name (informational only; the type comes from the bytes). */
@@ -66,17 +62,8 @@ export interface EmbedsJobRef extends BlobRef {
   field: string;
 }
 
-export interface PipelineJobData {
-  method: string;
-  budget: Budget;
-  /** Method options, validated by the method's schema, defaults filled. */
-  options: Record<string, unknown>;
-  prompt: string;
-  mode: JobMode;
-  /** "auto" (default): PDFs and large pages become documents (crops + global view); or force one. */
-  layout?: "auto" | "image" | "document";
-  /** Generated tokens at most (the pipeline's default when absent); set by POST /v1/chat/completions. */
-  maxTokens?: number;
+/** A validated request (pipeline/request.ts) and its files, by reference. */
+export interface PipelineJobData extends JobRequest {
   files: JobFileRef[];
   /** Projected visual tokens instead of files (then `files` is empty). */
   embeds?: EmbedsJobRef;

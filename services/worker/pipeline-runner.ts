@@ -16,31 +16,45 @@ import { openBlobStore } from "../shared/blob-store-config.ts";
 import type { JobProgress, PipelineJobResult } from "../shared/queues.ts";
 import type { CreateRunner } from "./runner.ts";
 
+/**
+ * The worker's inference shares the machine with its own event loop, the API, Redis and other
+ * threads: onnxruntime's idle threads must sleep rather than spin (VTC_ORT_SPINNING=1 overrides).
+ * Measured on 2 cores, one client: spinning threads added about 10 ms to every job's latency.
+ */
+const MODEL_OPTIONS = { allowSpinning: false };
+
 export const createRunner: CreateRunner = async (init) => {
   const blobs = await openBlobStore(init.dataDir, init.blobStore);
   // Load the model now so the first job does not pay for it; a failure here is retried per job.
-  await loadModel(init.modelDir).catch(() => {});
+  const loaded = await loadModel(init.modelDir, MODEL_OPTIONS).catch(() => undefined);
   const llm = init.llm ? new RemoteLlm(init.llm) : undefined;
   const encoderCache = init.encoderCache?.bytes
     ? new EncoderCache(init.encoderCache.dir, init.encoderCache.bytes)
     : undefined;
   return {
+    info: () =>
+      loaded && {
+        requestedProviders: loaded.requestedProviders,
+        providers: loaded.providers,
+        providerFallback: loaded.providerFallback ?? null,
+      },
     async run(task, progress) {
-      const { data } = task;
+      // The job data is a JobRequest validated at the edge (pipeline/request.ts) plus file references.
+      const { files: refs, embeds, ...request } = task.data;
       const files = await Promise.all(
-        data.files.map(async (f) => ({ bytes: await blobs.get(f.sha256), name: f.name, sha256: f.sha256 })),
+        refs.map(async (f) => ({ bytes: await blobs.get(f.sha256), name: f.name, sha256: f.sha256 })),
       );
-      const model = await loadModel(init.modelDir);
-      if (data.embeds) {
-        const t = decodeNpy(await blobs.get(data.embeds.sha256));
+      const model = await loadModel(init.modelDir, MODEL_OPTIONS);
+      if (embeds) {
+        const t = decodeNpy(await blobs.get(embeds.sha256));
         const result = await answerFromEmbeds(
           {
-            prompt: data.prompt,
+            prompt: request.prompt,
             visual: toFloat32(t),
             width: t.shape[1] ?? 0,
-            views: data.embeds.views,
-            field: data.embeds.field,
-            ...(data.maxTokens !== undefined ? { maxTokens: data.maxTokens } : {}),
+            views: embeds.views,
+            field: embeds.field,
+            maxTokens: request.maxTokens,
           },
           { model, ...(llm ? { llm } : {}) },
         );
@@ -50,18 +64,7 @@ export const createRunner: CreateRunner = async (init) => {
       }
       let last = "";
       const result = await runPipeline(
-        {
-          files,
-          prompt: data.prompt,
-          method: data.method,
-          budget: data.budget,
-          options: data.options,
-          mode: data.mode,
-          layout: data.layout ?? "auto",
-          ...(data.maxTokens !== undefined ? { maxTokens: data.maxTokens } : {}),
-          wantTokens: true,
-          wantPicture: true,
-        },
+        { ...request, files, wantTokens: true, wantPicture: true },
         {
           model,
           limits: init.limits,
@@ -76,30 +79,33 @@ export const createRunner: CreateRunner = async (init) => {
           },
         },
       );
-      const { tokens, pictures, embeds, ...fields } = result;
+      const { tokens, pictures, embeds: views, ...fields } = result;
       const rest: Omit<PipelineJobResult, "artifacts"> = fields;
-      const artifacts: PipelineJobResult["artifacts"] = {};
-      if (embeds) {
-        rest.embeds = embeds.map(({ data: _d, ...meta }) => meta);
-        artifacts.embeds = [];
-        for (const e of embeds) {
-          artifacts.embeds.push(
-            await blobs.put(encodeNpy({ dtype: "float32", shape: [e.tokens, e.width], data: e.data })),
-          );
-        }
-        artifacts.embedsSafetensors = await blobs.put(embedsSafetensors(embeds));
+      if (views) rest.embeds = views.map(({ data: _d, ...meta }) => meta);
+      // The artifacts are independent blobs: stored at once, not one round trip after another.
+      const [tokensRef, resultRef, embedsRef, ...pictureRefs] = await Promise.all([
+        tokens ? blobs.put(tokens) : undefined,
+        blobs.put(Buffer.from(JSON.stringify({ ...rest, jobId: task.jobId }))),
+        views ? blobs.put(embedsSafetensors(views)) : undefined,
+        ...(pictures ?? []).map(async (p) => ({ ...(await blobs.put(p.png)), file: p.file, page: p.page })),
+      ]);
+      const artifacts: PipelineJobResult["artifacts"] = { result: resultRef };
+      if (tokensRef) artifacts.tokens = tokensRef;
+      if (views && embedsRef) {
+        // Mode "embeds": each view's (tokens, hidden) float32 as .npy, and all of them in one safetensors.
+        artifacts.embedsSafetensors = embedsRef;
+        artifacts.embeds = await Promise.all(
+          views.map((e) =>
+            blobs.put(encodeNpy({ dtype: "float32", shape: [e.tokens, e.width], data: e.data })),
+          ),
+        );
       }
-      if (tokens) artifacts.tokens = await blobs.put(tokens);
-      if (pictures?.length) {
-        artifacts.pictures = [];
-        for (const p of pictures)
-          artifacts.pictures.push({ ...(await blobs.put(p.png)), file: p.file, page: p.page });
-        const { file: _f, page: _p, ...first } = artifacts.pictures[0];
+      if (pictureRefs.length) {
+        artifacts.pictures = pictureRefs;
+        const { file: _f, page: _p, ...first } = pictureRefs[0];
         artifacts.keptPng = first;
       }
-      const out: PipelineJobResult = { ...rest, artifacts };
-      artifacts.result = await blobs.put(Buffer.from(JSON.stringify({ ...rest, jobId: task.jobId })));
-      return out;
+      return { ...rest, artifacts };
     },
   };
 };

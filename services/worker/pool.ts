@@ -12,7 +12,7 @@ import { Worker } from "node:worker_threads";
 import { fromWire, InputError } from "../../common/errors.ts";
 import type { JobProgress, PipelineJobResult } from "../shared/queues.ts";
 import { runtimeModule, threadFiles } from "../shared/thread-files.ts";
-import type { RunnerInit, RunTask } from "./runner.ts";
+import type { RunnerInfo, RunnerInit, RunTask } from "./runner.ts";
 import type { FromThread, ToThread } from "./thread.ts";
 
 // Development: TypeScript through tsx; dist/: the compiled .js files (see thread-files.ts).
@@ -59,6 +59,8 @@ function tooComplex(message: string, limit: number): InputError {
 class Slot {
   worker: Worker;
   ready: Promise<void>;
+  /** What the thread's runner reported when it was ready. */
+  info: RunnerInfo | undefined;
   pending: Pending | null = null;
   dead = false;
   /** Why kill() stopped this thread. */
@@ -75,8 +77,10 @@ class Slot {
     });
     this.ready = new Promise((resolve, reject) => {
       const onMessage = (m: FromThread) => {
-        if (m.type === "ready") resolve();
-        else if (m.type === "init-failed") reject(fromWire(m.error));
+        if (m.type === "ready") {
+          this.info = m.info;
+          resolve();
+        } else if (m.type === "init-failed") reject(fromWire(m.error));
         else if (m.type === "progress" && this.pending?.id === m.id) {
           this.pending.stage = (m.progress as JobProgress).stage;
           this.pending.progress(m.progress as JobProgress);
@@ -180,6 +184,11 @@ export class InferencePool {
   /** Starts the threads (and loads the model in each) ahead of the first job. */
   async warm(): Promise<void> {
     await Promise.all(this.slots.map((_, i) => this.slot(i).ready));
+  }
+
+  /** What the first ready thread runs on (every thread loads the same model the same way). */
+  info(): RunnerInfo | undefined {
+    return this.slots.find((s) => s && !s.dead && s.info)?.info;
   }
 
   private slot(i: number): Slot {

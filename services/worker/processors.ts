@@ -12,6 +12,7 @@ import {
 } from "../shared/queues.ts";
 import { isLlmError, isTransientLlmError } from "../../pipeline/llm/errors.ts";
 import { AbortedError, type InferencePool } from "./pool.ts";
+import { progressWriter } from "./progress-writer.ts";
 
 export async function processPing(job: Job<PingJobData>): Promise<PingJobResult> {
   if (typeof job.data?.message !== "string") throw new Error("ping job needs data.message (string)");
@@ -29,23 +30,25 @@ export async function processCompress(
   token?: string,
   timeoutMs?: number,
 ): Promise<PipelineJobResult> {
-  // Progress goes to job.progress (the latest, with a `progress` event) and to the job's log (the
-  // history, which an SSE stream opened late replays).
-  let chain = Promise.resolve();
-  const report = (p: JobProgress) => {
-    chain = chain
-      .then(async () => {
-        await job.log(JSON.stringify({ progress: p }));
-        await job.updateProgress(p as unknown as object);
-      })
-      .catch(() => {});
-  };
+  // Progress goes to the job's log (the history, which an SSE stream replays) and to job.progress
+  // (the latest, with a `progress` event). Both commands go out together on the worker's connection,
+  // the log entry first; should the event still arrive first, a stream reads the entry on the next
+  // event or at the end, never loses it. One report at a time, per stage: see progress-writer.ts.
+  const progress = progressWriter<JobProgress>(
+    async (p) => {
+      await Promise.all([
+        job.log(JSON.stringify({ progress: p })),
+        job.updateProgress(p as unknown as object),
+      ]);
+    },
+    (a, b) => a.stage === b.stage,
+  );
   try {
-    const result = await pool.run({ jobId: job.id!, data: job.data }, report, timeoutMs);
-    await chain;
+    const result = await pool.run({ jobId: job.id!, data: job.data }, (p) => progress.report(p), timeoutMs);
+    await progress.settle();
     return result;
   } catch (err) {
-    await chain;
+    await progress.settle();
     if (err instanceof AbortedError && token) {
       await job.moveToDelayed(Date.now(), token);
       throw new DelayedError(`released: ${err.message}`);

@@ -5,8 +5,7 @@
  * machinery itself point the pool at their own module.
  */
 import type { RemoteLlmConfig } from "../../pipeline/llm/remote.ts";
-import type { BlobStoreConfig } from "../shared/blob-store-config.ts";
-import type { Limits } from "../shared/config.ts";
+import type { BlobStoreConfig, Limits } from "../../common/config.ts";
 import type { JobProgress, PipelineJobData, PipelineJobResult } from "../shared/queues.ts";
 
 export interface RunnerInit {
@@ -26,8 +25,20 @@ export interface RunTask {
   data: PipelineJobData;
 }
 
+/** What a thread's runner runs on, once its model is loaded (reported by the worker, see /readyz). */
+export interface RunnerInfo {
+  /** ORT_EXECUTION_PROVIDERS as asked, e.g. ["cuda", "cpu"]. */
+  requestedProviders: string[];
+  /** What the sessions really run on. */
+  providers: string[];
+  /** Why they do not run on the requested provider (e.g. CUDA libraries missing); null when they do. */
+  providerFallback: string | null;
+}
+
 export interface Runner {
   run(task: RunTask, progress: (p: JobProgress) => void): Promise<PipelineJobResult>;
+  /** Undefined while the model is not loaded (or for runners without a model). */
+  info?(): RunnerInfo | undefined;
   close?(): Promise<void>;
 }
 

@@ -5,11 +5,11 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { toWire, type WireError } from "../../common/errors.ts";
-import type { CreateRunner, RunnerInit, RunTask } from "./runner.ts";
+import type { CreateRunner, RunnerInfo, RunnerInit, RunTask } from "./runner.ts";
 
 export type ToThread = { type: "run"; id: number; task: RunTask };
 export type FromThread =
-  | { type: "ready" }
+  | { type: "ready"; info?: RunnerInfo }
   | { type: "init-failed"; error: WireError }
   | { type: "progress"; id: number; progress: unknown }
   | { type: "done"; id: number; result: unknown }
@@ -33,7 +33,7 @@ try {
       post({ type: "error", id: msg.id, error: toWire(err) });
     }
   });
-  post({ type: "ready" });
+  post({ type: "ready", info: runner.info?.() });
 } catch (err) {
   post({ type: "init-failed", error: toWire(err) });
 }

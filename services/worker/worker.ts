@@ -4,7 +4,7 @@
  * threads and hands the jobs back to the queue for another worker.
  */
 import { Worker, type WorkerOptions } from "bullmq";
-import type { Config } from "../shared/config.ts";
+import type { Config } from "../../common/config.ts";
 import { QUEUE_NAMES } from "../shared/queues.ts";
 import { createRedis } from "../shared/redis.ts";
 import { createWorkerMetrics, type WorkerMetrics } from "./metrics.ts";
@@ -41,6 +41,13 @@ export function createWorkerService(
     connection: createRedis(config.redisUrl),
     prefix: config.queuePrefix,
     concurrency: config.workerConcurrency,
+    // Short locks: the event loop that renews them (every lockDuration / 2) never runs inference.
+    // A stalled job is one seen active without a lock by two checks in a row, so a job whose worker
+    // died runs again within lockDuration + 2 x stalledInterval = 2 x lockDurationMs; it goes back to
+    // the queue as often as it has attempts instead of failing on its second stall.
+    lockDuration: config.lockDurationMs,
+    stalledInterval: Math.max(500, Math.round(config.lockDurationMs / 2)),
+    maxStalledCount: config.jobAttempts,
     ...opts.workerOptions,
   });
   const metrics = createWorkerMetrics();

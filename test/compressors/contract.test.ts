@@ -1,6 +1,6 @@
 /** The contract every method honours (docs/methods.md#the-contract) and the common edge cases. */
 import { describe, expect, it } from "vitest";
-import { compress, METHOD_NAMES } from "../../compressors/index.ts";
+import { compress, METHOD_NAMES, METHODS } from "../../compressors/index.ts";
 import type { CompressorOutput } from "../../compressors/types.ts";
 import { makeInput } from "./fixtures.ts";
 
@@ -10,7 +10,7 @@ function checkContract(out: CompressorOutput, n: number, d: number, raster = tru
   expect(out.sources.length).toBe(k);
   expect(out.stats.outputCount).toBe(k);
   expect(out.stats.inputCount).toBe(n);
-  expect(typeof out.stats.ms).toBe("number");
+  expect(out.stats.ms).toBeGreaterThan(0);
   expect(Array.isArray(out.stats.fallbacks)).toBe(true);
   out.sources.forEach((s, i) => {
     expect(s.length).toBeGreaterThan(0);
@@ -22,7 +22,13 @@ function checkContract(out: CompressorOutput, n: number, d: number, raster = tru
   expect(out.features.every(Number.isFinite)).toBe(true);
 }
 
-const budgeted = METHOD_NAMES.filter((m) => m !== "tcgc" && m !== "none");
+/** Methods whose keep/ratio is mandatory under their default options. */
+const budgeted = METHOD_NAMES.filter((m) => METHODS[m].budget === "required");
+
+/** Tokens a required-budget method returns for K < N: K, except TokenFLEX's n x n with n = floor(sqrt(K)). */
+function expectedCount(m: string, k: number): number {
+  return m === "tokenflex" ? Math.floor(Math.sqrt(k)) ** 2 : k;
+}
 
 describe("every method", () => {
   const input = makeInput({ rows: 12, cols: 12, dim: 24, keys: true });
@@ -32,18 +38,23 @@ describe("every method", () => {
     it(`${m}: returns features, sources, sizes and stats in raster order`, async () => {
       const out = await compress(m, input, m === "tcgc" ? {} : { keep: 36 });
       checkContract(out, n, 24);
-      if (m !== "tcgc" && m !== "none") expect(out.sizes.length).toBeLessThanOrEqual(36);
+      if (budgeted.includes(m)) expect(out.sizes.length).toBe(expectedCount(m, 36));
     });
   }
 
   for (const m of budgeted) {
-    it(`${m}: K >= N returns the input unchanged`, async () => {
+    it(`${m}: K >= N returns the input unchanged without running the method; K = N - 1 runs it`, async () => {
       for (const budget of [{ keep: n }, { keep: n + 10 }, { ratio: 1 }]) {
         const out = await compress(m, input, budget);
+        expect(out.stats.identity).toBe(true);
         expect(out.features).toEqual(input.features);
+        expect(out.features).not.toBe(input.features);
         expect(out.sources).toEqual(Array.from({ length: n }, (_, i) => [i]));
         expect(Array.from(out.sizes)).toEqual(new Array(n).fill(1));
       }
+      const run = await compress(m, input, { keep: n - 1 });
+      expect(run.stats.identity).toBeUndefined();
+      expect(run.sizes.length).toBe(expectedCount(m, n - 1));
     });
 
     it(`${m}: K = 1 gives one token`, async () => {
@@ -64,8 +75,7 @@ describe("every method", () => {
         // the row-major window order is then not the order of smallest sources.
         const upsampled = m === "tokenflex" && Math.floor(Math.sqrt(keep)) > Math.min(rows, cols);
         checkContract(out, rows * cols, 8, !upsampled);
-        expect(out.sizes.length).toBeLessThanOrEqual(keep);
-        expect(out.sizes.length).toBeGreaterThanOrEqual(1);
+        expect(out.sizes.length).toBe(expectedCount(m, keep));
       }
     });
   }
@@ -76,9 +86,14 @@ describe("every method", () => {
     expect((await compress("random", input, { ratio: 0.3 })).sizes.length).toBe(43);
   });
 
-  it("none is the identity whatever the budget", async () => {
-    const out = await compress("none", input, { keep: 3 });
-    expect(out.features).toEqual(input.features);
-    expect(out.sizes.length).toBe(n);
+  it("a cap is no shortcut: K >= N still runs a cap method (TCGC)", async () => {
+    const uniform = makeInput({ rows: 12, cols: 12, dim: 24, keys: true });
+    if (uniform.keys) uniform.keys[4] = new Float32Array(145 * 8).fill(1); // every low-layer key alike
+    const free = await compress("tcgc", uniform, {});
+    const capped = await compress("tcgc", uniform, { keep: n + 10 });
+    expect(capped.stats.identity).toBeUndefined();
+    expect(capped.sources).toEqual(free.sources);
+    expect(capped.stats.budget).toBe(n + 10);
+    expect(capped.sizes.length).toBeLessThan(n);
   });
 });

@@ -1,5 +1,8 @@
 /** Synthetic encoder outputs for the compressor tests (seeded, deterministic). */
-import type { CompressorInput } from "../../compressors/types.ts";
+import { expect } from "vitest";
+import { compress } from "../../compressors/index.ts";
+import { setProductPath } from "../../compressors/onnx/products.ts";
+import type { Budget, CompressorInput, CompressorOutput } from "../../compressors/types.ts";
 import { mulberry32 } from "../../compressors/util.ts";
 
 export function gaussian(rand: () => number): () => number {
@@ -85,4 +88,58 @@ export function isPartition(sources: number[][], n: number): boolean {
     }
   }
   return seen.every((v) => v === 1);
+}
+
+/** Indices of the k largest scores (ties to the smaller index), in raster order: an independent top-k. */
+export function topRaster(scores: ArrayLike<number>, k: number): number[] {
+  return Array.from(scores, (v, i) => [v, i] as const)
+    .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+    .slice(0, k)
+    .map((x) => x[1])
+    .sort((a, b) => a - b);
+}
+
+/** A 1 x n grid whose features are the given vectors (no keys: the features are the metric). */
+export function tiny(vectors: number[][]): CompressorInput {
+  return {
+    features: Float32Array.from(vectors.flat()),
+    grid: { rows: 1, cols: vectors.length },
+    dim: vectors[0].length,
+    selectLayer: 22,
+    numLayers: 24,
+  };
+}
+
+/** Size-weighted mean of the output equals the mean of all input tokens; features are source means. */
+export function checkMeans(input: CompressorInput, out: CompressorOutput): void {
+  const d = input.dim;
+  const n = input.grid.rows * input.grid.cols;
+  const wanted = new Float64Array(d);
+  for (let i = 0; i < n; i++) for (let c = 0; c < d; c++) wanted[c] += input.features[i * d + c] / n;
+  const got = new Float64Array(d);
+  out.sizes.forEach((s, t) => {
+    for (let c = 0; c < d; c++) got[c] += (s * out.features[t * d + c]) / n;
+  });
+  for (let c = 0; c < d; c++) expect(got[c]).toBeCloseTo(wanted[c], 5);
+  out.sources.forEach((src, t) => {
+    for (let c = 0; c < d; c++) {
+      const mean = src.reduce((a, p) => a + input.features[p * d + c], 0) / src.length;
+      expect(out.features[t * d + c]).toBeCloseTo(mean, 5);
+    }
+  });
+}
+
+/** The method gives the same tokens with every product in onnxruntime and every product in JavaScript. */
+export async function expectSameOnBothPaths(method: string, budget: Budget): Promise<void> {
+  const input = makeInput({ rows: 12, cols: 12, dim: 24, keys: true, dk: 16, seed: 4 });
+  try {
+    setProductPath("js");
+    const js = await compress(method, input, budget);
+    setProductPath("ort");
+    const ort = await compress(method, input, budget);
+    expect(ort.sources).toEqual(js.sources);
+    for (let i = 0; i < js.features.length; i++) expect(ort.features[i]).toBeCloseTo(js.features[i], 5);
+  } finally {
+    setProductPath("auto");
+  }
 }

@@ -1,9 +1,9 @@
-/** TCGC (spec section 3): per-crop adaptive budgets, outliers, the total cap, documents. */
+/** TCGC (docs/methods.md#tcgc): per-crop adaptive budgets, outliers, the total cap, documents. */
 import { describe, expect, it } from "vitest";
 import { compress, compressDocument } from "../../compressors/index.ts";
 import type { CompressorInput } from "../../compressors/types.ts";
 import { percentile } from "../../compressors/util.ts";
-import { makeInput, randomMatrix } from "./fixtures.ts";
+import { expectSameOnBothPaths, makeInput, randomMatrix } from "./fixtures.ts";
 
 const LOW = 4; // round(24 / 6)
 
@@ -89,6 +89,12 @@ describe("tcgc", () => {
     expect(out.sizes.length).toBeLessThanOrEqual(100);
     const g = out.stats.outliers as number;
     expect(out.stats.nLocalKept).toBe(Math.floor(((100 - g) / (400 - g)) * (400 - g)));
+  });
+});
+
+describe("tcgc on both product paths", () => {
+  it("the same tokens through onnxruntime and through JavaScript", async () => {
+    await expectSameOnBothPaths("tcgc", { keep: 40 });
   });
 });
 

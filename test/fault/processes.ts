@@ -6,8 +6,6 @@
 import { type ChildProcess, fork, spawn } from "node:child_process";
 import net from "node:net";
 
-const TSX = "node_modules/.bin/tsx";
-
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -65,21 +63,29 @@ export interface RedisServer {
   restart(): Promise<void>;
 }
 
-/** A private redis-server on a free loopback port, without persistence. */
-export async function startRedis(): Promise<RedisServer> {
+/**
+ * A private redis-server on a free loopback port. With `dir`, every write is in its append-only file
+ * before Redis answers (appendfsync always), so a SIGKILL loses nothing and a restart finds the queue
+ * as it was; without, nothing is kept.
+ */
+export async function startRedis(opts: { dir?: string } = {}): Promise<RedisServer> {
   const port = await freePort();
+  const persistence = opts.dir
+    ? ["--dir", opts.dir, "--appendonly", "yes", "--appendfsync", "always"]
+    : ["--appendonly", "no"];
   const launch = async () => {
     const child = spawn(
       "redis-server",
-      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", ...persistence],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     let out = "";
-    await waitFor<void>(`redis-server on ${port}`, 10_000, (done) => {
+    await waitFor<void>(`redis-server on ${port}`, 10_000, (done, fail) => {
       child.stdout!.on("data", (d) => {
         out += d;
         if (/Ready to accept connections/.test(out)) done();
       });
+      child.once("exit", (code) => fail(new Error(`redis-server exited (${code}): ${out}`)));
     });
     return child;
   };
@@ -97,6 +103,11 @@ export async function startRedis(): Promise<RedisServer> {
     },
   };
   return server;
+}
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  output(): string;
 }
 
 export interface ApiProcess {
@@ -143,8 +154,10 @@ export async function startApiProcess(env: Record<string, string>): Promise<ApiP
 }
 
 /** The worker process (`npm run worker`'s entry). Resolves once it consumes. */
-export async function startWorkerProcess(env: Record<string, string>): Promise<ChildProcess> {
-  const child = spawn(TSX, ["services/worker/main.ts"], {
+export async function startWorkerProcess(env: Record<string, string>): Promise<WorkerProcess> {
+  // node itself with tsx's loader, not the tsx CLI: the CLI runs the worker in a grandchild that a
+  // SIGKILL of the CLI would leave running.
+  const child = spawn(process.execPath, ["--import", "tsx", "services/worker/main.ts"], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -159,5 +172,5 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<C
     });
     child.once("exit", (code) => fail(new Error(`worker process exited (${code}): ${out}`)));
   });
-  return child;
+  return { child, output: () => out };
 }

@@ -11,7 +11,10 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeNpy } from "../../io/npy.ts";
 import { readSafetensors } from "../../io/safetensors.ts";
+import { loadLimits } from "../../common/config.ts";
+import { readManifest } from "../../models/runtime/manifest.ts";
 import { loadModel } from "../../models/runtime/model.ts";
+import { parseJobRequest, requestLimits } from "../../pipeline/request.ts";
 import { runPipeline } from "../../pipeline/run.ts";
 import { pdf } from "../api/fixtures.ts";
 import { form } from "./harness.ts";
@@ -59,16 +62,11 @@ describe('mode "embeds"', () => {
     );
     expect(job.status, JSON.stringify(job.error)).toBe("completed");
     const model = await loadModel(MODEL_DIR);
-    const local = await runPipeline(
-      {
-        files: [{ bytes: png }],
-        prompt: doc.question,
-        method: "tokenflex",
-        budget: { keep: 16 },
-        mode: "embeds",
-      },
-      { model },
+    const request = parseJobRequest(
+      { prompt: doc.question, method: "tokenflex", keep: 16, mode: "embeds" },
+      requestLimits(readManifest(MODEL_DIR).manifest, loadLimits({})),
     );
+    const local = await runPipeline({ ...request, files: [{ bytes: png }] }, { model });
     const views = local.embeds!;
     expect(views.length).toBeGreaterThan(1); // crops and the global view
     expect(job.result.embeds.map((v: Json) => [v.view, v.tokens, v.width])).toEqual(

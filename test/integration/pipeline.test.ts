@@ -233,6 +233,8 @@ describe("the mission methods on held-out inputs, through the service", () => {
       options: {},
       prompt: scene.question,
       mode: "answer",
+      layout: "auto",
+      maxTokens: 16,
       files: [{ ...ref, name: "broken.png", field: "files[0]", mime: "image/png", kind: "image" }],
       fingerprint: "corrupt",
       createdAt: Date.now(),

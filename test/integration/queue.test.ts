@@ -2,7 +2,7 @@
 import { Queue, QueueEvents, type Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../../services/shared/config.ts";
+import { loadConfig } from "../../common/config.ts";
 import { JOB_NAMES, QUEUE_NAMES } from "../../services/shared/queues.ts";
 import { createPipelineWorker } from "../../services/worker/worker.ts";
 import { cleanupPrefix, REDIS_URL, uniquePrefix } from "../helpers/redis.ts";

@@ -102,16 +102,14 @@ describe("chat proxy", () => {
 
   it("non-streaming: the upstream's answer, fields kept, plus the vtc block", async () => {
     const url = await upstream((_b, res) => {
-      res
-        .writeHead(200, { "content-type": "application/json" })
-        .end(
-          JSON.stringify({
-            id: "u1",
-            object: "chat.completion",
-            choices: [{ index: 0, message: { content: "hi" } }],
-            system_fingerprint: "fp",
-          }),
-        );
+      res.writeHead(200, { "content-type": "application/json" }).end(
+        JSON.stringify({
+          id: "u1",
+          object: "chat.completion",
+          choices: [{ index: 0, message: { content: "hi" } }],
+          system_fingerprint: "fp",
+        }),
+      );
     });
     const out = await proxyComplete(llm(url), { messages: [] }, { method: "none" });
     expect(out).toEqual({

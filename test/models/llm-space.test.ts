@@ -14,9 +14,11 @@ import {
   projectPatches,
   supplyLlmInputs,
 } from "../../models/runtime/llm-space.ts";
+import { answerQuestions, encodeEvalImage, readEvalSet } from "../../models/eval.ts";
 import { Model, loadModel } from "../../models/runtime/model.ts";
 import { readOnnxInitializer } from "../../models/runtime/onnx-initializer.ts";
 import { ort } from "../../models/runtime/session.ts";
+import { EmbeddedDecoder } from "../../pipeline/llm/embedded.ts";
 import { positionFeatures } from "../../pipeline/positions.ts";
 import { MODEL_DIR } from "./reference.ts";
 
@@ -203,5 +205,52 @@ describe("projected: the projector on each patch", () => {
     } finally {
       await bare.release();
     }
+  });
+});
+
+describe("the evaluation path (model:eval, npm run eval)", () => {
+  it("gives section 6's methods projected, and the text-conditioned ones each question", async () => {
+    const model = await loadModel(MODEL_DIR);
+    const llm = new EmbeddedDecoder(model);
+    const qs = readEvalSet(MODEL_DIR).filter((q) => q.kind === "scene");
+    const image = qs[0].image;
+    const questions = qs.filter((q) => q.image === image).map((q) => q.question);
+    expect(questions.length).toBeGreaterThan(1);
+    const enc = await encodeEvalImage(
+      model,
+      readFileSync(path.join(MODEL_DIR, "eval", image)),
+      image,
+      "scene",
+    );
+    const budget = { ratio: 0.25 };
+    const cond = await answerQuestions(
+      model,
+      llm,
+      enc,
+      { method: "cdpruner", budget, options: {} },
+      questions,
+    );
+    expect(cond.answers.length).toBe(questions.length);
+    expect(cond.k).toBe(36);
+    expect(cond.fallbacks).toEqual([]);
+    expect(enc.inputs[0].instruction).toBeUndefined(); // cleared after the questions
+    const plain = await answerQuestions(
+      model,
+      llm,
+      enc,
+      { method: "cdpruner", budget, options: {}, usePrompt: false },
+      questions,
+    );
+    expect(plain.fallbacks).toEqual(["instruction -> none (plain DPP)"]);
+    const dart = await answerQuestions(model, llm, enc, { method: "dart", budget, options: {} }, questions);
+    expect(dart.fallbacks).toEqual([]);
+    const div = await answerQuestions(
+      model,
+      llm,
+      enc,
+      { method: "divprune", budget, options: {} },
+      questions,
+    );
+    expect(div.fallbacks).toEqual([]);
   });
 });

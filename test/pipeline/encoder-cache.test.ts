@@ -12,7 +12,7 @@ import { loadModel, type Model } from "../../models/runtime/model.ts";
 import { resizeExact } from "../../pipeline/crops.ts";
 import { decodeFile } from "../../pipeline/decode.ts";
 import { cacheKeyHash, EncoderCache, encoderId, serializeViews } from "../../pipeline/encoder-cache.ts";
-import { defaultLimits } from "../../pipeline/limits.ts";
+import { loadLimits } from "../../common/config.ts";
 import { EVAL_DIR, heldOut, MODEL_DIR } from "../integration/model-fixtures.ts";
 
 let model: Model;
@@ -22,7 +22,7 @@ let dir: string;
 beforeAll(async () => {
   model = await loadModel(MODEL_DIR);
   const bytes = await fs.readFile(path.join(EVAL_DIR, heldOut("scene").image));
-  const { pages } = await decodeFile(bytes, defaultLimits(), "files[0]");
+  const { pages } = await decodeFile(bytes, loadLimits(), "files[0]");
   const px = await resizeExact(pages[0].image, model.imageSize, model.imageSize);
   views = await model.encode([px, px]);
   dir = await fs.mkdtemp(path.join(os.tmpdir(), "vtc-enc-cache-"));

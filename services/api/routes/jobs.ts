@@ -2,7 +2,7 @@
 import path from "node:path";
 import { type Request, Router } from "express";
 import type { BlobStore } from "../../shared/blob-store.ts";
-import type { Config } from "../../shared/config.ts";
+import type { Config } from "../../../common/config.ts";
 import { InputError } from "../../../common/errors.ts";
 import type { JobEventsHub } from "../events.ts";
 import { streamJobEvents } from "../job-stream.ts";

@@ -1,7 +1,7 @@
-/** FoPru (spec section 1) and the selection baselines: cls-attention, random (section 5). */
+/** FoPru (docs/methods.md#fopru): attention flows, the variance choice, rank and row strategies, fallbacks. */
 import { describe, expect, it } from "vitest";
 import { compress } from "../../compressors/index.ts";
-import { makeInput, randomAttention } from "./fixtures.ts";
+import { makeInput, randomAttention, topRaster } from "./fixtures.ts";
 
 /** Independent recomputation of FoPru's two flows. */
 function flows(att: Float32Array, n: number, includeCls: boolean) {
@@ -26,15 +26,6 @@ function flows(att: Float32Array, n: number, includeCls: boolean) {
 function variance(x: number[]) {
   const m = x.reduce((a, b) => a + b, 0) / x.length;
   return x.reduce((a, b) => a + (b - m) ** 2, 0) / x.length;
-}
-
-function topRaster(scores: number[], k: number): number[] {
-  return scores
-    .map((v, i) => [v, i] as const)
-    .sort((a, b) => b[0] - a[0] || a[1] - b[1])
-    .slice(0, k)
-    .map((x) => x[1])
-    .sort((a, b) => a - b);
 }
 
 describe("fopru", () => {
@@ -111,44 +102,5 @@ describe("fopru", () => {
       Math.hypot(...Array.from(bare.features.subarray(i * 16, i * 16 + 16))),
     );
     expect(b.sources.map((s) => s[0])).toEqual(topRaster(norms, 5));
-  });
-});
-
-describe("cls-attention", () => {
-  it("is the top-K of row 0 (columns 1..N), raster order", async () => {
-    const input = makeInput({ rows: 10, cols: 10, seed: 9 });
-    const row0 = Array.from(input.attention![22].subarray(1, 101));
-    const out = await compress("cls-attention", input, { keep: 12 });
-    expect(out.sources.map((s) => s[0])).toEqual(topRaster(row0, 12));
-    const d = input.dim;
-    out.sources.forEach(([p], i) => {
-      expect(out.features.subarray(i * d, i * d + d)).toEqual(input.features.subarray(p * d, p * d + d));
-    });
-  });
-
-  it("recomputes the attention from cls_query and keys when attention is absent", async () => {
-    const input = makeInput({ rows: 5, cols: 5, keys: true, attention: false, dk: 4 });
-    const q = input.clsQuery![22];
-    const k = input.keys![22];
-    const logits = Array.from({ length: 25 }, (_, i) => {
-      let s = 0;
-      for (let c = 0; c < 4; c++) s += q[c] * k[(i + 1) * 4 + c];
-      return s / 2;
-    });
-    const out = await compress("cls-attention", input, { keep: 4 });
-    expect(out.sources.map((s) => s[0])).toEqual(topRaster(logits, 4));
-    expect(out.stats.fallbacks).toEqual(["attention.22 -> cls_query.22/keys.22"]);
-  });
-});
-
-describe("random", () => {
-  it("draws K distinct patches, reproducibly by seed", async () => {
-    const input = makeInput({ rows: 10, cols: 10 });
-    const a = await compress("random", input, { keep: 20 }, { seed: 7 });
-    const b = await compress("random", input, { keep: 20 }, { seed: 7 });
-    const c = await compress("random", input, { keep: 20 }, { seed: 8 });
-    expect(a.sources).toEqual(b.sources);
-    expect(a.sources).not.toEqual(c.sources);
-    expect(new Set(a.sources.map((s) => s[0])).size).toBe(20);
   });
 });
