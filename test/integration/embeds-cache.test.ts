@@ -104,12 +104,14 @@ describe("encoder-output cache", () => {
       runJob(form([["doc.pdf", doc, "application/pdf"]], { prompt, method: "tokenflex", keep: 9 }));
     const first = await ask("what shape is red");
     expect(first.status, JSON.stringify(first.error)).toBe("completed");
-    expect(first.result.encoderCache).toEqual({ hits: 0, misses: 8 });
+    expect(first.result.encoderCache, JSON.stringify(first.result.timings)).toEqual({ hits: 0, misses: 8 });
     const second = await ask("what shape is red");
+    expect(second.status, JSON.stringify(second.error)).toBe("completed");
     expect(second.result.encoderCache).toEqual({ hits: 8, misses: 0 });
     expect(second.result.answer).toBe(first.result.answer);
     expect(second.result.visualTokens).toEqual(first.result.visualTokens);
     const third = await ask("is there a blue circle");
+    expect(third.status, JSON.stringify(third.error)).toBe("completed");
     expect(third.result.encoderCache).toEqual({ hits: 8, misses: 0 });
     expect((await counter("vtc_encoder_cache_hits_total")) - hits0).toBe(16);
     expect((await counter("vtc_encoder_cache_misses_total")) - misses0).toBe(8);
