@@ -17,7 +17,8 @@ import { loadLimits, type Limits } from "../common/config.ts";
 import { EmbeddedDecoder } from "./llm/embedded.ts";
 import { keptGrid } from "./llm/kept-grid.ts";
 import type { LlmAdapter } from "./llm/types.ts";
-import { drawKept, type PictureView } from "./picture.ts";
+import { renderKeptPicture } from "./kept-picture.ts";
+import type { PictureView } from "./picture.ts";
 import { POSITION_DIM, positionFeatures, type ViewPlace } from "./positions.ts";
 import type { JobRequest } from "./request.ts";
 import type { FileKind } from "./sniff.ts";
@@ -406,7 +407,7 @@ export async function runPipeline(
       result.pictures.push({
         file: unit.report.file,
         page: unit.report.page,
-        png: await toPng(drawKept(unit.image, pv)),
+        png: await toPng(renderKeptPicture(unit.image, pv)),
       });
     }
   }

@@ -3,11 +3,13 @@
  * at once, lets the current ones finish within `shutdownTimeoutMs`, and otherwise stops their
  * threads and hands the jobs back to the queue for another worker.
  */
+import os from "node:os";
 import { Worker, type WorkerOptions } from "bullmq";
 import type { Config } from "../../common/config.ts";
 import { QUEUE_NAMES } from "../shared/queues.ts";
 import { createRedis } from "../shared/redis.ts";
 import { createWorkerMetrics, type WorkerMetrics } from "./metrics.ts";
+import { ortThreadsPerInference } from "./runner.ts";
 import { InferencePool, PIPELINE_RUNNER } from "./pool.ts";
 import { dispatcher } from "./processors.ts";
 
@@ -33,6 +35,7 @@ export function createWorkerService(
       limits: config.limits,
       llm: config.llm,
       encoderCache: config.encoderCache,
+      ortThreads: ortThreadsPerInference(config.workerConcurrency, os.availableParallelism()),
     },
     opts.runnerModule ?? PIPELINE_RUNNER,
     { decodeTimeoutMs: config.decodeTimeoutMs, maxHeapMb: config.threadMaxHeapMb },

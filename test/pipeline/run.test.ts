@@ -1,4 +1,5 @@
 /** The whole pipeline on the committed model and held-out images (no mocks). */
+import { keptScale } from "../../pipeline/kept-picture.ts";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import sharp from "sharp";
@@ -133,17 +134,21 @@ describe("runPipeline", () => {
     expect(kept.size).toBe(36);
     const input = await sharp(bytes(scene)).removeAlpha().raw().toBuffer();
     const pic = await sharp(r.pictures![0].png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-    expect([pic.info.width, pic.info.height]).toEqual([96, 96]);
+    // Scaled up by a whole factor (nearest) with a legend below: input pixel (x, y) is the block at (x s, y s).
+    const sc = keptScale(96, 96);
+    expect(pic.info.width).toBe(96 * sc);
+    expect(pic.info.height).toBeGreaterThan(96 * sc);
     for (let p = 0; p < 144; p++) {
       const q = patchRect({ x: 0, y: 0, width: 96, height: 96 }, model.grid, Math.floor(p / 12), p % 12);
       let changed = 0;
       for (let y = q.y0; y < q.y1; y++) {
         for (let x = q.x0; x < q.x1; x++) {
           const i = (y * 96 + x) * 3;
+          const o = (y * sc * 96 * sc + x * sc) * 3;
           if (
-            input[i] !== pic.data[i] ||
-            input[i + 1] !== pic.data[i + 1] ||
-            input[i + 2] !== pic.data[i + 2]
+            input[i] !== pic.data[o] ||
+            input[i + 1] !== pic.data[o + 1] ||
+            input[i + 2] !== pic.data[o + 2]
           )
             changed++;
         }
@@ -166,7 +171,8 @@ describe("runPipeline", () => {
     const [rows, cols] = doc.crop_grid!;
     const input = await sharp(bytes(doc)).removeAlpha().raw().toBuffer();
     const pic = await sharp(r.pictures![0].png).removeAlpha().raw().toBuffer();
-    expect(pic.length).toBe(input.length);
+    const sc = keptScale(cols * 96, rows * 96);
+    expect(pic.length).toBeGreaterThan(input.length * sc * sc);
     const st = readSafetensors(r.tokens!);
     const off = st.tensors.source_offsets.data as Int32Array;
     const idx = st.tensors.source_indices.data as Int32Array;
@@ -191,7 +197,8 @@ describe("runPipeline", () => {
         for (let y = q.y0; y < q.y1; y++) {
           for (let x = q.x0; x < q.x1; x++) {
             const i = (y * W + x) * 3;
-            if (input[i] !== pic[i] || input[i + 1] !== pic[i + 1] || input[i + 2] !== pic[i + 2]) changed++;
+            const o = (y * sc * W * sc + x * sc) * 3;
+            if (input[i] !== pic[o] || input[i + 1] !== pic[o + 1] || input[i + 2] !== pic[o + 2]) changed++;
           }
         }
         expect(changed).toBe(alone ? 0 : 64);
