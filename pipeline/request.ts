@@ -100,7 +100,9 @@ function buildSchema(limits: RequestLimits) {
     mode: z
       .enum(MODES)
       .default("answer")
-      .describe("`answer`: call the LLM; `tokens`: compressed tokens only"),
+      .describe(
+        "`answer`: call the LLM; `tokens`: compressed tokens only; `embeds`: projected tokens per view (.npy, safetensors), no LLM call",
+      ),
     layout: z
       .enum(LAYOUTS)
       .default("auto")
