@@ -10,7 +10,29 @@ import { loadModel, type Model } from "../models/runtime/model.ts";
 import { EmbeddedDecoder } from "./llm/embedded.ts";
 import type { LlmAdapter } from "./llm/types.ts";
 import { writeSafetensors } from "../io/safetensors.ts";
-import type { PipelineResult, ViewEmbeds } from "./run.ts";
+import { keptGrid } from "./llm/kept-grid.ts";
+import type { KeptView } from "./artifacts.ts";
+import type { ImageReport, PipelineResult, ViewEmbeds } from "./types.ts";
+
+/** Mode "embeds": the projected tokens (count x width) cut per view, with where each view came from. */
+export function viewEmbeds(
+  kept: readonly KeptView[],
+  images: readonly ImageReport[],
+  visual: Float32Array,
+  model: Pick<Model, "width" | "grid">,
+): ViewEmbeds[] {
+  const width = model.width;
+  let k = 0;
+  return kept.map((a) => {
+    const tokens = a.out.sizes.length;
+    const data = visual.slice(k * width, (k + tokens) * width);
+    k += tokens;
+    const { file, page } = images[a.unit];
+    const { view, row, col } = a.view.report;
+    const grid = keptGrid(a.out.sources, model.grid);
+    return { file, page, view, ...(row !== undefined ? { row, col } : {}), tokens, width, grid, data };
+  });
+}
 
 /** Mode "embeds": every view's tokens in one safetensors file, `view_<i>` F32 [tokens, hidden]. */
 export function embedsSafetensors(views: readonly ViewEmbeds[]): Buffer {

@@ -18,7 +18,11 @@
 import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
+import type { Limits } from "../common/config.ts";
 import type { CompressorInput } from "../compressors/types.ts";
+import type { Model } from "../models/runtime/model.ts";
+import type { PipelineFile } from "./types.ts";
+import type { ImageUnit } from "./views.ts";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
 
 export interface EncoderCacheStats {
@@ -208,4 +212,35 @@ export async function encoderId(model: {
   const manifest = createHash("sha256").update(JSON.stringify(model.manifest)).digest("hex");
   const weights = await fileHash(path.resolve(model.dir, model.manifest.files.vision_encoder));
   return `${model.name}/${manifest.slice(0, 16)}/${weights.slice(0, 16)}`;
+}
+
+/**
+ * The encode stage through the cache: one image's (or page's) views from the cache when it has them,
+ * else from the encoder (and then stored). The key: the file's sha256, the page, the encoder's
+ * identity and what decided the views' pixels (layout, crop grid, image size, PDF render side).
+ */
+export async function encodeCached(
+  cache: EncoderCache,
+  model: Model,
+  unit: Pick<ImageUnit, "report" | "views">,
+  files: readonly PipelineFile[],
+  limits: Pick<Limits, "pdfRenderSide">,
+): Promise<CompressorInput[]> {
+  const file = files[unit.report.file];
+  const key: EncoderCacheKey = {
+    fileSha256: file.sha256 ?? createHash("sha256").update(file.bytes).digest("hex"),
+    page: unit.report.page,
+    model: await encoderId(model),
+    preprocessing: {
+      layout: unit.report.layout,
+      cropGrid: unit.report.cropGrid,
+      imageSize: model.imageSize,
+      pdfRenderSide: limits.pdfRenderSide,
+    },
+  };
+  const hit = await cache.get(key);
+  if (hit && hit.length === unit.views.length) return hit;
+  const fresh = await model.encode(unit.views.map((v) => v.pixels));
+  await cache.put(key, fresh).catch(() => {}); // a full disk makes a miss next time, nothing worse
+  return fresh;
 }
