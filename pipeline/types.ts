@@ -10,8 +10,9 @@ import type { LlmAdapter } from "./llm/types.ts";
 import type { JobRequest } from "./request.ts";
 import type { FileKind } from "./sniff.ts";
 
-export type Stage = "decode" | "preprocess" | "encode" | "compress" | "project" | "llm";
-export const STAGES: readonly Stage[] = ["decode", "preprocess", "encode", "compress", "project", "llm"];
+/** The stages in order, as timings and progress name them. */
+export const STAGES = ["decode", "preprocess", "encode", "compress", "project", "llm"] as const;
+export type Stage = (typeof STAGES)[number];
 
 export interface PipelineFile {
   bytes: Uint8Array;

@@ -82,8 +82,3 @@ export function createWorkerService(
     },
   };
 }
-
-/** The worker alone (tests of the queue wiring); prefer createWorkerService. */
-export function createPipelineWorker(config: Config): Worker {
-  return createWorkerService(config).worker;
-}
