@@ -9,8 +9,8 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { answerFromTokens, compressEncoded, encodeEvalImage, readEvalSet } from "../models/eval.ts";
-import { defaultModelDir } from "../models/runtime/manifest.ts";
+import { answerFromTokens, compressEncoded, encodeEvalImage, readEvalSet } from "./model-eval.ts";
+import { defaultModelDir } from "../common/config.ts";
 import { loadModel } from "../models/runtime/model.ts";
 import { EmbeddedDecoder } from "../pipeline/llm/embedded.ts";
 import { metaMarkdown, runMeta } from "./report/meta.ts";

@@ -6,7 +6,7 @@
  * outputs, projects them with their position features and asks the decoder every question of the image.
  * The text-conditioned methods (those that read `instruction`: DART, CDPruner) compress once per
  * question, with that question's embedding rows; `projected` (each patch through the projector) is
- * computed once per view for the methods of spec section 6.
+ * computed once per view for the methods that read it (docs/methods.md: divprune, dart, cdpruner).
  * Budgets are ratios of each view's patches (50%, 25%, 11%); for TCGC on documents the ratio is its
  * total cap over the crops (the global view passes through, as the method defines), so the table also
  * gives the fraction of visual tokens each method really kept.
@@ -25,8 +25,8 @@ import {
   encodeEvalImage,
   type EvalQuestion,
   readEvalSet,
-} from "../models/eval.ts";
-import { defaultModelDir } from "../models/runtime/manifest.ts";
+} from "./model-eval.ts";
+import { defaultModelDir } from "../common/config.ts";
 import { loadModel, type Model } from "../models/runtime/model.ts";
 import { EmbeddedDecoder } from "../pipeline/llm/embedded.ts";
 import { metaMarkdown, runMeta } from "./report/meta.ts";

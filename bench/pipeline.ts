@@ -9,8 +9,9 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { median } from "../common/stats.ts";
 import { METHOD_NAMES } from "../compressors/index.ts";
-import { readEvalSet } from "../models/eval.ts";
-import { defaultModelDir } from "../models/runtime/manifest.ts";
+import { readEvalSet } from "./model-eval.ts";
+import { defaultModelDir, loadLimits } from "../common/config.ts";
+import { parseJobRequest, requestLimits } from "../pipeline/request.ts";
 import { loadModel } from "../models/runtime/model.ts";
 import { runPipeline, STAGES } from "../pipeline/run.ts";
 import { metaMarkdown, runMeta } from "./report/meta.ts";
@@ -35,12 +36,12 @@ const items = [...pick("scene"), ...pick("doc")];
 
 const header = ["method", "kind", ...STAGES, "total", "tokens before", "tokens after"];
 const lines = [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`];
+const limits = requestLimits(model.manifest, loadLimits());
 // Warm-up: first session runs allocate.
 await runPipeline(
   {
+    ...parseJobRequest({ prompt: items[0].question, method: "none" }, limits),
     files: [{ bytes: readFileSync(path.join(dir, "eval", items[0].image)) }],
-    prompt: items[0].question,
-    method: "none",
   },
   { model },
 );
@@ -53,11 +54,16 @@ for (const method of values.methods.split(",")) {
     for (const it of subset) {
       const r = await runPipeline(
         {
+          ...parseJobRequest(
+            {
+              prompt: it.question,
+              method,
+              keep: method === "none" || method === "tcgc" ? undefined : keep,
+              maxTokens: 1,
+            },
+            limits,
+          ),
           files: [{ bytes: readFileSync(path.join(dir, "eval", it.image)) }],
-          prompt: it.question,
-          method,
-          budget: method === "none" || method === "tcgc" ? {} : { keep },
-          maxTokens: 1,
         },
         { model },
       );

@@ -16,10 +16,11 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { readEvalSet } from "../models/eval.ts";
-import { defaultModelDir } from "../models/runtime/manifest.ts";
+import { readEvalSet } from "./model-eval.ts";
+import { readManifest } from "../models/runtime/manifest.ts";
+import { parseJobRequest, requestLimits } from "../pipeline/request.ts";
 import { runPipeline } from "../pipeline/run.ts";
-import { loadConfig } from "../services/shared/config.ts";
+import { defaultModelDir, loadConfig, loadLimits } from "../common/config.ts";
 import { median, percentile } from "../common/stats.ts";
 import { cleanupPrefix } from "../test/helpers/redis.ts";
 
@@ -116,12 +117,11 @@ for (let i = 0; i < 23; i++) {
   const t = performance.now();
   await runPipeline(
     {
+      ...parseJobRequest(
+        { prompt: q.question, method: METHOD, keep: KEEP },
+        requestLimits(readManifest(modelDir).manifest, loadLimits()),
+      ),
       files: [{ bytes: image, name: "scene.png" }],
-      prompt: q.question,
-      method: METHOD,
-      budget: { keep: Number(KEEP) },
-      options: {},
-      mode: "answer",
     },
     {},
   );

@@ -14,16 +14,22 @@ import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
-import { budgetRule, getMethod, parseOptions, resolveBudget } from "../compressors/index.ts";
-import type { Budget } from "../compressors/types.ts";
 import { loadModel } from "../models/runtime/model.ts";
-import { toWire } from "../common/errors.ts";
-import { defaultLimits } from "../pipeline/limits.ts";
-import { type PipelineRequest, runPipeline } from "../pipeline/run.ts";
+import { InputError, toWire } from "../common/errors.ts";
+import { defaultModelDir, loadLimits } from "../common/config.ts";
+import { readManifest } from "../models/runtime/manifest.ts";
+import { type JobRequest, parseJobRequest, requestLimits } from "../pipeline/request.ts";
+import { runPipeline } from "../pipeline/run.ts";
 import { parseOptPairs } from "./options.ts";
 import { RUN_USAGE, runHelp } from "./run-help.ts";
 
 class UsageError extends Error {}
+
+/** The contract's field names as this command's flags, for error messages. */
+function flagOf(field: string): string {
+  if (field.startsWith("options.")) return `--opt ${field.slice("options.".length)}`;
+  return field === "maxTokens" ? "--max-tokens" : `--${field}`;
+}
 
 async function listInputs(paths: string[], recursive: boolean): Promise<string[]> {
   const out: string[] = [];
@@ -49,32 +55,6 @@ async function listInputs(paths: string[], recursive: boolean): Promise<string[]
     else out.push(p);
   }
   return out;
-}
-
-/**
- * The method, its options and the budget, checked as the pipeline will check them, before any file
- * is read or written: a bad one is one usage error, not one error per input file.
- */
-function checkMethod(name: string, options: Record<string, unknown>, budget: Budget): void {
-  try {
-    const method = getMethod(name);
-    parseOptions(method, options);
-    resolveBudget(budget, 1);
-    if (budgetRule(name, options) === "required" && !("keep" in budget) && !("ratio" in budget)) {
-      throw new UsageError(`--keep or --ratio: method ${name} needs a budget`);
-    }
-  } catch (err) {
-    if (err instanceof UsageError) throw err;
-    const e = err as Error & { field?: string };
-    // Name the flag the user typed: options.x is --opt x=..., budget.keep is --keep.
-    const flag = e.field?.startsWith("options.")
-      ? `--opt ${e.field.slice("options.".length)}`
-      : e.field?.startsWith("budget.")
-        ? `--${e.field.slice("budget.".length)}`
-        : `--${e.field ?? "method"}`;
-    const message = e.message.replace(/^[\w.[\]]+: /, "");
-    throw new UsageError(`${flag}: ${message}`);
-  }
 }
 
 /** A file-system error in words (ENOENT and the like), for messages. */
@@ -133,49 +113,24 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   let files: string[];
-  let request: Omit<PipelineRequest, "files">;
+  let request: JobRequest;
+  const modelDir = v.model ? path.resolve(v.model) : defaultModelDir();
+  const limits = loadLimits();
   try {
     if (args.positionals.length === 0) throw new UsageError("give at least one FILE or DIR");
     if (!v.method) throw new UsageError("--method is required");
-    if (v.keep !== undefined && v.ratio !== undefined)
-      throw new UsageError("give --keep or --ratio, not both");
-    let budget: Budget = {};
-    if (v.keep !== undefined) {
-      const k = Number(v.keep);
-      if (!Number.isInteger(k)) throw new UsageError(`--keep must be an integer (got "${v.keep}")`);
-      budget = { keep: k };
-    } else if (v.ratio !== undefined) {
-      const r = Number(v.ratio);
-      if (!Number.isFinite(r)) throw new UsageError(`--ratio must be a number (got "${v.ratio}")`);
-      budget = { ratio: r };
-    }
-    const options = parseOptPairs(v.opt, (m) => new UsageError(m));
-    checkMethod(v.method, options, budget);
-    const mode = (v.mode ?? "answer") as PipelineRequest["mode"];
-    if (mode !== "answer" && mode !== "tokens") throw new UsageError(`--mode must be answer or tokens`);
-    if (mode === "answer" && !v.prompt) throw new UsageError("--prompt is required (or --mode tokens)");
-    const layout = (v.layout ?? "auto") as PipelineRequest["layout"];
-    if (!["auto", "image", "document"].includes(layout as string)) {
-      throw new UsageError(`--layout must be auto, image or document (got "${v.layout}")`);
-    }
-    let maxTokens: number | undefined;
-    if (v["max-tokens"] !== undefined) {
-      maxTokens = Number(v["max-tokens"]);
-      if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > 256) {
-        throw new UsageError(`--max-tokens must be an integer in [1, 256] (got "${v["max-tokens"]}")`);
-      }
-    }
-    request = {
-      prompt: v.prompt ?? "",
+    // The request contract (pipeline/request.ts) checks the flags, as the API checks its fields.
+    const raw = {
       method: v.method,
-      budget,
-      options,
-      mode,
-      layout,
-      maxTokens,
-      wantTokens: Boolean(v.tokens),
-      wantPicture: Boolean(v.picture),
+      keep: v.keep,
+      ratio: v.ratio,
+      options: parseOptPairs(v.opt, (m) => new UsageError(m)),
+      mode: v.mode,
+      layout: v.layout,
+      prompt: v.prompt,
+      maxTokens: v["max-tokens"],
     };
+    request = parseJobRequest(raw, requestLimits(readManifest(modelDir).manifest, limits), flagOf);
     files = await listInputs(args.positionals, Boolean(v.recursive));
     const outArg = v.out ?? "out";
     const out = await stat(path.resolve(outArg)).catch((err: NodeJS.ErrnoException) => {
@@ -185,22 +140,22 @@ export async function main(argv: string[]): Promise<number> {
     if (out && !out.isDirectory()) throw new UsageError(`--out ${outArg}: exists and is not a folder`);
     if (files.length === 0) throw new UsageError("no input files found");
   } catch (err) {
-    if (err instanceof UsageError) {
+    if (err instanceof UsageError || err instanceof InputError) {
       process.stderr.write(`vtc run: ${err.message}\n${RUN_USAGE}`);
       return 2;
     }
     throw err;
   }
+  const wants = { wantTokens: Boolean(v.tokens), wantPicture: Boolean(v.picture) };
 
   const outDir = path.resolve(v.out ?? "out");
-  const model = await loadModel(v.model ? path.resolve(v.model) : undefined);
+  const model = await loadModel(modelDir);
   // The output folder is made when the first result is written, never for a run that writes nothing.
   let made = false;
   const ensureOut = async () => {
     if (!made) await mkdir(outDir, { recursive: true });
     made = true;
   };
-  const limits = defaultLimits();
   const roots = args.positionals.map((p) => path.resolve(p));
   const bar = new cliProgress.SingleBar(
     {
@@ -222,7 +177,7 @@ export async function main(argv: string[]): Promise<number> {
     try {
       const bytes = await readFile(file);
       const r = await runPipeline(
-        { ...request, files: [{ bytes, name: path.basename(file) }] },
+        { ...request, ...wants, files: [{ bytes, name: path.basename(file) }] },
         { model, limits, onProgress: (stage) => tty && bar.update(i, { stage, file: path.basename(file) }) },
       );
       const { tokens, pictures, ...json } = r;

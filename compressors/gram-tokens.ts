@@ -8,7 +8,8 @@
  * cos(a, b) = G[a][b] / (max(|a|, eps) max(|b|, eps)), rounded to float32 as every score.
  * This equals repeated merging of the metric vectors (docs/methods.md#merging) up to float rounding.
  */
-import { cosFromGram } from "./onnx/products.ts";
+import type { Ctx } from "./ctx.ts";
+import { cosFromGram, gram } from "./onnx/products.ts";
 
 export class GramTokens {
   /** 1 / max(|token|, eps). */
@@ -23,6 +24,18 @@ export class GramTokens {
     const m = sources.length;
     this.inv = new Float64Array(m);
     for (let i = 0; i < m; i++) this.inv[i] = cosFromGram(1, g[i * m + i], 1);
+  }
+
+  /**
+   * The start of a merge: every patch its own token, with the raw Gram matrix of layer l's metric (the
+   * one product over D; keys, else the features, reported). A non-finite metric value fails here,
+   * through the Gram diagonal.
+   */
+  static async ofMetric(ctx: Ctx, layer: number): Promise<GramTokens> {
+    const m = ctx.metric(layer, false);
+    const g = await gram(m.data, ctx.n, m.dim);
+    ctx.verifyGram(m, g, ctx.n);
+    return GramTokens.singletons(g);
   }
 
   /** Every patch its own token. */

@@ -20,7 +20,6 @@ import { z } from "zod";
 import { defineMethod } from "./method.ts";
 import { GramTokens } from "./gram-tokens.ts";
 import { energyMatching, mergeUntil } from "./merge.ts";
-import { gram } from "./onnx/products.ts";
 
 const schema = z
   .object({
@@ -52,12 +51,9 @@ export default defineMethod({
   async run(ctx, target, opts) {
     const { selectLayer, numLayers } = ctx.input;
     const margin = opts.margin ?? 0.9 * (1 - selectLayer / numLayers);
-    const m = ctx.metric(selectLayer, false);
-    // The one product over D: the raw Gram matrix of the metric; later rounds aggregate it.
-    const g = await gram(m.data, ctx.n, m.dim);
-    ctx.verifyGram(m, g, ctx.n);
+    const start = await GramTokens.ofMetric(ctx, selectLayer);
     let last: { dst: Int32Array; order: number[] } = { dst: new Int32Array(0), order: [] };
-    const { tokens, rounds, keep } = await mergeUntil(GramTokens.singletons(g), target, async (t, r) => {
+    const { tokens, rounds, keep } = await mergeUntil(start, target, async (t, r) => {
       last = await energyMatching(t, r, margin, opts.alpha);
       return last.dst;
     });

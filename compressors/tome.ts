@@ -13,7 +13,6 @@ import { z } from "zod";
 import { defineMethod } from "./method.ts";
 import { GramTokens } from "./gram-tokens.ts";
 import { bipartiteSoftMatching, mergeUntil } from "./merge.ts";
-import { gram } from "./onnx/products.ts";
 
 const schema = z.object({}).strict();
 
@@ -29,10 +28,8 @@ export default defineMethod({
   coversInput: true,
   optionsSchema: schema,
   async run(ctx, target) {
-    const m = ctx.metric(ctx.input.selectLayer, false);
-    const g = await gram(m.data, ctx.n, m.dim);
-    ctx.verifyGram(m, g, ctx.n);
-    const { tokens, rounds } = await mergeUntil(GramTokens.singletons(g), target, bipartiteSoftMatching);
+    const start = await GramTokens.ofMetric(ctx, ctx.input.selectLayer);
+    const { tokens, rounds } = await mergeUntil(start, target, bipartiteSoftMatching);
     return { type: "groups", groups: tokens.sources, stats: { rounds } };
   },
 });

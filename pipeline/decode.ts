@@ -6,7 +6,7 @@
 import sharp from "sharp";
 import { InputError } from "../common/errors.ts";
 import type { RgbImage } from "./image.ts";
-import type { Limits } from "./limits.ts";
+import type { Limits } from "../common/config.ts";
 import { renderPdf } from "./pdf.ts";
 import { type FileKind, SUPPORTED_KINDS, sniffType } from "./sniff.ts";
 

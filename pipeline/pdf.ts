@@ -11,7 +11,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { InputError } from "../common/errors.ts";
 import type { RgbImage } from "./image.ts";
-import type { Limits } from "./limits.ts";
+import type { Limits } from "../common/config.ts";
 
 type PdfJs = typeof import("pdfjs-dist/legacy/build/pdf.mjs");
 let pdfjs: Promise<PdfJs> | null = null;

@@ -32,7 +32,8 @@ export function patchRect(
   };
 }
 
-const PALETTE: Array<[number, number, number]> = [
+/** One colour per merged group, cycled. */
+export const PALETTE: ReadonlyArray<readonly [number, number, number]> = [
   [255, 64, 64],
   [64, 160, 255],
   [64, 220, 96],
@@ -43,7 +44,21 @@ const PALETTE: Array<[number, number, number]> = [
   [160, 255, 64],
 ];
 
-function dim(v: number): number {
+/** Per patch of a view: -1 dropped, 0 kept alone, g >= 1 merged group g (colour PALETTE[(g - 1) % 8]). */
+export function patchStates(view: PictureView): Int32Array {
+  const state = new Int32Array(view.grid.rows * view.grid.cols).fill(-1);
+  let group = 0;
+  for (const src of view.sources) {
+    if (src.length === 1) state[src[0]] = 0;
+    else {
+      group++;
+      for (const i of src) state[i] = group;
+    }
+  }
+  return state;
+}
+
+export function dim(v: number): number {
   // Never a fixed point: dark values go up, bright values go down.
   return v < 64 ? 64 + Math.floor(v * 0.3) : Math.floor(v * 0.3);
 }
@@ -54,16 +69,7 @@ export function drawKept(image: RgbImage, views: readonly PictureView[]): RgbIma
   const { width } = image;
   for (const view of views) {
     const n = view.grid.rows * view.grid.cols;
-    // -1: dropped; 0: kept alone; g >= 1: merged group g.
-    const state = new Int32Array(n).fill(-1);
-    let group = 0;
-    for (const src of view.sources) {
-      if (src.length === 1) state[src[0]] = 0;
-      else {
-        group++;
-        for (const i of src) state[i] = group;
-      }
-    }
+    const state = patchStates(view);
     for (let i = 0; i < n; i++) {
       const s = state[i];
       if (s === 0) continue;

@@ -7,7 +7,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadConfig } from "./shared/config.ts";
+import { loadConfig } from "../common/config.ts";
 import {
   findRedisBinary,
   howToGetRedis,

@@ -4,12 +4,12 @@
  * is off unless VTC_ORT_SPIN=1 (compressors/README.md, "Performance", says why).
  */
 import * as ort from "onnxruntime-node";
+import { runtimeSettings } from "../../common/config.ts";
 
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
 
 function threads(): number {
-  const env = Number(process.env.VTC_ORT_THREADS);
-  return Number.isInteger(env) && env > 0 ? env : 0; // 0: onnxruntime's default (all cores)
+  return runtimeSettings().threads ?? 0; // 0: onnxruntime's default (all cores)
 }
 
 /**
@@ -29,9 +29,7 @@ export function session(
       ...(intraOpNumThreads ? { intraOpNumThreads } : {}),
       // Threads that spin between ops burn the cores other work needs (and wait for descheduled peers
       // when the machine is busy): off unless VTC_ORT_SPIN=1.
-      ...(process.env.VTC_ORT_SPIN === "1"
-        ? {}
-        : { extra: { session: { intra_op: { allow_spinning: "0" } } } }),
+      ...(runtimeSettings().spin ? {} : { extra: { session: { intra_op: { allow_spinning: "0" } } } }),
     });
     sessions.set(key, s);
     s.catch(() => sessions.delete(key));

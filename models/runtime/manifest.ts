@@ -2,9 +2,11 @@
  * Model manifests (`manifest.json` beside the ONNX files). The schema checks what the runtime reads and
  * lets other fields through; `models/vtc-tiny/README.md` documents every field of the embedded model.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
+import { access } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
+import { defaultModelDir } from "../../common/config.ts";
 
 const layerOutputs = z.object({
   hidden: z.string().optional(),
@@ -78,20 +80,6 @@ export interface LoadedManifest {
   paths: { visionEncoder: string; projector: string; decoder: string; tokenizer: string; eval?: string };
 }
 
-export function defaultModelDir(env: NodeJS.ProcessEnv = process.env): string {
-  return path.resolve(env.VTC_MODEL_DIR ?? packagedModelDir());
-}
-
-/**
- * models/vtc-tiny next to this file's folder; from the compiled build (dist/models/runtime/) the
- * model is still in the source tree's models/, since the build emits JavaScript only.
- */
-function packagedModelDir(): string {
-  const source = path.join(import.meta.dirname, "..", "vtc-tiny");
-  const fromDist = path.join(import.meta.dirname, "..", "..", "..", "models", "vtc-tiny");
-  return existsSync(source) || !existsSync(fromDist) ? source : fromDist;
-}
-
 export function readManifest(dir: string = defaultModelDir()): LoadedManifest {
   const file = path.join(dir, "manifest.json");
   let raw: unknown;
@@ -123,4 +111,23 @@ export function readManifest(dir: string = defaultModelDir()): LoadedManifest {
       eval: m.files.eval ? at(m.files.eval) : undefined,
     },
   };
+}
+
+/** For readiness probes: whether the manifest reads and every file it names is there. */
+export async function checkModelDir(dir: string): Promise<{ ok: boolean; detail: string }> {
+  let loaded: LoadedManifest;
+  try {
+    loaded = readManifest(dir);
+  } catch (err) {
+    return { ok: false, detail: (err as Error).message };
+  }
+  const missing: string[] = [];
+  const { visionEncoder, projector, decoder, tokenizer } = loaded.paths;
+  for (const file of [visionEncoder, projector, decoder, tokenizer]) {
+    await access(file).catch(() => missing.push(path.relative(dir, file)));
+  }
+  const name = loaded.manifest.name;
+  return missing.length === 0
+    ? { ok: true, detail: `${name} ok` }
+    : { ok: false, detail: `${name}: missing ${missing.join(", ")}` };
 }

@@ -4,7 +4,8 @@
  * one promise per directory (module state is per thread, so each worker thread holds its own sessions).
  */
 import type { CompressorInput } from "../../compressors/types.ts";
-import { type LoadedManifest, type Manifest, defaultModelDir, readManifest } from "./manifest.ts";
+import { defaultModelDir } from "../../common/config.ts";
+import { type LoadedManifest, type Manifest, readManifest } from "./manifest.ts";
 import { type CreateSessionOptions, ort, type SessionHandle, createSession } from "./session.ts";
 import { WordLevelTokenizer } from "./tokenizer.ts";
 

@@ -7,6 +7,7 @@
  * returned handle so that health checks and results can report the provider really used.
  */
 import ort from "onnxruntime-node";
+import { runtimeSettings } from "../../common/config.ts";
 
 export type ExecutionProvider = "cpu" | "cuda" | "tensorrt" | "webgpu";
 const KNOWN: readonly ExecutionProvider[] = ["cpu", "cuda", "tensorrt", "webgpu"];
@@ -27,9 +28,7 @@ export type WarnFn = (message: string) => void;
 const defaultWarn: WarnFn = (message) => process.stderr.write(`[vtc] warning: ${message}\n`);
 
 /** Parses `ORT_EXECUTION_PROVIDERS` (or a given string). Unknown names are an error, not ignored. */
-export function parseProviders(
-  raw: string | undefined = process.env.ORT_EXECUTION_PROVIDERS,
-): ExecutionProvider[] {
+export function parseProviders(raw: string | undefined = runtimeSettings().providers): ExecutionProvider[] {
   if (raw === undefined || raw.trim() === "") return ["cpu"];
   const names = raw
     .split(",")
@@ -59,25 +58,12 @@ export interface CreateSessionOptions {
   warn?: WarnFn;
 }
 
-function threadsFromEnv(): number | undefined {
-  const raw = process.env.VTC_ORT_THREADS;
-  if (!raw) return undefined;
-  const n = Number(raw);
-  return Number.isInteger(n) && n > 0 ? n : undefined;
-}
-
-function spinningFromEnv(): boolean | undefined {
-  const raw = process.env.VTC_ORT_SPINNING;
-  if (raw === "0") return false;
-  if (raw === "1") return true;
-  return undefined;
-}
-
 export async function createSession(path: string, opts: CreateSessionOptions = {}): Promise<SessionHandle> {
   const requested = opts.providers ?? parseProviders();
   const warn = opts.warn ?? defaultWarn;
-  const threads = opts.intraOpNumThreads ?? threadsFromEnv();
-  const spinning = spinningFromEnv() ?? opts.allowSpinning;
+  const settings = runtimeSettings();
+  const threads = opts.intraOpNumThreads ?? settings.threads;
+  const spinning = settings.spinning ?? opts.allowSpinning;
   const spin = spinning === undefined ? undefined : spinning ? "1" : "0";
   const base: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: "all",

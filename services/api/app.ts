@@ -3,10 +3,10 @@ import express, { type Express } from "express";
 import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { BlobStore } from "../shared/blob-store.ts";
-import type { Config } from "../shared/config.ts";
+import type { Config } from "../../common/config.ts";
 import { notFound } from "../../common/errors.ts";
 import type { MethodCatalog } from "../shared/methods.ts";
-import { readModelInfo } from "../shared/model-info.ts";
+import type { RequestLimits } from "../../pipeline/request.ts";
 import { BatchesService } from "./batches.service.ts";
 import { ChatService } from "./chat.service.ts";
 import type { JobEventsHub } from "./events.ts";
@@ -27,12 +27,12 @@ export interface AppDeps {
   hub: JobEventsHub;
   blobs: BlobStore;
   catalog: () => Promise<MethodCatalog>;
-  /** Largest `keep` the model allows (its tokens per image). */
-  maxKeep: () => Promise<number>;
+  /** What a request is checked against: the limits and the model manifest's (pipeline/request.ts). */
+  requestLimits: () => Promise<RequestLimits>;
   readiness: Readiness;
   metrics?: Metrics;
-  /** The served model's name (default: the manifest's in `config.modelDir`). */
-  modelName?: () => Promise<string>;
+  /** The served model's name (its manifest's). */
+  modelName: () => Promise<string>;
   /** The Redis connections requests use; while one is not ready they answer 503 (default: `redis`). */
   requestConnections?: () => Array<Redis | undefined>;
 }
@@ -48,15 +48,14 @@ export function createApp(deps: AppDeps): Express & { metrics: Metrics } {
   const batches = new BatchesService({ queue: deps.queue, redis: deps.redis, config: deps.config, jobs });
   app.use(jobsRouter({ jobs, hub: deps.hub, blobs: deps.blobs, config: deps.config }));
   app.use(batchesRouter({ batches, config: deps.config }));
-  const modelName = deps.modelName ?? (async () => (await readModelInfo(deps.config.modelDir)).name);
-  app.use(chatRouter({ chat: new ChatService({ ...deps, modelName }), config: deps.config }));
+  app.use(chatRouter({ chat: new ChatService(deps), config: deps.config }));
   app.use(
     systemRouter({
       redis: deps.redis,
       catalog: deps.catalog,
       metrics,
       readiness: deps.readiness,
-      openapi: async () => buildOpenApi(deps.config.limits, await deps.maxKeep(), await deps.catalog()),
+      openapi: async () => buildOpenApi(deps.config.limits, await deps.requestLimits(), await deps.catalog()),
     }),
   );
   app.use((req, _res, next) => next(notFound(`${req.method} ${req.path}`)));

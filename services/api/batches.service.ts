@@ -5,7 +5,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import type { Config } from "../shared/config.ts";
+import type { Config } from "../../common/config.ts";
 import { VtcError, InputError, notFound } from "../../common/errors.ts";
 import { batchKey, JOB_NAMES, type PipelineJobData } from "../shared/queues.ts";
 import { type JobStatus, JobsService, type JobView, type UploadedFile } from "./jobs.service.ts";

@@ -11,7 +11,7 @@
 import path from "node:path";
 import type { Queue } from "bullmq";
 import { type BlobStore, type SweepResult, sweepTmpDir } from "../shared/blob-store.ts";
-import type { Config } from "../shared/config.ts";
+import type { Config } from "../../common/config.ts";
 import type { PipelineJobData } from "../shared/queues.ts";
 
 /** Added to the job retention: covers the time from storing artifacts to the job's finish, and clock skew. */

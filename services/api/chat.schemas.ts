@@ -5,11 +5,11 @@
  */
 import { z } from "zod";
 import { InputError } from "../../common/errors.ts";
-import { LAYOUTS } from "./schemas.ts";
-
-/** The pipeline's limit on generated tokens (pipeline/run.ts). */
-export const MAX_COMPLETION_TOKENS = 256;
-export const DEFAULT_COMPLETION_TOKENS = 16;
+import {
+  DEFAULT_MAX_TOKENS as DEFAULT_COMPLETION_TOKENS,
+  jobRequestSchema,
+  type RequestLimits,
+} from "../../pipeline/request.ts";
 
 export const textPartSchema = z.object({ type: z.literal("text"), text: z.string() });
 
@@ -48,24 +48,21 @@ export const chatMessageSchema = z.looseObject({
   content: z.union([z.string(), z.array(contentPartSchema), z.null()]).optional(),
 });
 
-export function vtcExtensionSchema(maxKeep: number) {
-  return z
-    .strictObject({
-      method: z
-        .string()
-        .min(1)
-        .optional()
-        .describe("A compression method from GET /v1/methods (default: VTC_CHAT_METHOD, `none`)"),
-      keep: z.number().int().min(1).max(maxKeep).optional().describe("Tokens to keep per image or crop"),
-      ratio: z.number().gt(0).max(1).optional().describe("Share of tokens to keep, (0, 1]"),
-      options: z.record(z.string(), z.unknown()).optional().describe("Method options (see GET /v1/methods)"),
-      layout: z.enum(LAYOUTS).optional().describe("As in POST /v1/jobs (default `auto`)"),
-    })
-    .describe("Compression of the visual tokens (vendor extension)");
+/** The `vtc` extension as documented: the request contract's compression fields (pipeline/request.ts). */
+export function vtcExtensionSchema(limits: RequestLimits) {
+  return jobRequestSchema(limits)
+    .pick({ method: true, keep: true, ratio: true, options: true, layout: true })
+    .partial()
+    .strict()
+    .describe("Compression of the visual tokens (vendor extension; default method VTC_CHAT_METHOD, `none`)");
 }
 
-export function chatRequestSchema(maxKeep: number) {
-  const maxTokens = z.number().int().min(1).max(MAX_COMPLETION_TOKENS).optional();
+/**
+ * The OpenAI envelope. `vtc` is passed as given to `parseJobRequest`, which checks it (once) with
+ * every other request; `max_tokens` is checked there too (its range), here only its type.
+ */
+export function chatRequestSchema(limits: RequestLimits, forDocs = false) {
+  const maxTokens = z.number().optional();
   return z.looseObject({
     model: z.string().optional().describe("The served model, as GET /v1/models lists it (default: that one)"),
     messages: z
@@ -74,11 +71,13 @@ export function chatRequestSchema(maxKeep: number) {
       .describe(
         "The last user message is the request: its text parts are the question, its image_url parts the images",
       ),
-    max_tokens: maxTokens.describe(`Generated tokens at most (default ${DEFAULT_COMPLETION_TOKENS})`),
+    max_tokens: maxTokens.describe(
+      `Generated tokens at most, 1 to ${limits.maxNewTokens} (default ${DEFAULT_COMPLETION_TOKENS})`,
+    ),
     max_completion_tokens: maxTokens.describe("Same as max_tokens (wins when both are given)"),
     stream: z.boolean().optional().describe("`true` is not supported (400)"),
     n: z.number().int().min(1).max(1).optional().describe("One choice only"),
-    vtc: vtcExtensionSchema(maxKeep).optional(),
+    vtc: (forDocs ? vtcExtensionSchema(limits) : z.record(z.string(), z.unknown())).optional(),
   });
 }
 
@@ -119,20 +118,14 @@ function specific(issue: Issue): { issue: Issue; path: PropertyKey[]; message: s
   return { issue, path, message: issue.message };
 }
 
-/** The first zod issue as an InputError naming the field (`vtc.keep`, `messages[0].role`, ...). */
+/** The first zod issue of the envelope as an InputError naming the field (`messages[0].role`, ...). */
 export function chatInputError(error: z.ZodError): InputError {
   const { issue, path, message } = specific(error.issues[0]);
   const field = fieldOf(path) || "body";
   const i = issue as { minimum?: number | bigint; maximum?: number | bigint; code: string };
   const limit = i.code === "too_big" ? i.maximum : i.code === "too_small" ? i.minimum : undefined;
-  const code =
-    field === "vtc.keep" || field === "vtc.ratio"
-      ? "bad_budget"
-      : field.startsWith("vtc.options")
-        ? "bad_option"
-        : "bad_request";
   return new InputError(`${field}: ${message}`, {
-    code,
+    code: "bad_request",
     field,
     limit: limit === undefined ? undefined : Number(limit),
   });
@@ -173,3 +166,17 @@ export const chatCompletionSchema = z.object({
 });
 
 export type ChatCompletion = z.infer<typeof chatCompletionSchema>;
+
+/**
+ * JSON.parse keeps a "__proto__" key as an own property, but copying the options into a record
+ * (zod does) turns it into a prototype and drops it silently. /v1/jobs refuses it as an unknown
+ * option; so does chat, before anything copies it.
+ */
+export function rejectProtoKey(options: unknown): void {
+  if (options !== null && typeof options === "object" && Object.hasOwn(options, "__proto__")) {
+    throw new InputError("vtc.options.__proto__: not an option of any method", {
+      code: "bad_option",
+      field: "vtc.options.__proto__",
+    });
+  }
+}

@@ -10,11 +10,10 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Queue } from "bullmq";
 import type { BlobRef, BlobStore } from "../shared/blob-store.ts";
-import type { Config } from "../shared/config.ts";
+import type { Config } from "../../common/config.ts";
 import { fromWire, InputError, VtcError } from "../../common/errors.ts";
+import { readManifest } from "../../models/runtime/manifest.ts";
 import { probeMedia } from "../shared/media.ts";
-import { readModelInfo } from "../shared/model-info.ts";
-import type { MethodCatalog } from "../shared/methods.ts";
 import { type EmbedsPart, type ParsedEmbeds, parseEmbedsParts } from "./chat-embeds.ts";
 import {
   type EmbedsJobRef,
@@ -28,19 +27,18 @@ import {
   type ChatRequest,
   chatInputError,
   chatRequestSchema,
-  DEFAULT_COMPLETION_TOKENS,
+  rejectProtoKey,
 } from "./chat.schemas.ts";
 import type { JobEventsHub } from "./events.ts";
 import { jobLinks } from "./jobs.service.ts";
-import { type ParsedJobRequest, parseJobFields } from "./schemas.ts";
+import { type JobRequest, parseJobRequest, type RequestLimits, renameField } from "../../pipeline/request.ts";
 
 export interface ChatServiceDeps {
   queue: Queue;
   hub: JobEventsHub;
   blobs: BlobStore;
   config: Config;
-  catalog: () => Promise<MethodCatalog>;
-  maxKeep: () => Promise<number>;
+  requestLimits: () => Promise<RequestLimits>;
   /** The served model's name (its manifest's `name`). */
   modelName: () => Promise<string>;
 }
@@ -52,8 +50,7 @@ interface ChatImage {
 }
 
 interface ParsedChat {
-  job: ParsedJobRequest;
-  maxTokens: number;
+  job: JobRequest;
   images: ChatImage[];
   /** Request field names for the pipeline's: `prompt` -> `messages[3].content`, `files[0]` -> ... */
   rename: (field: string) => string;
@@ -105,7 +102,7 @@ export class ChatService {
       refs.push({ ...ref, ...info, name: `image-${i}`, field: img.field });
     }
     const jobId = randomUUID();
-    const h = createHash("sha256").update(JSON.stringify({ ...parsed.job, maxTokens: parsed.maxTokens }));
+    const h = createHash("sha256").update(JSON.stringify(parsed.job));
     for (const r of refs) h.update(r.sha256);
     let embeds: EmbedsJobRef | undefined;
     if (parsed.embeds) {
@@ -115,7 +112,6 @@ export class ChatService {
     }
     const data: PipelineJobData = {
       ...parsed.job,
-      maxTokens: parsed.maxTokens,
       files: refs,
       ...(embeds ? { embeds } : {}),
       fingerprint: h.digest("hex"),
@@ -134,8 +130,9 @@ export class ChatService {
         field: "body",
       });
     }
-    const maxKeep = await this.deps.maxKeep();
-    const checked = chatRequestSchema(maxKeep).safeParse(body);
+    rejectProtoKey((body as { vtc?: { options?: unknown } }).vtc?.options);
+    const requestLimits = await this.deps.requestLimits();
+    const checked = chatRequestSchema(requestLimits).safeParse(body);
     if (!checked.success) throw chatInputError(checked.error);
     const req = checked.data;
     if (req.stream === true) {
@@ -192,53 +189,41 @@ export class ChatService {
         field: contentField,
       });
     }
+    // Contract and pipeline field names as this request has them: what the adapter sets comes from
+    // the message and max_tokens, everything else from the `vtc` extension.
     const rename = (field: string): string => {
-      if (field === "prompt") return contentField;
-      if (field === "files") return contentField;
+      if (field === "prompt" || field === "files") return contentField;
       const file = /^files\[(\d+)\]$/.exec(field);
       if (file) return imageParts[Number(file[1])]?.field ?? contentField;
       if (field === "maxTokens") return "max_tokens";
-      if (field === "budget") return "vtc";
-      const budget = /^(?:budget\.)?(keep|ratio)$/.exec(field);
-      if (budget) return `vtc.${budget[1]}`;
-      if (["method", "options", "layout"].includes(field) || field.startsWith("options."))
-        return `vtc.${field}`;
-      return field;
+      return `vtc.${field}`;
     };
-    const vtc = req.vtc ?? {};
-    const method = vtc.method ?? this.deps.config.chat.method;
+    // The vtc extension goes to the request contract as given (validated there, once).
+    const vtc = (req.vtc ?? {}) as Record<string, unknown>;
     const defaultRatio =
       vtc.method === undefined && vtc.keep === undefined && vtc.ratio === undefined
         ? this.deps.config.chat.ratio
         : undefined;
-    const fields: Record<string, unknown> = {
-      prompt: question,
-      method,
-      ...(vtc.keep !== undefined ? { keep: vtc.keep } : {}),
-      ...(vtc.ratio !== undefined ? { ratio: vtc.ratio } : {}),
+    const raw = {
+      ...vtc,
+      method: vtc.method ?? this.deps.config.chat.method,
       ...(defaultRatio !== undefined ? { ratio: defaultRatio } : {}),
-      options: JSON.stringify(vtc.options ?? {}),
+      prompt: question,
       mode: "answer",
-      layout: vtc.layout ?? "auto",
+      maxTokens: req.max_completion_tokens ?? req.max_tokens,
     };
-    let job: ParsedJobRequest;
-    try {
-      job = parseJobFields(fields, limits, maxKeep, await this.deps.catalog());
-    } catch (err) {
-      throw renamed(err, rename);
-    }
+    const job = parseJobRequest(raw, requestLimits, rename);
     const images = imageParts.map((p) => ({ field: p.field, bytes: decodeDataUri(p.url, p.field, limits) }));
-    const maxTokens = req.max_completion_tokens ?? req.max_tokens ?? DEFAULT_COMPLETION_TOKENS;
     if (embedsParts.length > 0) {
-      const info = await readModelInfo(this.deps.config.modelDir);
+      // Already projected tokens: only the LLM runs, so no compression.
       const embeds = parseEmbedsParts(embedsParts, {
-        hiddenSize: info.hiddenSize,
+        hiddenSize: readManifest(this.deps.config.modelDir).manifest.projector.width,
         maxBytes: limits.maxFileBytes,
         maxTokens: MAX_EMBEDS_TOKENS,
       });
-      return { job: { ...job, method: "none", budget: {}, options: {} }, maxTokens, images, rename, embeds };
+      return { job: { ...job, method: "none", budget: {}, options: {} }, images, rename, embeds };
     }
-    return { job, maxTokens, images, rename };
+    return { job, images, rename };
   }
 
   /**
@@ -286,7 +271,10 @@ export class ChatService {
       if (how === "completed") return job.returnvalue as PipelineJobResult;
       const failure = (job.data as PipelineJobData).failure;
       const reason = job.failedReason ?? "failed";
-      if (failure) throw renamed(fromWire(failure), rename);
+      if (failure) {
+        const err = fromWire(failure);
+        throw err instanceof InputError ? renameField(err, rename) : err;
+      }
       throw new VtcError(`job ${jobId} failed: ${reason}`, { code: "job_failed" });
     } finally {
       unsubscribe();
@@ -379,14 +367,4 @@ export function decodeDataUri(url: string, field: string, limits: { maxFileBytes
   }
   if (bytes === 0) throw new InputError(`${field} is empty (0 bytes)`, { code: "empty_file", field });
   return Buffer.from(payload, "base64");
-}
-
-/** An input error with the pipeline's field name replaced by the request's (`prompt` -> `messages[1].content`). */
-function renamed(err: unknown, rename: (field: string) => string): unknown {
-  if (!(err instanceof InputError)) return err;
-  const field = rename(err.field);
-  const text = err.message.startsWith(err.field)
-    ? field + err.message.slice(err.field.length)
-    : `${field}: ${err.message}`;
-  return new InputError(text, { code: err.code, status: err.status, field, limit: err.limit, cause: err });
 }

@@ -8,9 +8,9 @@ import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { openBlobStore } from "../shared/blob-store-config.ts";
 import { registryCatalog } from "../shared/catalog.ts";
-import type { Config } from "../shared/config.ts";
-import type { MethodCatalog } from "../shared/methods.ts";
-import { readModelInfo } from "../shared/model-info.ts";
+import type { Config } from "../../common/config.ts";
+import { checkModelDir, readManifest } from "../../models/runtime/manifest.ts";
+import { requestLimits } from "../../pipeline/request.ts";
 import { defaultJobOptions, QUEUE_NAMES } from "../shared/queues.ts";
 import { connectRedis, createRedis, createRequestRedis, logOutages } from "../shared/redis.ts";
 import type { AppDeps } from "./app.ts";
@@ -22,10 +22,7 @@ export interface ApiContext {
   close(): Promise<void>;
 }
 
-export async function createApiContext(
-  config: Config,
-  overrides: { catalog?: () => Promise<MethodCatalog> } = {},
-): Promise<ApiContext> {
+export async function createApiContext(config: Config): Promise<ApiContext> {
   // The store first: a missing bucket or bad credentials stop the API before it connects anything.
   const blobs = await openBlobStore(config.dataDir, config.blobStore, { checkBucket: true });
   // Connections that serve requests fail fast while Redis is down (shared/redis.ts FOR_REQUESTS);
@@ -44,7 +41,8 @@ export async function createApiContext(
   logOutages(redis, "[api]");
   queue.on("error", () => {});
   hub.queueEvents.on("error", () => {});
-  const model = () => readModelInfo(config.modelDir);
+  // The manifest is read per call (cheap) so a model directory fixed after start is picked up.
+  const manifest = async () => readManifest(config.modelDir).manifest;
   // Deletes expired blobs and stale upload temporaries every VTC_BLOB_SWEEP_INTERVAL_SEC (0: off).
   const sweeper = blobSweeperFor(config, blobs, queue);
   const deps: AppDeps = {
@@ -53,10 +51,14 @@ export async function createApiContext(
     queue,
     hub,
     blobs,
-    catalog: overrides.catalog ?? registryCatalog,
-    // Every POST needs it; the manifest is read (and the ONNX files checked) at most every 10 s.
-    maxKeep: memoizeFor(10_000, async () => (await model()).tokensPerImage),
-    readiness: { models: model, workers: () => readWorkerStatuses(redis, config.queuePrefix) },
+    catalog: registryCatalog,
+    // Every POST needs it; the manifest is read at most every 10 s.
+    requestLimits: memoizeFor(10_000, async () => requestLimits(await manifest(), config.limits)),
+    modelName: async () => (await manifest()).name,
+    readiness: {
+      models: () => checkModelDir(config.modelDir),
+      workers: () => readWorkerStatuses(redis, config.queuePrefix),
+    },
     requestConnections: () => [redis, queueConnection],
   };
   return {

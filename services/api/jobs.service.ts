@@ -8,10 +8,9 @@ import { createHash, randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
 import type { Job, Queue } from "bullmq";
 import type { BlobStore } from "../shared/blob-store.ts";
-import type { Config } from "../shared/config.ts";
+import type { Config } from "../../common/config.ts";
 import { VtcError, InputError, notFound } from "../../common/errors.ts";
 import { probeMedia } from "../shared/media.ts";
-import type { MethodCatalog } from "../shared/methods.ts";
 import {
   JOB_NAMES,
   type JobFileRef,
@@ -19,13 +18,15 @@ import {
   type PipelineJobData,
   type PipelineJobResult,
 } from "../shared/queues.ts";
-import { type ParsedJobRequest, parseJobFields } from "./schemas.ts";
+import type { JobRequest, RequestLimits } from "../../pipeline/request.ts";
+import { jobRequestFromFields } from "./schemas.ts";
 
-/** An upload as multer left it on disk, already hashed. */
+/** An upload, already hashed: in memory (`bytes`) or, past the memory threshold, on disk (`path`). */
 export interface UploadedFile {
   fieldname: string;
   originalname: string;
-  path: string;
+  bytes?: Buffer;
+  path?: string;
   size: number;
   sha256: string;
 }
@@ -34,9 +35,8 @@ export interface JobServiceDeps {
   queue: Queue;
   blobs: BlobStore;
   config: Config;
-  catalog: () => Promise<MethodCatalog>;
-  /** Largest `keep` (the model's tokens per image). */
-  maxKeep: () => Promise<number>;
+  /** What a request is checked against (the service's limits and the model manifest's). */
+  requestLimits: () => Promise<RequestLimits>;
 }
 
 export type JobStatus = "queued" | "active" | "completed" | "failed" | "delayed" | "unknown";
@@ -94,10 +94,9 @@ export function statusOf(state: string): JobStatus {
 export class JobsService {
   constructor(private readonly deps: JobServiceDeps) {}
 
-  /** Validates the text fields of one request against the schemas and the method catalog. */
-  async parse(fields: Record<string, unknown>, files: UploadedFile[]): Promise<ParsedJobRequest> {
-    const catalog = await this.deps.catalog();
-    const parsed = parseJobFields(fields, this.deps.config.limits, await this.deps.maxKeep(), catalog);
+  /** Validates the fields of one request (the request contract, pipeline/request.ts). */
+  async parse(fields: Record<string, unknown>, files: UploadedFile[]): Promise<JobRequest> {
+    const parsed = jobRequestFromFields(fields, await this.deps.requestLimits());
     if (files.length === 0) {
       throw new InputError("files: at least one file is required", { code: "missing_file", field: "files" });
     }
@@ -109,16 +108,19 @@ export class JobsService {
     const refs: JobFileRef[] = [];
     for (const [i, f] of files.entries()) {
       const field = `files[${i}]`;
-      // One file in memory at a time, for the probe (bounded by the upload limit).
-      const info = await probeMedia(await fs.readFile(f.path), field, this.deps.config.limits);
-      const ref = await this.deps.blobs.putFile(f.path, { sha256: f.sha256, size: f.size });
+      // A spilled file is read for the probe, one at a time (bounded by the upload limit).
+      const bytes = f.bytes ?? (await fs.readFile(f.path!));
+      const info = await probeMedia(bytes, field, this.deps.config.limits);
+      const ref = f.bytes
+        ? await this.deps.blobs.put(f.bytes)
+        : await this.deps.blobs.putFile(f.path!, { sha256: f.sha256, size: f.size });
       refs.push({ ...ref, ...info, name: f.originalname || field, field });
     }
     return refs;
   }
 
   /** sha256 of a request (its validated fields and its files' hashes). */
-  static fingerprint(parsed: ParsedJobRequest, files: UploadedFile[]): string {
+  static fingerprint(parsed: JobRequest, files: UploadedFile[]): string {
     const h = createHash("sha256");
     h.update(JSON.stringify(parsed));
     for (const f of files) h.update(f.sha256);

@@ -1,5 +1,5 @@
 /** API process entry point (`npm run api`). */
-import { loadConfig, redactUrl } from "../shared/config.ts";
+import { loadConfig, redactUrl } from "../../common/config.ts";
 import { createApp } from "./app.ts";
 import { type ApiContext, createApiContext } from "./context.ts";
 

@@ -5,7 +5,8 @@
  * check every answer they receive against this document (test/helpers/openapi-check.ts).
  */
 import { z } from "zod";
-import type { Limits } from "../shared/config.ts";
+import type { RequestLimits } from "../../pipeline/request.ts";
+import type { Limits } from "../../common/config.ts";
 import { describeMethod, type MethodCatalog } from "../shared/methods.ts";
 import { chatCompletionSchema, chatRequestSchema } from "./chat.schemas.ts";
 import {
@@ -74,7 +75,7 @@ const UPLOAD_ERRORS = {
   "422": ERRORS["422"],
 };
 
-export function buildOpenApi(limits: Limits, maxKeep: number, catalog: MethodCatalog): Schema {
+export function buildOpenApi(limits: Limits, requestLimits: RequestLimits, catalog: MethodCatalog): Schema {
   const idem = {
     name: "Idempotency-Key",
     in: "header",
@@ -90,8 +91,8 @@ export function buildOpenApi(limits: Limits, maxKeep: number, catalog: MethodCat
     schema: { type: "integer", minimum: 0, default: 0 },
     description: what,
   });
-  const jobFields = jsonSchema(jobFieldsSchema(limits, maxKeep), "input");
-  const batchFields = jsonSchema(batchFieldsSchema(limits, maxKeep), "input");
+  const jobFields = jsonSchema(jobFieldsSchema(requestLimits), "input");
+  const batchFields = jsonSchema(batchFieldsSchema(requestLimits), "input");
   const multipart = (fields: Schema, maxFiles: number) => ({
     required: true,
     content: { "multipart/form-data": { schema: withFiles(fields, maxFiles, limits.maxFileBytes) } },
@@ -215,7 +216,9 @@ export function buildOpenApi(limits: Limits, maxKeep: number, catalog: MethodCat
             "with `vtc.method`, the LLM answers; the answer reports the visual tokens saved. Waits for the job",
           requestBody: {
             required: true,
-            content: { "application/json": { schema: jsonSchema(chatRequestSchema(maxKeep), "input") } },
+            content: {
+              "application/json": { schema: jsonSchema(chatRequestSchema(requestLimits, true), "input") },
+            },
           },
           responses: {
             "200": answer("chat.completion", "ChatCompletion"),

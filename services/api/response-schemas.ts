@@ -4,9 +4,8 @@
  * field added to an answer must be added here too.
  */
 import { z } from "zod";
-import { LAYOUTS, MODES } from "./schemas.ts";
-
-const STAGES = ["decode", "preprocess", "encode", "compress", "project", "llm"] as const;
+import { LAYOUTS, MODES } from "../../pipeline/request.ts";
+import { STAGES } from "../../pipeline/types.ts";
 
 export const errorSchema = z.object({
   error: z.object({

@@ -1,5 +1,5 @@
 /**
- * Which blob store a deployment uses, read from the environment, and the one function that opens it
+ * Which blob store a deployment uses (read from the environment by common/config.ts), and the one function that opens it
  * (the API and every worker thread open their store through `openBlobStore`).
  *
  *   VTC_BLOB_STORE           fs (default: $VTC_DATA_DIR/blobs) or s3
@@ -11,57 +11,11 @@
  *   AWS_REGION               (or AWS_DEFAULT_REGION; us-east-1 when an endpoint is set and none is)
  * Credentials: the AWS SDK's default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...).
  */
+import type { BlobStoreConfig } from "../../common/config.ts";
 import { type BlobStore, FsBlobStore } from "./blob-store.ts";
 
-export interface S3StoreConfig {
-  bucket: string;
-  /** Keys are `<prefix><sha256>`. */
-  prefix: string;
-  /** Undefined: the SDK's own region chain (shared config file). */
-  region?: string;
-  endpoint?: string;
-  forcePathStyle: boolean;
-  createBucket: boolean;
-}
-
-export type BlobStoreConfig = { kind: "fs" } | ({ kind: "s3" } & S3StoreConfig);
-
-function flag(env: NodeJS.ProcessEnv, name: string): boolean {
-  const raw = (env[name] ?? "").trim().toLowerCase();
-  if (raw === "" || raw === "0" || raw === "false") return false;
-  if (raw === "1" || raw === "true") return true;
-  throw new Error(`${name} must be 1 or 0, got "${env[name]}"`);
-}
-
-export function loadBlobStoreConfig(env: NodeJS.ProcessEnv = process.env): BlobStoreConfig {
-  const kind = (env.VTC_BLOB_STORE || "fs").trim().toLowerCase();
-  if (kind === "fs") return { kind: "fs" };
-  if (kind !== "s3") throw new Error(`VTC_BLOB_STORE must be "fs" or "s3", got "${env.VTC_BLOB_STORE}"`);
-  const bucket = (env.VTC_S3_BUCKET ?? "").trim();
-  if (!bucket) throw new Error("VTC_S3_BUCKET is required when VTC_BLOB_STORE=s3");
-  const endpoint = env.VTC_S3_ENDPOINT?.trim() || undefined;
-  if (endpoint) {
-    let url: URL;
-    try {
-      url = new URL(endpoint);
-    } catch {
-      throw new Error(`VTC_S3_ENDPOINT must be a URL such as http://127.0.0.1:9000, got "${endpoint}"`);
-    }
-    if (url.protocol !== "http:" && url.protocol !== "https:") {
-      throw new Error(`VTC_S3_ENDPOINT must be an http:// or https:// URL, got "${endpoint}"`);
-    }
-  }
-  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || (endpoint ? "us-east-1" : undefined);
-  return {
-    kind: "s3",
-    bucket,
-    prefix: env.VTC_S3_PREFIX ?? "blobs/",
-    ...(region ? { region } : {}),
-    ...(endpoint ? { endpoint } : {}),
-    forcePathStyle: flag(env, "VTC_S3_FORCE_PATH_STYLE"),
-    createBucket: flag(env, "VTC_S3_CREATE_BUCKET"),
-  };
-}
+// Read from the environment by common/config.ts (the one place that reads it); re-exported for callers.
+export { type BlobStoreConfig, loadBlobStoreConfig, type S3StoreConfig } from "../../common/config.ts";
 
 /**
  * The blob store of a deployment: the filesystem under `dataDir` or an S3 bucket. The AWS SDK is

@@ -6,7 +6,7 @@
  */
 import { fileTypeFromBuffer } from "file-type";
 import sharp from "sharp";
-import type { Limits } from "./config.ts";
+import type { Limits } from "../../common/config.ts";
 import { InputError } from "../../common/errors.ts";
 import { PdfCountError, sharedPdfPageCounter } from "./pdf-pages.ts";
 

@@ -3,42 +3,24 @@
  * The API enqueues through these names and the worker registers a processor for each.
  */
 import type { JobsOptions } from "bullmq";
-import type { PipelineResult } from "../../pipeline/run.ts";
+import type { JobRequest } from "../../pipeline/request.ts";
+import type { PipelineResult, Stage } from "../../pipeline/types.ts";
 import type { WireError } from "../../common/errors.ts";
 import type { BlobRef } from "./blob-store.ts";
-import type { Config } from "./config.ts";
+import type { Config } from "../../common/config.ts";
 
 export const QUEUE_NAMES = {
   /** Runs the pipeline on one upload: decode, encode, compress, project, LLM call. */
   pipeline: "pipeline",
 } as const;
 
-export type QueueName = (typeof QUEUE_NAMES)[keyof typeof QUEUE_NAMES];
-
 export const JOB_NAMES = {
-  /** Health probe used by tests and /readyz: the worker echoes the payload back. */
-  ping: "ping",
   /**
    * One request of POST /v1/jobs, one item of a batch, or one POST /v1/chat/completions:
    * PipelineJobData -> PipelineJobResult.
    */
   compress: "compress",
 } as const;
-
-export interface PingJobData {
-  message: string;
-}
-
-export interface PingJobResult {
-  echo: string;
-  worker: string;
-  at: number;
-}
-
-/** Budget: an absolute count `keep`, or a `ratio`; empty for methods that choose (TCGC without a cap). */
-export type Budget = { keep: number } | { ratio: number } | Record<string, never>;
-
-export type JobMode = "answer" | "tokens";
 
 /** An upload, by reference: the bytes are in the blob store under `sha256`, never in Redis. */
 export interface JobFileRef extends BlobRef {
@@ -66,17 +48,8 @@ export interface EmbedsJobRef extends BlobRef {
   field: string;
 }
 
-export interface PipelineJobData {
-  method: string;
-  budget: Budget;
-  /** Method options, validated by the method's schema, defaults filled. */
-  options: Record<string, unknown>;
-  prompt: string;
-  mode: JobMode;
-  /** "auto" (default): PDFs and large pages become documents (crops + global view); or force one. */
-  layout?: "auto" | "image" | "document";
-  /** Generated tokens at most (the pipeline's default when absent); set by POST /v1/chat/completions. */
-  maxTokens?: number;
+/** A validated request (pipeline/request.ts) and its files, by reference. */
+export interface PipelineJobData extends JobRequest {
   files: JobFileRef[];
   /** Projected visual tokens instead of files (then `files` is empty). */
   embeds?: EmbedsJobRef;
@@ -91,10 +64,6 @@ export interface PipelineJobData {
   /** Set by the worker when bad input failed the job: the error by code (its message is BullMQ's failedReason). */
   failure?: WireError;
 }
-
-/** Pipeline stages as progress reports them (the issue's decode, encode, compress, llm, and the two between). */
-export type Stage = "decode" | "preprocess" | "encode" | "compress" | "project" | "llm";
-export const STAGES: readonly Stage[] = ["decode", "preprocess", "encode", "compress", "project", "llm"];
 
 /** What `job.progress` holds while a compress job runs. */
 export interface JobProgress {

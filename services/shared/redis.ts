@@ -1,6 +1,6 @@
 /** Redis connections for BullMQ, with a fast, explicit failure when Redis is not there. */
 import { Redis } from "ioredis";
-import { redactUrl } from "./config.ts";
+import { redactUrl } from "../../common/config.ts";
 
 /** BullMQ workers need maxRetriesPerRequest: null (blocking commands must not time out). */
 export function createRedis(url: string): Redis {

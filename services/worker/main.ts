@@ -1,5 +1,5 @@
 /** Worker process entry point (`npm run worker`). */
-import { loadConfig, redactUrl } from "../shared/config.ts";
+import { loadConfig, redactUrl } from "../../common/config.ts";
 import { connectRedis, createRedis, isRedisUnavailable } from "../shared/redis.ts";
 import { startWorkerStatus } from "../shared/worker-status.ts";
 import { serveMetrics } from "./metrics.ts";

@@ -14,14 +14,14 @@ import { openBlobStore } from "../shared/blob-store-config.ts";
 import type { JobProgress, PipelineJobResult } from "../shared/queues.ts";
 import type { CreateRunner } from "./runner.ts";
 
-/**
- * The worker's inference shares the machine with its own event loop, the API, Redis and other
- * threads: onnxruntime's idle threads must sleep rather than spin (VTC_ORT_SPINNING=1 overrides).
- * Measured on 2 cores, one client: spinning threads added about 10 ms to every job's latency.
- */
-const MODEL_OPTIONS = { allowSpinning: false };
-
 export const createRunner: CreateRunner = async (init) => {
+  // The worker's inference shares the machine with its own event loop, the API, Redis and other
+  // threads: onnxruntime's idle threads sleep rather than spin (VTC_ORT_SPINNING=1 overrides).
+  // Measured on 2 cores, one client: spinning threads added about 10 ms to every job's latency.
+  const MODEL_OPTIONS = {
+    allowSpinning: false,
+    ...(init.ortThreads ? { intraOpNumThreads: init.ortThreads } : {}),
+  };
   const blobs = await openBlobStore(init.dataDir, init.blobStore);
   // Load the model now so the first job does not pay for it; a failure here is retried per job.
   const loaded = await loadModel(init.modelDir, MODEL_OPTIONS).catch(() => undefined);
@@ -34,21 +34,22 @@ export const createRunner: CreateRunner = async (init) => {
         providerFallback: loaded.providerFallback ?? null,
       },
     async run(task, progress) {
-      const { data } = task;
+      // The job data is a JobRequest validated at the edge (pipeline/request.ts) plus file references.
+      const { files: refs, embeds, ...request } = task.data;
       const files = await Promise.all(
-        data.files.map(async (f) => ({ bytes: await blobs.get(f.sha256), name: f.name })),
+        refs.map(async (f) => ({ bytes: await blobs.get(f.sha256), name: f.name })),
       );
       const model = await loadModel(init.modelDir, MODEL_OPTIONS);
-      if (data.embeds) {
-        const t = decodeNpy(await blobs.get(data.embeds.sha256));
+      if (embeds) {
+        const t = decodeNpy(await blobs.get(embeds.sha256));
         const result = await answerFromEmbeds(
           {
-            prompt: data.prompt,
+            prompt: request.prompt,
             visual: toFloat32(t),
             width: t.shape[1] ?? 0,
-            views: data.embeds.views,
-            field: data.embeds.field,
-            ...(data.maxTokens !== undefined ? { maxTokens: data.maxTokens } : {}),
+            views: embeds.views,
+            field: embeds.field,
+            maxTokens: request.maxTokens,
           },
           { model, ...(llm ? { llm } : {}) },
         );
@@ -58,18 +59,7 @@ export const createRunner: CreateRunner = async (init) => {
       }
       let last = "";
       const result = await runPipeline(
-        {
-          files,
-          prompt: data.prompt,
-          method: data.method,
-          budget: data.budget,
-          options: data.options,
-          mode: data.mode,
-          layout: data.layout ?? "auto",
-          ...(data.maxTokens !== undefined ? { maxTokens: data.maxTokens } : {}),
-          wantTokens: true,
-          wantPicture: true,
-        },
+        { ...request, files, wantTokens: true, wantPicture: true },
         {
           model,
           limits: init.limits,

@@ -18,7 +18,7 @@ import {
   sha256Hex,
 } from "../../services/shared/blob-store.ts";
 import { loadBlobStoreConfig } from "../../services/shared/blob-store-config.ts";
-import { loadConfig } from "../../services/shared/config.ts";
+import { loadConfig } from "../../common/config.ts";
 import { REFRESH_AFTER_MS, S3BlobStore } from "../../services/shared/s3-blob-store.ts";
 import { S3RVER_KEYS, startS3rver, type TestS3 } from "../helpers/s3rver.ts";
 

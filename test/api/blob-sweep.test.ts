@@ -11,7 +11,7 @@ import {
   type SweepOptions,
   sweepTmpDir,
 } from "../../services/shared/blob-store.ts";
-import { loadConfig } from "../../services/shared/config.ts";
+import { loadConfig } from "../../common/config.ts";
 
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;

@@ -60,6 +60,13 @@ describe("POST /v1/jobs: bad input gets a 4xx naming the field and the limit", (
       }),
     );
     expect(auto.status).toBe(202);
+    // One budget rule with the pipeline (the method's): TCGC's keep is a total cap over a document's
+    // crops, so 300 (above one view's 144 tokens) is accepted here as runPipeline accepts it.
+    const tcgc = await post(form([["a.png", image]], { prompt: "q", method: "tcgc", keep: 300 }));
+    expect(tcgc.status).toBe(202);
+    expect(tcgc.body.status).toBe("queued");
+    const random = await post(form([["a.png", image]], { prompt: "q", method: "random", keep: 300 }));
+    expect(random.body.error).toMatchObject({ code: "bad_budget", field: "keep", limit: 144 });
   });
 
   it("invalid options", async () => {

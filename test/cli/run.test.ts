@@ -18,6 +18,7 @@ import path from "node:path";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { METHOD_NAMES } from "../../compressors/index.ts";
+import { keptScale } from "../../pipeline/kept-picture.ts";
 import { readSafetensors } from "../../io/safetensors.ts";
 
 const EVAL = path.resolve("models/vtc-tiny/eval");
@@ -98,7 +99,9 @@ describe("vtc run", () => {
       const st = readSafetensors(readFileSync(path.join(out, `${name}.safetensors`)));
       expect(st.tensors.features.shape[0]).toBe(json.visualTokens.after);
       const meta = await sharp(path.join(out, `${name}.kept.png`)).metadata();
-      expect([meta.width, meta.height]).toEqual([json.images[0].width, json.images[0].height]);
+      const { width, height } = json.images[0];
+      expect(meta.width).toBe(width * keptScale(width, height));
+      expect(meta.height).toBeGreaterThan(height * keptScale(width, height));
     }
     expect(connections).toBe(0);
   });
@@ -158,9 +161,13 @@ describe("vtc run: help and usage errors", () => {
       [["--method", "nope", "--keep", "4"], '--method: unknown method "nope"'],
       [["--method", "fopru", "--keep", "4", "--opt", "strategy=zzz"], "--opt strategy:"],
       [["--method", "fopru", "--keep", "4", "--opt", "bogus=1"], "--opt bogus: unknown option for fopru"],
-      [["--method", "fopru", "--keep", "0"], "--keep: must be an integer >= 1"],
-      [["--method", "fopru"], "--keep or --ratio: method fopru needs a budget"],
-      [["--method", "fopru", "--keep", "4", "--layout", "wide"], "--layout must be auto, image or document"],
+      // The request contract's messages (pipeline/request.ts), fields named as flags.
+      [["--method", "fopru", "--keep", "0"], "--keep: Too small: expected number to be >=1"],
+      [["--method", "fopru"], "--keep: method fopru needs a budget (keep or ratio)"],
+      [
+        ["--method", "fopru", "--keep", "4", "--layout", "wide"],
+        '--layout: Invalid option: expected one of "auto"|"image"|"document"',
+      ],
     ];
     for (const [args, message] of cases) {
       const r = await vtc([path.join(dir, "in"), ...args, "--prompt", "x", "--out", out]);

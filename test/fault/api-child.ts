@@ -6,7 +6,7 @@
 import type { AddressInfo } from "node:net";
 import { createApp } from "../../services/api/app.ts";
 import { createApiContext } from "../../services/api/context.ts";
-import { loadConfig } from "../../services/shared/config.ts";
+import { loadConfig } from "../../common/config.ts";
 
 const gc = (globalThis as { gc?: () => void }).gc;
 const config = loadConfig(process.env);

@@ -2,14 +2,14 @@
  * Run with --expose-gc: renders a malformed PDF `N` times with the pipeline's renderPdf and prints
  * the memory (heapUsed + arrayBuffers, after GC) before and after, as JSON.
  */
-import { defaultLimits } from "../../pipeline/limits.ts";
+import { loadLimits } from "../../common/config.ts";
 import { renderPdf } from "../../pipeline/pdf.ts";
 import { malformedPdf } from "./pdfs.ts";
 
 const gc = (globalThis as { gc?: () => void }).gc!;
 const n = Number(process.argv[2] ?? 6);
 const bytes = Number(process.argv[3] ?? 12 * 1024 * 1024);
-const limits = { ...defaultLimits({}), pdfRenderSide: 200 };
+const limits = { ...loadLimits({}), pdfRenderSide: 200 };
 const settle = async () => {
   for (let i = 0; i < 4; i++) {
     await new Promise((r) => setTimeout(r, 50));

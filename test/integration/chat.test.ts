@@ -6,7 +6,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../../services/shared/config.ts";
+import { loadConfig } from "../../common/config.ts";
 import { type Harness, startApi } from "./harness.ts";
 import { EVAL_DIR, heldOut, MODEL_DIR, manifest, type Service, startService } from "./model-fixtures.ts";
 

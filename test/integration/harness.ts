@@ -9,8 +9,7 @@ import path from "node:path";
 import express from "express";
 import { createApp } from "../../services/api/app.ts";
 import { createApiContext } from "../../services/api/context.ts";
-import { type Config, loadConfig } from "../../services/shared/config.ts";
-import type { MethodCatalog } from "../../services/shared/methods.ts";
+import { type Config, loadConfig } from "../../common/config.ts";
 import { answerRecorder, checkAnswers, type RecordedAnswer } from "../helpers/openapi-check.ts";
 import { cleanupPrefix, REDIS_URL, uniquePrefix } from "../helpers/redis.ts";
 
@@ -29,7 +28,6 @@ export async function startApi(
   opts: {
     limits?: Partial<Config["limits"]>;
     config?: Partial<Config>;
-    catalog?: () => Promise<MethodCatalog>;
   } = {},
 ): Promise<Harness> {
   const prefix = uniquePrefix(label);
@@ -44,7 +42,7 @@ export async function startApi(
     ...opts.config,
     limits: { ...base.limits, ...opts.limits },
   };
-  const ctx = await createApiContext(config, { catalog: opts.catalog });
+  const ctx = await createApiContext(config);
   // Every answer is recorded and checked against the OpenAPI document when the server closes.
   const recorder = answerRecorder();
   const outer = express();

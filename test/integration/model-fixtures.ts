@@ -5,7 +5,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import type { Config } from "../../services/shared/config.ts";
+import type { Config } from "../../common/config.ts";
 import { createWorkerService, type WorkerService } from "../../services/worker/worker.ts";
 import { type Harness, startApi } from "./harness.ts";
 

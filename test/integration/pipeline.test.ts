@@ -4,6 +4,7 @@
  * from the model's eval set go through each mission method; SSE, token counts, the answer, /tokens
  * (read with the reader `vtc tensors` output is read with) and kept.png (pixel by pixel) are checked.
  */
+import { keptScale } from "../../pipeline/kept-picture.ts";
 import fs from "node:fs";
 import path from "node:path";
 import type { Job } from "bullmq";
@@ -85,12 +86,13 @@ describe("the mission methods on held-out inputs, through the service", () => {
       expect(r.images[0].tokensBefore).toBe(N);
       expect(r.images[0].tokensAfter).toBe(K);
       expect(r.visualTokens).toMatchObject({ before: N, after: K });
-      expect(typeof r.answer).toBe("string");
-      expect(r.answer.length).toBeGreaterThan(0);
+      // A word of the model's vocabulary (the embedded decoder answers in lower-case words).
+      expect(r.answer).toMatch(/^[a-z]+( [a-z]+)*$/);
       expect(r.textTokens.prompt).toBeGreaterThan(0);
       expect(r.method.name).toBe(method);
-      for (const stage of ["decode", "encode", "compress", "llm", "total"])
-        expect(r.timings[stage]).toBeGreaterThanOrEqual(0);
+      for (const stage of ["decode", "encode", "compress", "llm"])
+        expect(r.timings[stage], stage).toBeGreaterThan(0);
+      expect(r.timings.total).toBeGreaterThan(r.timings.encode);
       const t = await tokensOf(links);
       expect(t.tensors.features.shape).toEqual([K, D]);
       expect(t.tensors.sizes.shape).toEqual([K]);
@@ -125,7 +127,7 @@ describe("the mission methods on held-out inputs, through the service", () => {
     expect(t.tensors.features.shape[0]).toBe(image.tokensAfter);
   });
 
-  it("kept.png differs from the input exactly on the dropped patches", async () => {
+  it("kept.png (scaled up) differs from the input exactly on the dropped patches", async () => {
     const file = path.join(EVAL, scene.image);
     const { links } = await submit(file, { prompt: scene.question, method: "fopru", keep: K });
     const { view } = await follow(links);
@@ -146,25 +148,36 @@ describe("the mission methods on held-out inputs, through the service", () => {
       .raw()
       .toBuffer({ resolveWithObject: true });
     const input = await sharp(file).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-    expect([picture.info.width, picture.info.height]).toEqual([input.info.width, input.info.height]);
-    const { width, height } = input.info;
+    // The picture is the input scaled up by a whole factor (nearest), with a legend strip below.
+    const scale = keptScale(input.info.width, input.info.height);
+    expect(picture.info.width).toBe(input.info.width * scale);
+    expect(picture.info.height).toBeGreaterThan(input.info.height * scale);
+    const width = input.info.width * scale;
+    const height = input.info.height * scale;
     const [rows, cols] = manifest.grid;
     let droppedPixels = 0;
+    const keptChanged: string[] = [];
+    const droppedSame: string[] = [];
     for (let y = 0; y < height; y++) {
       for (let x = 0; x < width; x++) {
         const patch = Math.floor((y * rows) / height) * cols + Math.floor((x * cols) / width);
         const o = (y * width + x) * 3;
+        const i = (Math.floor(y / scale) * input.info.width + Math.floor(x / scale)) * 3;
         const same =
-          picture.data[o] === input.data[o] &&
-          picture.data[o + 1] === input.data[o + 1] &&
-          picture.data[o + 2] === input.data[o + 2];
-        if (kept.has(patch)) expect(same, `kept pixel ${x},${y} changed`).toBe(true);
-        else {
-          expect(same, `dropped pixel ${x},${y} unchanged`).toBe(false);
+          picture.data[o] === input.data[i] &&
+          picture.data[o + 1] === input.data[i + 1] &&
+          picture.data[o + 2] === input.data[i + 2];
+        // Counted, not asserted pixel by pixel: 600k expect() calls would take seconds.
+        if (kept.has(patch)) {
+          if (!same) keptChanged.push(`${x},${y}`);
+        } else {
+          if (same) droppedSame.push(`${x},${y}`);
           droppedPixels++;
         }
       }
     }
+    expect(keptChanged.slice(0, 5), "kept pixels changed").toEqual([]);
+    expect(droppedSame.slice(0, 5), "dropped pixels unchanged").toEqual([]);
     expect(droppedPixels).toBe(((N - K) * width * height) / N);
   });
 
@@ -191,8 +204,9 @@ describe("the mission methods on held-out inputs, through the service", () => {
     expect(view.result.visualTokens.after).toBe(32);
     const second = await fetch(`${h.base}${links.kept}?file=1`);
     expect(second.status).toBe(200);
+    const bMeta = await sharp(b).metadata();
     expect((await sharp(Buffer.from(await second.arrayBuffer())).metadata()).width).toBe(
-      (await sharp(b).metadata()).width,
+      bMeta.width * keptScale(bMeta.width, bMeta.height),
     );
     expect((await fetch(`${h.base}${links.kept}?file=5`)).status).toBe(404);
   });
@@ -233,6 +247,8 @@ describe("the mission methods on held-out inputs, through the service", () => {
       options: {},
       prompt: scene.question,
       mode: "answer",
+      layout: "auto",
+      maxTokens: 16,
       files: [{ ...ref, name: "broken.png", field: "files[0]", mime: "image/png", kind: "image" }],
       fingerprint: "corrupt",
       createdAt: Date.now(),

@@ -10,10 +10,17 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeEmbedsPayload } from "../../io/payload.ts";
 import { fromFloat32 } from "../../io/tensor.ts";
+import { readManifest } from "../../models/runtime/manifest.ts";
 import { loadModel, type Model } from "../../models/runtime/model.ts";
+import { loadLimits } from "../../common/config.ts";
+import { parseJobRequest, type RawJobRequest, requestLimits } from "../../pipeline/request.ts";
 import { runPipeline } from "../../pipeline/run.ts";
 import { EVAL_DIR, type EvalItem, MODEL_DIR, manifest } from "./model-fixtures.ts";
 import { startVtcProcess, type VtcProcess } from "./vtc-process.ts";
+
+/** A request through the contract, as the service makes it. */
+const jobRequest = (raw: RawJobRequest) =>
+  parseJobRequest(raw, requestLimits(readManifest(MODEL_DIR).manifest, loadLimits({})));
 
 // biome-ignore lint/suspicious/noExplicitAny: responses are checked field by field
 type Json = any;
@@ -93,11 +100,8 @@ describe("front vtc -> back vtc (image_embeds over HTTP)", () => {
         expect(res.status, JSON.stringify(res.body)).toBe(200);
         const local = await runPipeline(
           {
+            ...jobRequest({ prompt: q.question, method: m.method, keep: m.keep || undefined, maxTokens: 4 }),
             files: [{ bytes: png }],
-            prompt: q.question,
-            method: m.method,
-            budget: m.keep ? { keep: m.keep } : {},
-            maxTokens: 4,
           },
           { model },
         );
@@ -129,11 +133,8 @@ describe("front vtc -> back vtc (image_embeds over HTTP)", () => {
     const png = fs.readFileSync(path.join(EVAL_DIR, q.image));
     const local = await runPipeline(
       {
+        ...jobRequest({ prompt: q.question, method: "tokenflex", keep: 16, maxTokens: 4 }),
         files: [{ bytes: png }],
-        prompt: q.question,
-        method: "tokenflex",
-        budget: { keep: 16 },
-        maxTokens: 4,
         wantTokens: true,
       },
       { model },
@@ -207,7 +208,10 @@ describe("front vtc -> back vtc (image_embeds over HTTP)", () => {
 async function projectedOf(png: Uint8Array, question: string): Promise<{ data: Float32Array; k: number }> {
   let captured: { data: Float32Array; k: number } | undefined;
   await runPipeline(
-    { files: [{ bytes: png }], prompt: question, method: "tokenflex", budget: { keep: 16 }, maxTokens: 4 },
+    {
+      ...jobRequest({ prompt: question, method: "tokenflex", keep: 16, maxTokens: 4 }),
+      files: [{ bytes: png }],
+    },
     {
       model,
       llm: {

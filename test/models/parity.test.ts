@@ -10,8 +10,8 @@ import { type Model, loadModel, unloadModels } from "../../models/runtime/model.
 import { ort } from "../../models/runtime/session.ts";
 import { decodeFile } from "../../pipeline/decode.ts";
 import { documentViews } from "../../pipeline/crops.ts";
-import { defaultLimits } from "../../pipeline/limits.ts";
-import { positionFeatures } from "../../pipeline/positions.ts";
+import { loadLimits } from "../../common/config.ts";
+import { positionFeatures } from "../../models/runtime/positions.ts";
 import { MODEL_DIR, loadRef, maxAbsDiff, refIndex } from "./reference.ts";
 
 const TOL = 1e-4;
@@ -61,7 +61,7 @@ describe("ONNX parity with PyTorch (reference/)", () => {
 });
 
 describe("TypeScript side of the reference inputs", () => {
-  const limits = defaultLimits({});
+  const limits = loadLimits({});
   async function png(rel: string) {
     const bytes = readFileSync(path.join(MODEL_DIR, "eval", rel));
     return (await decodeFile(bytes, limits, "file")).pages[0].image;

@@ -8,11 +8,11 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
-import { readEvalSet } from "../../models/eval.ts";
+import { readEvalSet } from "../../bench/model-eval.ts";
 import { chooseCropGrid, documentViews } from "../../pipeline/crops.ts";
 import { decodeFile } from "../../pipeline/decode.ts";
 import type { RgbImage } from "../../pipeline/image.ts";
-import { defaultLimits } from "../../pipeline/limits.ts";
+import { loadLimits } from "../../common/config.ts";
 import { MODEL_DIR, REF_DIR } from "./reference.ts";
 
 const EVAL = path.join(MODEL_DIR, "eval");
@@ -49,7 +49,7 @@ describe("preprocessing parity with the Python generator (held-out documents)", 
   it("crops and global view of every held-out document match the generator's (<= 1 level, exact in practice)", async () => {
     const docs = [...new Set(rows.filter((r) => r.kind === "doc").map((r) => r.image))].sort();
     expect(Object.keys(index.doc_views).sort()).toEqual(docs);
-    const limits = defaultLimits({});
+    const limits = loadLimits({});
     let worst = 0;
     for (const name of docs) {
       const ref = index.doc_views[name];

@@ -2,11 +2,11 @@ import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { decodeFile } from "../../pipeline/decode.ts";
 import { InputError } from "../../common/errors.ts";
-import { defaultLimits } from "../../pipeline/limits.ts";
+import { loadLimits } from "../../common/config.ts";
 import { sniffType } from "../../pipeline/sniff.ts";
 import { makePdf, solidPng } from "./fixtures.ts";
 
-const limits = { ...defaultLimits({}), pdfRenderSide: 200 };
+const limits = { ...loadLimits({}), pdfRenderSide: 200 };
 
 async function expectInputError(p: Promise<unknown>, code: string, status: number): Promise<InputError> {
   const err = await p.then(

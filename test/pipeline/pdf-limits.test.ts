@@ -7,12 +7,12 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { InputError } from "../../common/errors.ts";
-import { defaultLimits } from "../../pipeline/limits.ts";
+import { loadLimits } from "../../common/config.ts";
 import { renderPdf } from "../../pipeline/pdf.ts";
 import { pathologicalPdf } from "../fault/pdfs.ts";
 import { makePdf } from "./fixtures.ts";
 
-const limits = { ...defaultLimits({}), pdfRenderSide: 200, pdfMaxOps: 500_000 };
+const limits = { ...loadLimits({}), pdfRenderSide: 200, pdfMaxOps: 500_000 };
 
 describe("PDF drawing budget", () => {
   it("a page of 600 000 path segments is too_complex (422, with the limit), before it is drawn", async () => {

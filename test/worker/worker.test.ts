@@ -12,7 +12,7 @@ import path from "node:path";
 import { Queue, QueueEvents } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Config, loadConfig } from "../../services/shared/config.ts";
+import { type Config, loadConfig } from "../../common/config.ts";
 import {
   defaultJobOptions,
   JOB_NAMES,
@@ -37,6 +37,8 @@ function data(prompt: string): PipelineJobData {
     options: {},
     prompt,
     mode: "answer",
+    layout: "auto",
+    maxTokens: 16,
     files: [],
     fingerprint: "x",
     createdAt: Date.now(),

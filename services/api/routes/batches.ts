@@ -1,6 +1,6 @@
 /** /v1/batches: thin controllers over BatchesService. */
 import { Router } from "express";
-import type { Config } from "../../shared/config.ts";
+import type { Config } from "../../../common/config.ts";
 import type { BatchesService } from "../batches.service.ts";
 import { uploadMiddleware } from "../uploads.ts";
 import { idempotencyKey, uploadedFiles, uploadTmpDir } from "./jobs.ts";

@@ -7,7 +7,7 @@ import express, { type ErrorRequestHandler, Router } from "express";
 import { InputError, VtcError } from "../../../common/errors.ts";
 import { type ChatService, chatBodyLimit } from "../chat.service.ts";
 import { toErrorAnswer } from "../http-errors.ts";
-import type { Config } from "../../shared/config.ts";
+import type { Config } from "../../../common/config.ts";
 
 export function chatRouter(deps: { chat: ChatService; config: Config }): Router {
   const { chat } = deps;

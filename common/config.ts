@@ -1,10 +1,25 @@
 /**
- * Configuration, read once from the environment. Defaults are listed in the README. The input limits
- * use the same variable names and defaults as the pipeline's own (`pipeline/limits.ts`).
+ * Configuration: the one place that reads environment variables (a leaf module). Services read
+ * `loadConfig()` once at start; the CLI, the pipeline and the runtime take `loadLimits()`,
+ * `defaultModelDir()` and `runtimeSettings()`. Defaults are listed in the README.
  */
+import { existsSync } from "node:fs";
 import path from "node:path";
-import type { LlmFamily, RemoteLlmConfig } from "../../pipeline/llm/remote.ts";
-import { type BlobStoreConfig, loadBlobStoreConfig } from "./blob-store-config.ts";
+import type { LlmFamily, RemoteLlmConfig } from "../pipeline/llm/remote.ts";
+
+export function defaultModelDir(env: NodeJS.ProcessEnv = process.env): string {
+  return path.resolve(env.VTC_MODEL_DIR || bundledModelDir());
+}
+
+/**
+ * The embedded model, models/vtc-tiny in the repository; from the compiled build (dist/common/) the
+ * model is still in the source tree's models/, since the build emits JavaScript only.
+ */
+function bundledModelDir(): string {
+  const source = path.join(import.meta.dirname, "..", "models", "vtc-tiny");
+  const fromDist = path.join(import.meta.dirname, "..", "..", "models", "vtc-tiny");
+  return existsSync(source) || !existsSync(fromDist) ? source : fromDist;
+}
 
 export interface Limits {
   /** Largest single upload, bytes (multer `fileSize`). */
@@ -21,7 +36,7 @@ export interface Limits {
   pdfRenderSide: number;
   /** Most items in one batch. */
   maxBatchItems: number;
-  /** Drawing operators plus path segments one PDF page may ask for (see pipeline/limits.ts). */
+  /** Drawing operators plus path segments one PDF page may ask for (VTC_PDF_MAX_OPS; a heavier page is `too_complex`). */
   pdfMaxOps: number;
 }
 
@@ -111,13 +126,6 @@ function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, values: r
   return raw as T;
 }
 
-function flag(env: NodeJS.ProcessEnv, name: string): boolean {
-  const raw = env[name];
-  if (raw === undefined || raw === "" || raw === "0" || raw === "false") return false;
-  if (raw === "1" || raw === "true") return true;
-  throw new Error(`${name} must be 1 or 0, got "${raw}"`);
-}
-
 /** VTC_LLM_*: unset VTC_LLM_URL means the embedded decoder. The API key is never part of a message. */
 function remoteLlm(env: NodeJS.ProcessEnv): RemoteLlmConfig | null {
   const url = env.VTC_LLM_URL;
@@ -156,14 +164,103 @@ export const DEFAULT_LIMITS: Limits = {
   pdfMaxOps: 500_000,
 };
 
+/** The blob store: `VTC_BLOB_STORE`, `VTC_S3_*`, `AWS_REGION` (see services/shared/blob-store-config.ts). */
+export interface S3StoreConfig {
+  bucket: string;
+  /** Keys are `<prefix><sha256>`. */
+  prefix: string;
+  /** Undefined: the SDK's own region chain (shared config file). */
+  region?: string;
+  endpoint?: string;
+  forcePathStyle: boolean;
+  createBucket: boolean;
+}
+
+export type BlobStoreConfig = { kind: "fs" } | ({ kind: "s3" } & S3StoreConfig);
+
+function flag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = (env[name] ?? "").trim().toLowerCase();
+  if (raw === "" || raw === "0" || raw === "false") return false;
+  if (raw === "1" || raw === "true") return true;
+  throw new Error(`${name} must be 1 or 0, got "${env[name]}"`);
+}
+
+export function loadBlobStoreConfig(env: NodeJS.ProcessEnv = process.env): BlobStoreConfig {
+  const kind = (env.VTC_BLOB_STORE || "fs").trim().toLowerCase();
+  if (kind === "fs") return { kind: "fs" };
+  if (kind !== "s3") throw new Error(`VTC_BLOB_STORE must be "fs" or "s3", got "${env.VTC_BLOB_STORE}"`);
+  const bucket = (env.VTC_S3_BUCKET ?? "").trim();
+  if (!bucket) throw new Error("VTC_S3_BUCKET is required when VTC_BLOB_STORE=s3");
+  const endpoint = env.VTC_S3_ENDPOINT?.trim() || undefined;
+  if (endpoint) {
+    let url: URL;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      throw new Error(`VTC_S3_ENDPOINT must be a URL such as http://127.0.0.1:9000, got "${endpoint}"`);
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw new Error(`VTC_S3_ENDPOINT must be an http:// or https:// URL, got "${endpoint}"`);
+    }
+  }
+  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || (endpoint ? "us-east-1" : undefined);
+  return {
+    kind: "s3",
+    bucket,
+    prefix: env.VTC_S3_PREFIX ?? "blobs/",
+    ...(region ? { region } : {}),
+    ...(endpoint ? { endpoint } : {}),
+    forcePathStyle: flag(env, "VTC_S3_FORCE_PATH_STYLE"),
+    createBucket: flag(env, "VTC_S3_CREATE_BUCKET"),
+  };
+}
+
+/** The input limits (`VTC_MAX_*`, `VTC_PDF_RENDER_SIDE`, `VTC_PDF_MAX_OPS`). */
+export function loadLimits(env: NodeJS.ProcessEnv = process.env): Limits {
+  return {
+    maxFileBytes: int(env, "VTC_MAX_FILE_BYTES", DEFAULT_LIMITS.maxFileBytes, 1),
+    maxFiles: int(env, "VTC_MAX_FILES", DEFAULT_LIMITS.maxFiles, 1),
+    maxPixels: int(env, "VTC_MAX_PIXELS", DEFAULT_LIMITS.maxPixels, 1),
+    maxPages: int(env, "VTC_MAX_PAGES", DEFAULT_LIMITS.maxPages, 1),
+    maxPromptChars: int(env, "VTC_MAX_PROMPT_CHARS", DEFAULT_LIMITS.maxPromptChars, 1),
+    pdfRenderSide: int(env, "VTC_PDF_RENDER_SIDE", DEFAULT_LIMITS.pdfRenderSide, 1),
+    maxBatchItems: int(env, "VTC_MAX_BATCH_ITEMS", DEFAULT_LIMITS.maxBatchItems, 1),
+    pdfMaxOps: int(env, "VTC_PDF_MAX_OPS", DEFAULT_LIMITS.pdfMaxOps, 1),
+  };
+}
+
+/** onnxruntime settings of this process. */
+export interface RuntimeSettings {
+  /** `ORT_EXECUTION_PROVIDERS`, as given (parsed by models/runtime/session.ts). */
+  providers: string | undefined;
+  /** `VTC_ORT_THREADS`: intra-op threads; undefined: onnxruntime's choice. */
+  threads: number | undefined;
+  /** `VTC_ORT_SPIN=1`: let the compressors' onnxruntime threads spin between ops. */
+  spin: boolean;
+  /** `VTC_ORT_SPINNING` 1 or 0: the model's sessions spin or not; undefined: the caller's choice. */
+  spinning: boolean | undefined;
+}
+
+export function runtimeSettings(env: NodeJS.ProcessEnv = process.env): RuntimeSettings {
+  const threads = Number(env.VTC_ORT_THREADS);
+  return {
+    providers: env.ORT_EXECUTION_PROVIDERS,
+    threads: Number.isInteger(threads) && threads > 0 ? threads : undefined,
+    spin: env.VTC_ORT_SPIN === "1",
+    spinning: env.VTC_ORT_SPINNING === "1" ? true : env.VTC_ORT_SPINNING === "0" ? false : undefined,
+  };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     port: int(env, "PORT", 3000),
     redisUrl: env.REDIS_URL || "redis://127.0.0.1:6379",
-    queuePrefix: env.VTC_QUEUE_PREFIX || "vtc",
+    // In braces: a Redis Cluster hash tag, so every key of the queue lands in one slot (BullMQ's
+    // scripts touch several keys at once; see the README on Redis Cluster).
+    queuePrefix: env.VTC_QUEUE_PREFIX || "{vtc}",
     dataDir: path.resolve(env.VTC_DATA_DIR || ".data"),
     blobStore: loadBlobStoreConfig(env),
-    modelDir: path.resolve(env.VTC_MODEL_DIR || "models/vtc-tiny"),
+    modelDir: defaultModelDir(env),
     workerConcurrency: int(env, "WORKER_CONCURRENCY", 1, 1),
     jobAttempts: int(env, "VTC_JOB_ATTEMPTS", 3, 1),
     jobBackoffMs: int(env, "VTC_JOB_BACKOFF_MS", 2000),
@@ -175,16 +272,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jobRetentionSec: int(env, "VTC_JOB_RETENTION_SEC", 24 * 3600),
     blobSweepIntervalSec: int(env, "VTC_BLOB_SWEEP_INTERVAL_SEC", 3600),
     workerMetricsPort: int(env, "VTC_WORKER_METRICS_PORT", 9464),
-    limits: {
-      maxFileBytes: int(env, "VTC_MAX_FILE_BYTES", DEFAULT_LIMITS.maxFileBytes, 1),
-      maxFiles: int(env, "VTC_MAX_FILES", DEFAULT_LIMITS.maxFiles, 1),
-      maxPixels: int(env, "VTC_MAX_PIXELS", DEFAULT_LIMITS.maxPixels, 1),
-      maxPages: int(env, "VTC_MAX_PAGES", DEFAULT_LIMITS.maxPages, 1),
-      maxPromptChars: int(env, "VTC_MAX_PROMPT_CHARS", DEFAULT_LIMITS.maxPromptChars, 1),
-      pdfRenderSide: int(env, "VTC_PDF_RENDER_SIDE", DEFAULT_LIMITS.pdfRenderSide, 1),
-      maxBatchItems: int(env, "VTC_MAX_BATCH_ITEMS", DEFAULT_LIMITS.maxBatchItems, 1),
-      pdfMaxOps: int(env, "VTC_PDF_MAX_OPS", DEFAULT_LIMITS.pdfMaxOps, 1),
-    },
+    limits: loadLimits(env),
     chat: {
       method: env.VTC_CHAT_METHOD || "none",
       ratio: ratio(env, "VTC_CHAT_RATIO"),
