@@ -47,6 +47,8 @@ export async function processCompress(
   try {
     // A job enqueued directly with bad data fails here with bad_request naming the field.
     const data = checkJobData(job.data);
+    // Store the defaults it filled in, so the job reads back as complete as one the API made.
+    if (JSON.stringify(data) !== JSON.stringify(job.data)) await job.updateData(data);
     const result = await pool.run({ jobId: job.id!, data }, (p) => progress.report(p), timeoutMs);
     await progress.settle();
     return result;

@@ -300,4 +300,24 @@ describe("the mission methods on held-out inputs, through the service", () => {
     });
     expect((await follow(links)).view.status).toBe("completed");
   });
+
+  it("a job enqueued directly, as the README shows: minimal data completes; a missing blob is bad_request", async () => {
+    const ref = await h.ctx.deps.blobs.put(fs.readFileSync(path.join(EVAL, scene.image)));
+    const minimal = {
+      method: "fopru",
+      budget: { keep: K },
+      prompt: scene.question,
+      files: [{ sha256: ref.sha256, name: "scene.png" }],
+    };
+    const ok: Job = await h.ctx.deps.queue.add(JOB_NAMES.compress, minimal as unknown as PipelineJobData);
+    const { view } = await follow((await (await fetch(`${h.base}/v1/jobs/${ok.id}`)).json()).links);
+    expect(view.status, JSON.stringify(view.error)).toBe("completed");
+    expect(view.result.visualTokens.after).toBe(K);
+    const missing = { ...minimal, files: [{ sha256: "f".repeat(64), name: "gone.png" }] };
+    const bad: Job = await h.ctx.deps.queue.add(JOB_NAMES.compress, missing as unknown as PipelineJobData);
+    const { view: failed } = await follow((await (await fetch(`${h.base}/v1/jobs/${bad.id}`)).json()).links);
+    expect(failed.status).toBe("failed");
+    expect(failed.error).toMatchObject({ code: "bad_request", field: "data.files[0].sha256" });
+    expect(failed.attempts).toBe(1);
+  });
 });
