@@ -153,6 +153,16 @@ export function parseJobRequest(
   limits: RequestLimits,
   names: FieldNames = sameNames,
 ): JobRequest {
+  // JSON.parse keeps a "__proto__" key as an own property; copying the options into a record turns
+  // it into a prototype and drops it silently. Refuse it like any key that is not an option.
+  const options = (raw as { options?: unknown } | null)?.options;
+  if (options !== null && typeof options === "object" && Object.hasOwn(options, "__proto__")) {
+    fail(
+      "options.__proto__: not an option of any method",
+      { code: "bad_option", field: "options.__proto__" },
+      names,
+    );
+  }
   const parsed = jobRequestSchema(limits).safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

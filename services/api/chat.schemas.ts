@@ -166,3 +166,17 @@ export const chatCompletionSchema = z.object({
 });
 
 export type ChatCompletion = z.infer<typeof chatCompletionSchema>;
+
+/**
+ * JSON.parse keeps a "__proto__" key as an own property, but copying the options into a record
+ * (zod does) turns it into a prototype and drops it silently. /v1/jobs refuses it as an unknown
+ * option; so does chat, before anything copies it.
+ */
+export function rejectProtoKey(options: unknown): void {
+  if (options !== null && typeof options === "object" && Object.hasOwn(options, "__proto__")) {
+    throw new InputError("vtc.options.__proto__: not an option of any method", {
+      code: "bad_option",
+      field: "vtc.options.__proto__",
+    });
+  }
+}

@@ -22,7 +22,13 @@ import {
   type PipelineJobData,
   type PipelineJobResult,
 } from "../shared/queues.ts";
-import { type ChatCompletion, type ChatRequest, chatInputError, chatRequestSchema } from "./chat.schemas.ts";
+import {
+  type ChatCompletion,
+  type ChatRequest,
+  chatInputError,
+  chatRequestSchema,
+  rejectProtoKey,
+} from "./chat.schemas.ts";
 import type { JobEventsHub } from "./events.ts";
 import { jobLinks } from "./jobs.service.ts";
 import { type JobRequest, parseJobRequest, type RequestLimits, renameField } from "../../pipeline/request.ts";
@@ -124,6 +130,7 @@ export class ChatService {
         field: "body",
       });
     }
+    rejectProtoKey((body as { vtc?: { options?: unknown } }).vtc?.options);
     const requestLimits = await this.deps.requestLimits();
     const checked = chatRequestSchema(requestLimits).safeParse(body);
     if (!checked.success) throw chatInputError(checked.error);

@@ -21,11 +21,12 @@ import {
 import type { JobRequest, RequestLimits } from "../../pipeline/request.ts";
 import { jobRequestFromFields } from "./schemas.ts";
 
-/** An upload as multer left it on disk, already hashed. */
+/** An upload, already hashed: in memory (`bytes`) or, past the memory threshold, on disk (`path`). */
 export interface UploadedFile {
   fieldname: string;
   originalname: string;
-  path: string;
+  bytes?: Buffer;
+  path?: string;
   size: number;
   sha256: string;
 }
@@ -107,9 +108,12 @@ export class JobsService {
     const refs: JobFileRef[] = [];
     for (const [i, f] of files.entries()) {
       const field = `files[${i}]`;
-      // One file in memory at a time, for the probe (bounded by the upload limit).
-      const info = await probeMedia(await fs.readFile(f.path), field, this.deps.config.limits);
-      const ref = await this.deps.blobs.putFile(f.path, { sha256: f.sha256, size: f.size });
+      // A spilled file is read for the probe, one at a time (bounded by the upload limit).
+      const bytes = f.bytes ?? (await fs.readFile(f.path!));
+      const info = await probeMedia(bytes, field, this.deps.config.limits);
+      const ref = f.bytes
+        ? await this.deps.blobs.put(f.bytes)
+        : await this.deps.blobs.putFile(f.path!, { sha256: f.sha256, size: f.size });
       refs.push({ ...ref, ...info, name: f.originalname || field, field });
     }
     return refs;

@@ -1,15 +1,16 @@
 /**
  * Multipart parsing with multer, its limits mapped to 4xx answers that name the field and the limit.
- * Files stream to a temporary directory under VTC_DATA_DIR (never whole in memory), are hashed,
- * and are moved into the blob store when the job is accepted; whatever is left is deleted when the
+ * Files are hashed as they stream in; small ones stay in memory, larger ones spill to a temporary
+ * directory under VTC_DATA_DIR (never more than 1 MiB of a file in memory: upload-storage.ts). They
+ * go into the blob store when the job is accepted; a spilled file left over is deleted when the
  * response ends.
  */
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import type { RequestHandler } from "express";
 import multer from "multer";
-import { hashFile } from "../shared/blob-store.ts";
 import type { Limits } from "../../common/config.ts";
+import { HashingStorage } from "./upload-storage.ts";
 import { VtcError, InputError } from "../../common/errors.ts";
 
 export function uploadMiddleware(
@@ -18,7 +19,7 @@ export function uploadMiddleware(
 ): RequestHandler {
   fs.mkdirSync(tmpDir, { recursive: true });
   const parse = multer({
-    storage: multer.diskStorage({ destination: tmpDir }),
+    storage: new HashingStorage(tmpDir),
     limits: { fileSize: limits.maxFileBytes, files: limits.maxFiles, fields: 32, fieldSize: 256 * 1024 },
   }).any();
   return (req, res, next) => {
@@ -28,13 +29,7 @@ export function uploadMiddleware(
     });
     parse(req, res, (err: unknown) => {
       if (err) return next(mapMulterError(err, limits));
-      const files = Array.isArray(req.files) ? req.files : [];
-      Promise.all(
-        files.map(async (f) => {
-          const ref = await hashFile(f.path);
-          (f as Express.Multer.File & { sha256?: string }).sha256 = ref.sha256;
-        }),
-      ).then(() => next(), next);
+      next();
     });
   };
 }

@@ -16,13 +16,6 @@ import { openBlobStore } from "../shared/blob-store-config.ts";
 import type { JobProgress, PipelineJobResult } from "../shared/queues.ts";
 import type { CreateRunner } from "./runner.ts";
 
-/**
- * The worker's inference shares the machine with its own event loop, the API, Redis and other
- * threads: onnxruntime's idle threads must sleep rather than spin (VTC_ORT_SPINNING=1 overrides).
- * Measured on 2 cores, one client: spinning threads added about 10 ms to every job's latency.
- */
-const MODEL_OPTIONS = { allowSpinning: false };
-
 /** A referenced blob; one that is not in the store is the job's fault (enqueued directly, or swept). */
 async function blobOf(blobs: BlobStore, sha256: string, field: string): Promise<Buffer> {
   try {
@@ -37,6 +30,13 @@ async function blobOf(blobs: BlobStore, sha256: string, field: string): Promise<
 }
 
 export const createRunner: CreateRunner = async (init) => {
+  // The worker's inference shares the machine with its own event loop, the API, Redis and other
+  // threads: onnxruntime's idle threads sleep rather than spin (VTC_ORT_SPINNING=1 overrides).
+  // Measured on 2 cores, one client: spinning threads added about 10 ms to every job's latency.
+  const MODEL_OPTIONS = {
+    allowSpinning: false,
+    ...(init.ortThreads ? { intraOpNumThreads: init.ortThreads } : {}),
+  };
   const blobs = await openBlobStore(init.dataDir, init.blobStore);
   // Load the model now so the first job does not pay for it; a failure here is retried per job.
   const loaded = await loadModel(init.modelDir, MODEL_OPTIONS).catch(() => undefined);

@@ -16,6 +16,25 @@ export interface RunnerInit {
   limits: Limits;
   /** A remote LLM server instead of the embedded decoder (VTC_LLM_URL). */
   llm?: RemoteLlmConfig | null;
+  /** onnxruntime intra-op threads per inference thread (`ortThreadsPerInference`). */
+  ortThreads?: number;
+}
+
+/**
+ * Intra-op threads for each of `concurrency` inference threads: the cores shared out with one share
+ * left for the event loops (the worker's, and the API's and Redis's where they run alongside), at
+ * least one. VTC_ORT_THREADS overrides. On 2 cores with one inference thread: 1 (measured, one
+ * client: a second intra-op thread made the small model no faster and the job 3-5 ms slower end to
+ * end, its wake-ups competing with the API and Redis).
+ */
+export function ortThreadsPerInference(
+  concurrency: number,
+  cores: number,
+  env: NodeJS.ProcessEnv = process.env,
+): number {
+  const fromEnv = Number(env.VTC_ORT_THREADS);
+  if (Number.isInteger(fromEnv) && fromEnv > 0) return fromEnv;
+  return Math.max(1, Math.floor(cores / (concurrency + 1)));
 }
 
 export interface RunTask {

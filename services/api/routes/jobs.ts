@@ -8,6 +8,7 @@ import type { JobEventsHub } from "../events.ts";
 import { sendArtifact } from "../artifact-download.ts";
 import { streamJobEvents } from "../job-stream.ts";
 import type { JobsService, UploadedFile } from "../jobs.service.ts";
+import type { HashedUpload } from "../upload-storage.ts";
 import { uploadMiddleware } from "../uploads.ts";
 
 export function jobsRouter(deps: {
@@ -62,13 +63,16 @@ export function uploadTmpDir(config: Config): string {
 
 export function uploadedFiles(req: Request): UploadedFile[] {
   const files = Array.isArray(req.files) ? req.files : Object.values(req.files ?? {}).flat();
-  return files.map((f) => ({
-    fieldname: f.fieldname,
-    originalname: f.originalname,
-    path: f.path,
-    size: f.size,
-    sha256: (f as Express.Multer.File & { sha256: string }).sha256,
-  }));
+  return files.map((f) => {
+    const u = f as Express.Multer.File & HashedUpload;
+    return {
+      fieldname: u.fieldname,
+      originalname: u.originalname,
+      ...(u.buffer ? { bytes: u.buffer } : { path: u.path }),
+      size: u.size,
+      sha256: u.sha256,
+    };
+  });
 }
 
 export function idempotencyKey(req: Request): string | undefined {
