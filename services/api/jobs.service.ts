@@ -302,6 +302,27 @@ export class JobsService {
     return ref;
   }
 
+  /** Mode "embeds": the .npy of view `i`, or (no `i`) the safetensors file with every view. */
+  async embeds(id: string, i?: number): Promise<{ sha256: string; size: number }> {
+    const job = await this.getJob(id);
+    const state = await job.getState();
+    if (state !== "completed") {
+      throw new VtcError(`job ${id} is ${statusOf(state)}; its artifacts exist once it completes`, {
+        code: "not_found",
+      });
+    }
+    const a = (job.returnvalue as PipelineJobResult | undefined)?.artifacts;
+    const ref = i === undefined ? a?.embedsSafetensors : a?.embeds?.[i];
+    if (!ref) {
+      throw notFound(
+        i === undefined
+          ? `embeddings of job ${id} (mode "embeds" only)`
+          : `embeddings of view ${i} of job ${id}`,
+      );
+    }
+    return ref;
+  }
+
   /** kept.png of one image or PDF page of a completed job (default: the first). */
   async picture(id: string, file = 0, page = 0): Promise<{ sha256: string; size: number }> {
     const first = await this.artifact(id, "keptPng");

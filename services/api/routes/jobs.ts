@@ -40,6 +40,27 @@ export function jobsRouter(deps: {
     await sendArtifact(req, res, blobs, ref, "application/octet-stream");
   });
 
+  // Mode "embeds": each view's projected tokens as .npy, and all of them in one safetensors file.
+  r.get("/v1/jobs/:id/embeds.safetensors", async (req, res) => {
+    const ref = await jobs.embeds(req.params.id);
+    res.setHeader("Content-Type", "application/octet-stream");
+    res.setHeader("Content-Disposition", `attachment; filename="${req.params.id}-embeds.safetensors"`);
+    res.setHeader("Content-Length", String(ref.size));
+    (await blobs.stream(ref.sha256)).pipe(res);
+  });
+
+  r.get("/v1/jobs/:id/embeds/:view.npy", async (req, res) => {
+    const i = Number(req.params.view);
+    if (!Number.isInteger(i) || i < 0) {
+      throw new InputError("view: a non-negative integer", { code: "bad_request", field: "view" });
+    }
+    const ref = await jobs.embeds(req.params.id, i);
+    res.setHeader("Content-Type", "application/octet-stream");
+    res.setHeader("Content-Disposition", `attachment; filename="${req.params.id}-view${i}.npy"`);
+    res.setHeader("Content-Length", String(ref.size));
+    (await blobs.stream(ref.sha256)).pipe(res);
+  });
+
   r.get("/v1/jobs/:id/kept.png", async (req, res) => {
     const index = (name: string): number => {
       const v = req.query[name];
