@@ -305,14 +305,13 @@ export class JobsService {
 
   /** Mode "embeds": the .npy of view `i`, or (no `i`) the safetensors file with every view. */
   async embeds(id: string, i?: number): Promise<{ sha256: string; size: number }> {
-    const job = await this.getJob(id);
-    const state = await job.getState();
-    if (state !== "completed") {
-      throw new VtcError(`job ${id} is ${statusOf(state)}; its artifacts exist once it completes`, {
+    const job = await this.find(id);
+    if (job.status !== "completed") {
+      throw new VtcError(`job ${id} is ${job.status}; its artifacts exist once it completes`, {
         code: "not_found",
       });
     }
-    const a = (job.returnvalue as PipelineJobResult | undefined)?.artifacts;
+    const a = job.result?.artifacts;
     const ref = i === undefined ? a?.embedsSafetensors : a?.embeds?.[i];
     if (!ref) {
       throw notFound(
