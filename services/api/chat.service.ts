@@ -7,6 +7,7 @@
  * into the same blob store. Earlier messages are checked but not sent: the embedded decoder reads
  * one question.
  */
+import { applyStop, type ChatParams, readChatParams } from "./chat-params.ts";
 import { createHash, randomUUID } from "node:crypto";
 import type { Config } from "../../common/config.ts";
 import { fromWire, InputError, VtcError } from "../../common/errors.ts";
@@ -46,6 +47,8 @@ interface ParsedChat {
   rename: (field: string) => string;
   /** image_embeds parts instead of images (VTC_ACCEPT_EMBEDS=1). */
   embeds?: ParsedEmbeds;
+  /** max_tokens as asked and the stop sequences (chat-params.ts). */
+  params: ChatParams;
 }
 
 /** Most projected tokens one request may carry (a document of 7 views of 576 tokens is about 4000). */
@@ -102,7 +105,7 @@ export class ChatService {
       return job.data;
     };
     const { data, result } = await this.runJob(jobId, submit, parsed.rename, signal);
-    return this.answer(jobId, data, result);
+    return this.answer(jobId, data, result, parsed.params);
   }
 
   /** Every check that needs no decoding first (fields, method, budget), then the images. */
@@ -118,6 +121,7 @@ export class ChatService {
     const checked = chatRequestSchema(requestLimits).safeParse(body);
     if (!checked.success) throw chatInputError(checked.error);
     const req = checked.data;
+    const params = readChatParams(body as Record<string, unknown>, requestLimits.maxNewTokens);
     if (req.stream === true) {
       throw new InputError("stream: streaming is not supported; send stream: false (or leave it out)", {
         code: "bad_request",
@@ -193,7 +197,7 @@ export class ChatService {
       ...(defaultRatio !== undefined ? { ratio: defaultRatio } : {}),
       prompt: question,
       mode: "answer",
-      maxTokens: req.max_completion_tokens ?? req.max_tokens,
+      maxTokens: params.maxTokens,
     };
     const job = parseJobRequest(raw, requestLimits, rename);
     const images = imageParts.map((p) => ({ field: p.field, bytes: decodeDataUri(p.url, p.field, limits) }));
@@ -204,9 +208,9 @@ export class ChatService {
         maxBytes: limits.maxFileBytes,
         maxTokens: MAX_EMBEDS_TOKENS,
       });
-      return { job: { ...job, method: "none", budget: {}, options: {} }, images, rename, embeds };
+      return { job: { ...job, method: "none", budget: {}, options: {} }, images, rename, embeds, params };
     }
-    return { job, images, rename };
+    return { job, images, rename, params };
   }
 
   /**
@@ -264,8 +268,14 @@ export class ChatService {
     }
   }
 
-  private answer(jobId: string, data: PipelineJobData, r: PipelineJobResult): ChatCompletion {
+  private answer(
+    jobId: string,
+    data: PipelineJobData,
+    r: PipelineJobResult,
+    params: ChatParams,
+  ): ChatCompletion {
     const links = jobLinks(jobId);
+    const { text, stopped } = applyStop(r.answer ?? "", params.stop);
     const { before, after } = r.visualTokens;
     const prompt = r.textTokens.prompt + after;
     return {
@@ -276,8 +286,8 @@ export class ChatService {
       choices: [
         {
           index: 0,
-          message: { role: "assistant", content: r.answer ?? "" },
-          finish_reason: r.finishReason ?? "stop",
+          message: { role: "assistant", content: text },
+          finish_reason: stopped ? "stop" : (r.finishReason ?? "stop"),
         },
       ],
       usage: {
@@ -292,6 +302,7 @@ export class ChatService {
         options: r.method.options,
         visual_tokens: { before, after, saved: before - after },
         timings_ms: r.timings,
+        max_tokens: { requested: params.requestedMaxTokens, used: data.maxTokens },
         links: { job: links.self, tokens: links.tokens, kept: links.kept },
       },
     };
