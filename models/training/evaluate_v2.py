@@ -82,8 +82,11 @@ def measure(work, out):
             tf = torch.cat([t for t, _ in sel])[None]
             pos = [view_pos(s, v, rc) for v, (_, s) in enumerate(sel) if len(s)]
             pos = torch.from_numpy(np.concatenate(pos))[None] if pos else torch.zeros(1, 0, 20)
-            vis = proj(tf, pos)
-            logits = dec(ids, vis.expand(len(qs), -1, -1), torch.ones(len(qs), vis.shape[1]))
+            vis = proj(tf, pos).expand(len(qs), -1, -1)
+            mask = torch.ones(len(qs), vis.shape[1])
+            if vis.shape[1] == 0:  # no token: one masked-out placeholder (as in training; torch 1.13 fails on K = 0)
+                vis, mask = torch.zeros(len(qs), 1, vis.shape[2]), torch.zeros(len(qs), 1)
+            logits = dec(ids, vis, mask)
             pred = logits[torch.arange(len(qs)), last].argmax(-1)
             for q, p in zip(qs, pred.tolist()):
                 res[m].append((q, inv[p] == q["answer"]))

@@ -21,21 +21,23 @@ from model_v2 import DF, LOW_LAYER, P, SELECT_LAYER, WIDTH, DecoderV2, EncoderV2
 EVAL_SEED = 2
 KEY_ORDER = ["id", "image", "kind", "question", "answer", "type", "target_patches", "small", "crop_grid", "width",
              "height", "target_ids", "template"]
-DOC_TYPE_ORDER = ["doc_value", "doc_cell", "doc_key", "doc_tallest", "doc_rows", "doc_stamp_color", "doc_logo",
-                  "doc_stamp_exists"]
+READING = ("doc_value", "doc_key", "doc_cell", "doc_tallest")  # answers that are strings printed on the page
 
 
 def _pick_doc(qs, rng, k):
-    """Up to k questions: one per type first (types in a random order), then the rest at random."""
+    """Up to k questions: one non-reading question (rows, stamp, logo: a minority, as the issue asks), then
+    reading questions, one per reading type first, then at random; other questions only to fill up."""
     order = list(rng.permutation(len(qs)))
-    chosen, types = [], set()
+    other = [i for i in order if qs[i]["type"] not in READING]
+    chosen, types = other[:1], set()
     for i in order:
-        if len(chosen) < k and qs[i]["type"] not in types:
+        if len(chosen) < k and qs[i]["type"] in READING and qs[i]["type"] not in types:
             chosen.append(i)
             types.add(qs[i]["type"])
-    for i in order:
-        if len(chosen) < k and i not in chosen:
-            chosen.append(i)
+    for pool in ([i for i in order if qs[i]["type"] in READING], other):
+        for i in pool:
+            if len(chosen) < k and i not in chosen:
+                chosen.append(i)
     return [qs[i] for i in chosen]
 
 

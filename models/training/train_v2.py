@@ -1,6 +1,6 @@
 """vtc-tiny v2 (issue 11): the whole pipeline in one command. v1 (train_all.py) is left as it is.
 
-  /usr/bin/python3 models/training/train_v2.py [--minutes 110] [--threads 1] [--work DIR] [--out DIR] [--tiny]
+  /usr/bin/python3 models/training/train_v2.py [--minutes 100] [--threads 1] [--work DIR] [--out DIR] [--tiny]
 
 Stages (each writes WORK/<stage>.done and is skipped on resume; training stages checkpoint every 2 minutes with
 their elapsed time, so an interrupted run resumes where it stopped and keeps its time budget):
@@ -199,7 +199,7 @@ def parity(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--minutes", type=float, default=float(os.environ.get("VTC_TRAIN_MINUTES", 110)))
+    ap.add_argument("--minutes", type=float, default=float(os.environ.get("VTC_TRAIN_MINUTES", 100)))
     ap.add_argument("--threads", type=int, default=int(os.environ.get("VTC_THREADS", 1)))
     ap.add_argument("--work", default=os.path.join(HERE, "work_v2"))
     ap.add_argument("--out", default=None, help="model folder (default WORK/vtc-tiny)")
