@@ -3,6 +3,7 @@
  * `loadConfig()` once at start; the CLI, the pipeline and the runtime take `loadLimits()`,
  * `defaultModelDir()` and `runtimeSettings()`. Defaults are listed in the README.
  */
+import { type AccessConfig, loadAccessConfig } from "./access-config.ts";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import type { LlmFamily, RemoteLlmConfig } from "../pipeline/llm/remote.ts";
@@ -42,6 +43,8 @@ export interface Limits {
 
 export interface Config {
   port: number;
+  /** API keys, bind address, rate limits, quotas, stream caps, slow-client timeouts. */
+  access: AccessConfig;
   redisUrl: string;
   /** Prefix for every BullMQ key, so several deployments (or test runs) can share one Redis. */
   queuePrefix: string;
@@ -254,6 +257,7 @@ export function runtimeSettings(env: NodeJS.ProcessEnv = process.env): RuntimeSe
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     port: int(env, "PORT", 3000),
+    access: loadAccessConfig(env),
     redisUrl: env.REDIS_URL || "redis://127.0.0.1:6379",
     queuePrefix: env.VTC_QUEUE_PREFIX || "vtc",
     dataDir: path.resolve(env.VTC_DATA_DIR || ".data"),
