@@ -9,7 +9,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { answerFromTokens, compressEncoded, encodeEvalImage, readEvalSet } from "../models/eval.ts";
+import { answerFromTokens, compressEncoded, encodeEvalImage, readEvalSet } from "./model-eval.ts";
 import { defaultModelDir } from "../common/config.ts";
 import { loadModel } from "../models/runtime/model.ts";
 import { EmbeddedDecoder } from "../pipeline/llm/embedded.ts";

@@ -25,7 +25,7 @@ import {
   encodeEvalImage,
   type EvalQuestion,
   readEvalSet,
-} from "../models/eval.ts";
+} from "./model-eval.ts";
 import { defaultModelDir } from "../common/config.ts";
 import { loadModel, type Model } from "../models/runtime/model.ts";
 import { EmbeddedDecoder } from "../pipeline/llm/embedded.ts";

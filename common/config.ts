@@ -259,7 +259,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: int(env, "PORT", 3000),
     access: loadAccessConfig(env),
     redisUrl: env.REDIS_URL || "redis://127.0.0.1:6379",
-    queuePrefix: env.VTC_QUEUE_PREFIX || "vtc",
+    // In braces: a Redis Cluster hash tag, so every key of the queue lands in one slot (BullMQ's
+    // scripts touch several keys at once; see the README on Redis Cluster).
+    queuePrefix: env.VTC_QUEUE_PREFIX || "{vtc}",
     dataDir: path.resolve(env.VTC_DATA_DIR || ".data"),
     blobStore: loadBlobStoreConfig(env),
     modelDir: defaultModelDir(env),

@@ -19,7 +19,7 @@ import { z } from "zod";
 import type { Ctx } from "./ctx.ts";
 import { defineMethod } from "./method.ts";
 import { cosineKernel, cosineToVector } from "./cosine-kernel.ts";
-import { instructionOf, projectedOf, type Rows, similaritySpace } from "./llm-inputs.ts";
+import { instructionOf, projectedOf, similaritySpace } from "./llm-inputs.ts";
 import { topK } from "./util.ts";
 
 const schema = z
@@ -110,12 +110,13 @@ export function dppSelect(
   return { order, filled };
 }
 
+/** r from `instruction`, given projected's normalised rows (undefined without projected). */
 async function relevance(
   ctx: Ctx,
-  projected: Rows | undefined,
+  projectedUnit: Float32Array | undefined,
   negate: boolean,
 ): Promise<Float32Array | undefined> {
-  if (!projected) {
+  if (!projectedUnit) {
     ctx.fallback("relevance -> 1 without projected (plain DPP)");
     return undefined;
   }
@@ -128,7 +129,7 @@ async function relevance(
   const sum = new Float64Array(w);
   for (let t = 0; t < instr.rows; t++) for (let c = 0; c < w; c++) sum[c] += instr.data[t * w + c];
   const mean = Float32Array.from(sum, (v) => v / instr.rows);
-  const rel = await cosineToVector(projected, mean);
+  const rel = await cosineToVector(projectedUnit, ctx.n, mean);
   if (negate) for (let i = 0; i < rel.length; i++) rel[i] = -rel[i];
   const r = normalizeRelevance(rel);
   if (!r) ctx.fallback("relevance flat (max - min <= 1e-12) -> plain DPP");
@@ -149,8 +150,8 @@ export default defineMethod({
   async run(ctx, k, opts) {
     const projected = projectedOf(ctx);
     const x = similaritySpace(ctx, projected);
-    const sim = await cosineKernel(ctx, x);
-    const r = await relevance(ctx, projected, opts.negate);
+    const { sim, xn } = await cosineKernel(ctx, x);
+    const r = await relevance(ctx, projected ? xn : undefined, opts.negate);
     const { order, filled } = dppSelect(sim, ctx.n, k, r);
     return {
       type: "indices",

@@ -80,7 +80,7 @@ export default defineMethod({
   optionsSchema: schema,
   async run(ctx, k) {
     const x = similaritySpace(ctx, projectedOf(ctx));
-    const sim = await cosineKernel(ctx, x);
+    const { sim } = await cosineKernel(ctx, x);
     const order = divpruneSelect(sim, ctx.n, k);
     return { type: "indices", indices: order, stats: { space: x.field, first: order[0] } };
   },

@@ -15,7 +15,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { CompressorInput } from "../../compressors/types.ts";
 import { readSafetensors, toFloat32 } from "../../io/safetensors.ts";
-import { positionFeatures, type ViewPlace } from "../../pipeline/positions.ts";
+import { positionFeatures, type ViewPlace } from "./positions.ts";
 import type { Model } from "./model.ts";
 import { readOnnxInitializer } from "./onnx-initializer.ts";
 

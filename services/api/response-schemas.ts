@@ -5,8 +5,7 @@
  */
 import { z } from "zod";
 import { LAYOUTS, MODES } from "../../pipeline/request.ts";
-
-const STAGES = ["decode", "preprocess", "encode", "compress", "project", "llm"] as const;
+import { STAGES } from "../../pipeline/types.ts";
 
 export const errorSchema = z.object({
   error: z.object({

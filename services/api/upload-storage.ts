@@ -82,7 +82,10 @@ export class HashingStorage implements multer.StorageEngine {
   }
 
   _removeFile(_req: Request, file: Express.Multer.File, cb: (error: Error | null) => void): void {
-    if (!file.path) return cb(null);
+    if (!file.path) {
+      cb(null);
+      return;
+    }
     fs.rm(file.path, { force: true }, (err) => cb(err));
   }
 }

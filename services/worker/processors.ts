@@ -1,23 +1,15 @@
 /** Processors, one per job name registered in services/shared/queues.ts. */
-import os from "node:os";
 import { DelayedError, type Job, UnrecoverableError } from "bullmq";
 import { InputError, toWire } from "../../common/errors.ts";
 import {
   JOB_NAMES,
   type JobProgress,
-  type PingJobData,
-  type PingJobResult,
   type PipelineJobData,
   type PipelineJobResult,
 } from "../shared/queues.ts";
 import { isLlmError, isTransientLlmError } from "../../pipeline/llm/errors.ts";
 import { AbortedError, type InferencePool } from "./pool.ts";
 import { progressWriter } from "./progress-writer.ts";
-
-export async function processPing(job: Job<PingJobData>): Promise<PingJobResult> {
-  if (typeof job.data?.message !== "string") throw new Error("ping job needs data.message (string)");
-  return { echo: job.data.message, worker: `${os.hostname()}:${process.pid}`, at: Date.now() };
-}
 
 /**
  * Runs one compress job in the inference pool. Bad input fails at once (UnrecoverableError, with the
@@ -67,8 +59,6 @@ export async function processCompress(
 export function dispatcher(pool: InferencePool, jobTimeoutMs?: number) {
   return async (job: Job, token?: string): Promise<unknown> => {
     switch (job.name) {
-      case JOB_NAMES.ping:
-        return processPing(job as Job<PingJobData>);
       case JOB_NAMES.compress:
         return processCompress(pool, job as Job<PipelineJobData, PipelineJobResult>, token, jobTimeoutMs);
       default:

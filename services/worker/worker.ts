@@ -8,6 +8,7 @@ import { Worker, type WorkerOptions } from "bullmq";
 import type { Config } from "../../common/config.ts";
 import { QUEUE_NAMES } from "../shared/queues.ts";
 import { createRedis } from "../shared/redis.ts";
+import { workerId } from "../shared/worker-status.ts";
 import { createWorkerMetrics, type WorkerMetrics } from "./metrics.ts";
 import { ortThreadsPerInference } from "./runner.ts";
 import { InferencePool, PIPELINE_RUNNER } from "./pool.ts";
@@ -42,6 +43,8 @@ export function createWorkerService(
   const worker = new Worker(QUEUE_NAMES.pipeline, dispatcher(pool, config.jobTimeoutMs), {
     connection: createRedis(config.redisUrl),
     prefix: config.queuePrefix,
+    // Stored on every job it processes (job.processedBy): which replica ran what.
+    name: workerId(),
     concurrency: config.workerConcurrency,
     // Short locks: the event loop that renews them (every lockDuration / 2) never runs inference.
     // A stalled job is one seen active without a lock by two checks in a row, so a job whose worker
@@ -77,9 +80,4 @@ export function createWorkerService(
       return stopping;
     },
   };
-}
-
-/** The worker alone (tests of the queue wiring); prefer createWorkerService. */
-export function createPipelineWorker(config: Config): Worker {
-  return createWorkerService(config).worker;
 }

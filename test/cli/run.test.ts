@@ -164,7 +164,6 @@ describe("vtc run: help and usage errors", () => {
       // The request contract's messages (pipeline/request.ts), fields named as flags.
       [["--method", "fopru", "--keep", "0"], "--keep: Too small: expected number to be >=1"],
       [["--method", "fopru"], "--keep: method fopru needs a budget (keep or ratio)"],
-      [["--method", "random", "--keep", "145"], "--keep: at most 144 tokens per view"],
       [
         ["--method", "fopru", "--keep", "4", "--layout", "wide"],
         '--layout: Invalid option: expected one of "auto"|"image"|"document"',

@@ -86,12 +86,13 @@ describe("the mission methods on held-out inputs, through the service", () => {
       expect(r.images[0].tokensBefore).toBe(N);
       expect(r.images[0].tokensAfter).toBe(K);
       expect(r.visualTokens).toMatchObject({ before: N, after: K });
-      expect(typeof r.answer).toBe("string");
-      expect(r.answer.length).toBeGreaterThan(0);
+      // A word of the model's vocabulary (the embedded decoder answers in lower-case words).
+      expect(r.answer).toMatch(/^[a-z]+( [a-z]+)*$/);
       expect(r.textTokens.prompt).toBeGreaterThan(0);
       expect(r.method.name).toBe(method);
-      for (const stage of ["decode", "encode", "compress", "llm", "total"])
-        expect(r.timings[stage]).toBeGreaterThanOrEqual(0);
+      for (const stage of ["decode", "encode", "compress", "llm"])
+        expect(r.timings[stage], stage).toBeGreaterThan(0);
+      expect(r.timings.total).toBeGreaterThan(r.timings.encode);
       const t = await tokensOf(links);
       expect(t.tensors.features.shape).toEqual([K, D]);
       expect(t.tensors.sizes.shape).toEqual([K]);

@@ -14,12 +14,12 @@ import {
   projectPatches,
   supplyLlmInputs,
 } from "../../models/runtime/llm-space.ts";
-import { answerQuestions, encodeEvalImage, readEvalSet } from "../../models/eval.ts";
+import { answerQuestions, encodeEvalImage, readEvalSet } from "../../bench/model-eval.ts";
 import { Model, loadModel } from "../../models/runtime/model.ts";
 import { readOnnxInitializer } from "../../models/runtime/onnx-initializer.ts";
 import { ort } from "../../models/runtime/session.ts";
 import { EmbeddedDecoder } from "../../pipeline/llm/embedded.ts";
-import { positionFeatures } from "../../pipeline/positions.ts";
+import { positionFeatures } from "../../models/runtime/positions.ts";
 import { MODEL_DIR } from "./reference.ts";
 
 // ---- a few protobuf bytes, to make onnxruntime itself return the initializer ----

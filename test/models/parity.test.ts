@@ -11,7 +11,7 @@ import { ort } from "../../models/runtime/session.ts";
 import { decodeFile } from "../../pipeline/decode.ts";
 import { documentViews } from "../../pipeline/crops.ts";
 import { loadLimits } from "../../common/config.ts";
-import { positionFeatures } from "../../pipeline/positions.ts";
+import { positionFeatures } from "../../models/runtime/positions.ts";
 import { MODEL_DIR, loadRef, maxAbsDiff, refIndex } from "./reference.ts";
 
 const TOL = 1e-4;

@@ -8,7 +8,7 @@
  * Layout (20): [x, y, sin(pi x), cos(pi x), sin(2pi x), cos(2pi x), sin(4pi x), cos(4pi x), sin(8pi x),
  * cos(8pi x), the same 8 for y, s, g]. Computed in float64, stored as float32.
  */
-import type { Grid } from "../compressors/types.ts";
+import type { Grid } from "../../compressors/types.ts";
 
 export const POSITION_DIM = 20;
 

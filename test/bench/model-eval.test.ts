@@ -2,9 +2,9 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { evaluate, formatReport } from "../../models/eval.ts";
+import { evaluate, formatReport } from "../../bench/model-eval.ts";
 import { unloadModels } from "../../models/runtime/model.ts";
-import { MODEL_DIR } from "./reference.ts";
+import { MODEL_DIR } from "../models/reference.ts";
 
 afterAll(unloadModels);
 

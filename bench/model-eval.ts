@@ -1,7 +1,7 @@
 /**
  * `npm run model:eval`: held-out accuracy of the embedded model, run in TypeScript with onnxruntime-node
  * on the committed eval set (models/vtc-tiny/eval: PNGs + questions.jsonl), through the same code as the
- * service: sharp decoding, the crop rule, the encoder, a compressor, position features, the projector
+ * service (the pipeline's stages: views, encode, compress, project): sharp decoding, the crop rule, the encoder, a compressor, position features, the projector
  * and the decoder (answer = the argmax word after the prompt, as the Python evaluation reads it).
  *
  *   npm run model:eval -- [--method none] [--keep K | --ratio R] [--opt k=v ...] [--limit N] [--json FILE] [--model DIR]
@@ -12,16 +12,17 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { compress, compressDocument, getMethod } from "../compressors/index.ts";
+import { getMethod } from "../compressors/index.ts";
 import type { Budget, CompressorInput, CompressorOutput } from "../compressors/types.ts";
-import { chooseCropGrid, documentViews } from "../pipeline/crops.ts";
-import { decodeFile } from "../pipeline/decode.ts";
-import { loadLimits } from "../common/config.ts";
+import { defaultModelDir, loadLimits } from "../common/config.ts";
+import { instructionRows, supplyLlmInputs } from "../models/runtime/llm-space.ts";
+import { loadModel, type Model } from "../models/runtime/model.ts";
+import { StageClock } from "../pipeline/clock.ts";
+import { compressViews, encodeViews } from "../pipeline/compress.ts";
 import { EmbeddedDecoder } from "../pipeline/llm/embedded.ts";
-import { POSITION_DIM, positionFeatures, type ViewPlace } from "../pipeline/positions.ts";
-import { defaultModelDir } from "../common/config.ts";
-import { instructionRows, supplyLlmInputs } from "./runtime/llm-space.ts";
-import { loadModel, type Model } from "./runtime/model.ts";
+import type { ViewPlace } from "../models/runtime/positions.ts";
+import { projectViews } from "../pipeline/project.ts";
+import { buildViews } from "../pipeline/views.ts";
 import { parseOptPairs } from "../cli/options.ts";
 
 export interface EvalQuestion {
@@ -101,21 +102,12 @@ export async function encodeEvalImage(
   kind: "scene" | "doc",
   limits = loadLimits({}),
 ): Promise<EncodedImage> {
-  const img = (await decodeFile(bytes, limits, name)).pages[0].image;
-  if (kind === "scene") {
-    return { kind, inputs: await model.encode([img]), places: [{ kind: "image" }] };
-  }
-  const S = model.imageSize;
-  const maxCrops = model.manifest.crop_rule?.max_crops ?? 1;
-  const dv = await documentViews(img, S, maxCrops);
-  const inputs = await model.encode([...dv.crops.map((c) => c.image), dv.global]);
-  const places: ViewPlace[] = [
-    ...dv.crops.map(
-      (c): ViewPlace => ({ kind: "crop", row: c.row, col: c.col, rows: dv.grid.rows, cols: dv.grid.cols }),
-    ),
-    { kind: "global" },
-  ];
-  return { kind, inputs, places, cropGrid: chooseCropGrid(img.width, img.height, S, maxCrops) };
+  // The pipeline's own stages: a scene is one image view, a document its crops then its global view.
+  const layout = kind === "scene" ? "image" : "document";
+  const [unit] = await buildViews([{ bytes, name }], layout, model, limits, new StageClock());
+  const inputs = await encodeViews(model, unit.views);
+  const places = unit.views.map((v) => v.place);
+  return { kind, inputs, places, ...(unit.report.cropGrid ? { cropGrid: unit.report.cropGrid } : {}) };
 }
 
 /** Adds `projected` (each patch through the projector; docs/methods.md#the-contract) to every view, once. */
@@ -126,15 +118,13 @@ async function withProjected(model: Model, enc: EncodedImage): Promise<void> {
 }
 
 /** Compresses an encoded image's views: a document through compressDocument (TCGC's cap, global view). */
-export async function compressEncoded(
+export function compressEncoded(
   enc: EncodedImage,
   method: string,
   budget: Budget,
   options: Record<string, unknown>,
 ): Promise<CompressorOutput[]> {
-  if (enc.kind === "scene") return [await compress(method, enc.inputs[0], budget, options)];
-  const doc = await compressDocument(method, enc.inputs.slice(0, -1), enc.inputs.at(-1), budget, options);
-  return [...doc.crops, doc.global!];
+  return compressViews(enc.inputs, enc.kind === "doc", { method, budget, options });
 }
 
 /**
@@ -190,17 +180,10 @@ export async function answerFromTokens(
   places: ViewPlace[],
   questions: string[],
 ): Promise<{ answers: string[]; k: number }> {
-  const k = outs.reduce((s, o) => s + o.sizes.length, 0);
-  const d = model.featureDim;
-  const feats = new Float32Array(k * d);
-  const pos = new Float32Array(k * POSITION_DIM);
-  let t = 0;
-  outs.forEach((o, v) => {
-    feats.set(o.features, t * d);
-    pos.set(positionFeatures(o.sources, model.grid, places[v]), t * POSITION_DIM);
-    t += o.sizes.length;
-  });
-  const visual = await model.project(feats, pos, k);
+  const { visual, count: k } = await projectViews(
+    model,
+    outs.map((out, v) => ({ out, place: places[v] })),
+  );
   return { answers: await llm.firstWords(questions, visual, k), k };
 }
 

@@ -1,0 +1,97 @@
+/**
+ * The pipeline's request, context and result (runPipeline in run.ts; the stages in views.ts,
+ * compress.ts, project.ts, artifacts.ts). The request is a validated JobRequest (request.ts).
+ */
+import type { Limits } from "../common/config.ts";
+import type { Budget, CompressorStats } from "../compressors/types.ts";
+import type { Model } from "../models/runtime/model.ts";
+import type { LlmAdapter } from "./llm/types.ts";
+import type { JobRequest } from "./request.ts";
+import type { FileKind } from "./sniff.ts";
+
+/** The stages in order, as timings and progress name them. */
+export const STAGES = ["decode", "preprocess", "encode", "compress", "project", "llm"] as const;
+export type Stage = (typeof STAGES)[number];
+
+export interface PipelineFile {
+  bytes: Uint8Array;
+  name?: string;
+}
+
+/** A validated request (`parseJobRequest`, pipeline/request.ts) and its files. Not checked again here. */
+export interface PipelineRequest extends JobRequest {
+  files: PipelineFile[];
+  /** Return the compressed tokens as safetensors (always on in mode "tokens"). */
+  wantTokens?: boolean;
+  /** Return kept.png for each image or page. */
+  wantPicture?: boolean;
+}
+
+export interface PipelineContext {
+  /** A loaded model; else `loadModel(modelDir)` (cached per process/thread). */
+  model?: Model;
+  modelDir?: string;
+  limits?: Limits;
+  /** The LLM adapter; default the model's embedded decoder. */
+  llm?: LlmAdapter;
+  /** Called as the pipeline advances; pct is the overall progress in [0, 100]. */
+  onProgress?: (stage: Stage, pct: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface ViewReport {
+  view: "image" | "crop" | "global";
+  row?: number;
+  col?: number;
+  tokensBefore: number;
+  tokensAfter: number;
+  stats: CompressorStats;
+}
+
+export interface ImageReport {
+  file: number;
+  name?: string;
+  type: FileKind;
+  page: number;
+  width: number;
+  height: number;
+  layout: "image" | "document";
+  cropGrid: { rows: number; cols: number } | null;
+  tokensBefore: number;
+  tokensAfter: number;
+  views: ViewReport[];
+}
+
+export interface PipelineResult {
+  /** The LLM's answer; null in mode "tokens". */
+  answer: string | null;
+  finishReason: "stop" | "length" | null;
+  mode: "answer" | "tokens";
+  model: {
+    name: string;
+    providers: string[];
+    requestedProviders: string[];
+    /** Why the model runs on the CPU although a GPU provider was requested; null when it does not. */
+    providerFallback: string | null;
+    imageSize: number;
+    grid: { rows: number; cols: number };
+    llm: string | null;
+  };
+  method: { name: string; budget: Budget; options: Record<string, unknown> };
+  images: ImageReport[];
+  visualTokens: { before: number; after: number; ratio: number };
+  textTokens: { prompt: number; completion: number };
+  /** Milliseconds per stage, and in total. */
+  timings: Record<Stage | "total", number>;
+  /** Inputs a method missed and what it used instead, over all views. */
+  fallbacks: string[];
+  /**
+   * A remote LLM: per view, how its positions reached the model. "sequence" (LLaVA: the tokens in
+   * order), "grid" (Qwen2-VL: the kept tokens form a grid), "row" (Qwen2-VL: they do not; a 1 x K
+   * stand-in grid was sent, so the model's 2-D positions are not the image's).
+   */
+  llmPositions?: Array<"grid" | "row" | "sequence">;
+  /** Present when asked for. */
+  tokens?: Buffer;
+  pictures?: Array<{ file: number; page: number; png: Buffer }>;
+}
