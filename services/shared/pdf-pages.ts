@@ -89,7 +89,8 @@ export class PdfPageCounter {
   }
 
   private async runOne(task: Task): Promise<void> {
-    const slot = (this.thread ??= this.spawn());
+    this.thread ??= this.spawn();
+    const slot = this.thread;
     try {
       await slot.ready;
     } catch (err) {
