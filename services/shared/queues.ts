@@ -4,7 +4,7 @@
  */
 import type { JobsOptions } from "bullmq";
 import type { JobRequest } from "../../pipeline/request.ts";
-import type { PipelineResult, Stage } from "../../pipeline/types.ts";
+import type { PipelineResult, Stage, ViewEmbeds } from "../../pipeline/types.ts";
 import type { WireError } from "../../common/errors.ts";
 import type { BlobRef } from "./blob-store.ts";
 import type { Config } from "../../common/config.ts";
@@ -77,7 +77,9 @@ export interface JobProgress {
  * text tokens, timings per stage, model, method with resolved options) without the bytes, which are
  * in the blob store as artifacts.
  */
-export type PipelineJobResult = Omit<PipelineResult, "tokens" | "pictures"> & {
+export type PipelineJobResult = Omit<PipelineResult, "tokens" | "pictures" | "embeds"> & {
+  /** Mode "embeds": each view's projected tokens are the artifact `embeds[i]` (.npy); here what they are. */
+  embeds?: Array<Omit<ViewEmbeds, "data">>;
   artifacts: {
     /** The result JSON itself. */
     result?: BlobRef;
@@ -86,6 +88,10 @@ export type PipelineJobResult = Omit<PipelineResult, "tokens" | "pictures"> & {
     /** kept.png of the first image or page (`pictures` has one per image or page). */
     keptPng?: BlobRef;
     pictures?: Array<BlobRef & { file: number; page: number }>;
+    /** Mode "embeds": per view, (tokens, hidden) float32 .npy, in the order of `embeds`. */
+    embeds?: BlobRef[];
+    /** Mode "embeds": every view in one safetensors file (`view_<i>` tensors, the views in metadata). */
+    embedsSafetensors?: BlobRef;
   };
 };
 

@@ -35,6 +35,7 @@ export function createWorkerService(
       modelDir: config.modelDir,
       limits: config.limits,
       llm: config.llm,
+      encoderCache: config.encoderCache,
       ortThreads: ortThreadsPerInference(config.workerConcurrency, os.availableParallelism()),
     },
     opts.runnerModule ?? PIPELINE_RUNNER,
