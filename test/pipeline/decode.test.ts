@@ -76,10 +76,12 @@ describe("decodeFile", () => {
   it("rejects empty, unknown, corrupt and oversized files with typed errors", async () => {
     await expectInputError(decodeFile(Buffer.alloc(0), limits, "files[0]"), "empty_file", 400);
     const e = await expectInputError(
-      decodeFile(Buffer.from("GIF? no."), limits, "files[0]"),
+      decodeFile(Buffer.from("not an image, nor a PDF"), limits, "files[0]"),
       "unsupported_type",
       415,
     );
+    // A GIF signature with nothing after it is a GIF that does not decode (the API's probe says the same).
+    await expectInputError(decodeFile(Buffer.from("GIF? no."), limits, "files[0]"), "corrupt_file", 422);
     expect(e.limit).toContain("png");
     const png = await solidPng(64, 64, [1, 2, 3]);
     await expectInputError(decodeFile(png.subarray(0, 60), limits, "files[0]"), "corrupt_file", 422);
