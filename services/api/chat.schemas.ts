@@ -75,7 +75,12 @@ export function chatRequestSchema(limits: RequestLimits, forDocs = false) {
       `Generated tokens at most, 1 to ${limits.maxNewTokens} (default ${DEFAULT_COMPLETION_TOKENS})`,
     ),
     max_completion_tokens: maxTokens.describe("Same as max_tokens (wins when both are given)"),
-    stream: z.boolean().optional().describe("`true` is not supported (400)"),
+    stream: z
+      .boolean()
+      .optional()
+      .describe(
+        "`true`: Server-Sent Events. In proxy mode the upstream's stream passes through; with the embedded decoder the answer comes as one chunk. Either way a last chunk before [DONE] has `choices: []` and the `vtc` block",
+      ),
     n: z.number().int().min(1).max(1).optional().describe("One choice only"),
     vtc: (forDocs ? vtcExtensionSchema(limits) : z.record(z.string(), z.unknown())).optional(),
   });
