@@ -138,7 +138,7 @@ export function chatInputError(error: z.ZodError): InputError {
 
 // ---- the answer ----
 
-export const chatCompletionSchema = z.object({
+export const chatCompletionSchema = z.looseObject({
   id: z.string(),
   object: z.literal("chat.completion"),
   created: z.number().int().describe("Unix seconds"),
@@ -156,17 +156,30 @@ export const chatCompletionSchema = z.object({
     total_tokens: z.number().int(),
   }),
   vtc: z.object({
-    job_id: z.string().describe("GET /v1/jobs/{job_id} has the full result; tokens and kept.png too"),
-    method: z.string(),
-    budget: z.record(z.string(), z.number()),
-    options: z.record(z.string(), z.unknown()),
+    job_id: z
+      .string()
+      .nullable()
+      .describe("GET /v1/jobs/{job_id} has the full result; tokens and kept.png too (null: no images)"),
+    method: z.string().optional(),
+    budget: z.record(z.string(), z.number()).optional(),
+    options: z.record(z.string(), z.unknown()).optional(),
     visual_tokens: z.object({
       before: z.number().int(),
       after: z.number().int(),
       saved: z.number().int().describe("before - after"),
     }),
-    timings_ms: z.record(z.string(), z.number()),
-    links: z.object({ job: z.string(), tokens: z.string(), kept: z.string() }),
+    positions: z
+      .array(z.enum(["sequence", "grid", "row"]))
+      .optional()
+      .describe(
+        "Proxy mode, per view: how its positions reach the model (Qwen2-VL `row`: the kept tokens are no grid, a 1 x K stand-in was sent)",
+      ),
+    timings_ms: z.record(z.string(), z.number()).optional(),
+    compress_ms: z
+      .number()
+      .optional()
+      .describe("Proxy mode: time to compress and project before the upstream call"),
+    links: z.object({ job: z.string(), tokens: z.string(), kept: z.string() }).optional(),
   }),
 });
 

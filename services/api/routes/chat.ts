@@ -80,7 +80,7 @@ export function chatRouter(deps: { chat: ChatHandler; config: Config }): Router 
 
   const openAiErrors: ErrorRequestHandler = (err, _req, res, _next) => {
     const { status, body } = toErrorAnswer(err);
-    if (status === 504) console.warn(`[api] chat: ${(err as Error).message}`);
+    if (status === 504 || status === 502) console.warn(`[api] chat: ${(err as Error).message}`);
     else if (status >= 500) console.error("[api] chat:", err);
     if (res.headersSent || res.destroyed) {
       res.end();
