@@ -235,13 +235,14 @@ export class JobsService {
       createdAt: new Date(data.createdAt ?? job.timestamp).toISOString(),
       finishedAt: job.finishedOn ? new Date(job.finishedOn).toISOString() : null,
       request: {
+        // Defaults as the API fills them: a job enqueued directly may leave fields out.
         method: data.method,
-        budget: data.budget,
-        mode: data.mode,
+        budget: data.budget ?? {},
+        mode: data.mode ?? "answer",
         layout: data.layout ?? "auto",
-        prompt: data.prompt,
-        options: data.options,
-        files: (data.files ?? []).map((f) => ({
+        prompt: data.prompt ?? "",
+        options: data.options ?? {},
+        files: (Array.isArray(data.files) ? data.files : []).map((f) => ({
           name: f.name,
           sha256: f.sha256,
           size: f.size,

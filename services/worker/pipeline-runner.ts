@@ -12,9 +12,24 @@ import { EncoderCache } from "../../pipeline/encoder-cache.ts";
 import { answerFromEmbeds } from "../../pipeline/embeds.ts";
 import { RemoteLlm } from "../../pipeline/llm/remote.ts";
 import { runPipeline } from "../../pipeline/run.ts";
+import { InputError } from "../../common/errors.ts";
+import { BlobNotFoundError, type BlobStore } from "../shared/blob-store.ts";
 import { openBlobStore } from "../shared/blob-store-config.ts";
 import type { JobProgress, PipelineJobResult } from "../shared/queues.ts";
 import type { CreateRunner } from "./runner.ts";
+
+/** A referenced blob; one that is not in the store is the job's fault (enqueued directly, or swept). */
+async function blobOf(blobs: BlobStore, sha256: string, field: string): Promise<Buffer> {
+  try {
+    return await blobs.get(sha256);
+  } catch (err) {
+    if (!(err instanceof BlobNotFoundError)) throw err;
+    throw new InputError(`data.${field}: no blob ${sha256} in the blob store (store the bytes first)`, {
+      code: "bad_request",
+      field: `data.${field}`,
+    });
+  }
+}
 
 export const createRunner: CreateRunner = async (init) => {
   // The worker's inference shares the machine with its own event loop, the API, Redis and other
@@ -42,7 +57,11 @@ export const createRunner: CreateRunner = async (init) => {
       // The job data is a JobRequest validated at the edge (pipeline/request.ts) plus file references.
       const { files: refs, embeds, ...request } = task.data;
       const files = await Promise.all(
-        refs.map(async (f) => ({ bytes: await blobs.get(f.sha256), name: f.name, sha256: f.sha256 })),
+        refs.map(async (f, i) => ({
+          bytes: await blobOf(blobs, f.sha256, `files[${i}].sha256`),
+          name: f.name,
+          sha256: f.sha256,
+        })),
       );
       const model = await loadModel(init.modelDir, MODEL_OPTIONS);
       if (embeds) {

@@ -8,6 +8,7 @@ import {
   type PipelineJobResult,
 } from "../shared/queues.ts";
 import { isLlmError, isTransientLlmError } from "../../pipeline/llm/errors.ts";
+import { checkJobData } from "./job-data.ts";
 import { AbortedError, type InferencePool } from "./pool.ts";
 import { progressWriter } from "./progress-writer.ts";
 
@@ -36,7 +37,11 @@ export async function processCompress(
     (a, b) => a.stage === b.stage,
   );
   try {
-    const result = await pool.run({ jobId: job.id!, data: job.data }, (p) => progress.report(p), timeoutMs);
+    // A job enqueued directly with bad data fails here with bad_request naming the field.
+    const data = checkJobData(job.data);
+    // Store the defaults it filled in, so the job reads back as complete as one the API made.
+    if (JSON.stringify(data) !== JSON.stringify(job.data)) await job.updateData(data);
+    const result = await pool.run({ jobId: job.id!, data }, (p) => progress.report(p), timeoutMs);
     await progress.settle();
     return result;
   } catch (err) {

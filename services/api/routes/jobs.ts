@@ -5,6 +5,7 @@ import type { BlobStore } from "../../shared/blob-store.ts";
 import type { Config } from "../../../common/config.ts";
 import { InputError } from "../../../common/errors.ts";
 import type { JobEventsHub } from "../events.ts";
+import { sendArtifact } from "../artifact-download.ts";
 import { streamJobEvents } from "../job-stream.ts";
 import type { JobsService, UploadedFile } from "../jobs.service.ts";
 import type { HashedUpload } from "../upload-storage.ts";
@@ -35,10 +36,8 @@ export function jobsRouter(deps: {
 
   r.get("/v1/jobs/:id/tokens", async (req, res) => {
     const ref = await jobs.artifact(req.params.id, "tokens");
-    res.setHeader("Content-Type", "application/octet-stream");
     res.setHeader("Content-Disposition", `attachment; filename="${req.params.id}.safetensors"`);
-    res.setHeader("Content-Length", String(ref.size));
-    (await blobs.stream(ref.sha256)).pipe(res);
+    await sendArtifact(req, res, blobs, ref, "application/octet-stream");
   });
 
   // Mode "embeds": each view's projected tokens as .npy, and all of them in one safetensors file.
@@ -73,9 +72,7 @@ export function jobsRouter(deps: {
       return n;
     };
     const ref = await jobs.picture(req.params.id, index("file"), index("page"));
-    res.setHeader("Content-Type", "image/png");
-    res.setHeader("Content-Length", String(ref.size));
-    (await blobs.stream(ref.sha256)).pipe(res);
+    await sendArtifact(req, res, blobs, ref, "image/png");
   });
 
   return r;
