@@ -17,10 +17,9 @@ import { InputError } from "../../common/errors.ts";
 import { decodeNpy } from "../../io/npy.ts";
 import { isTransientLlmError } from "../../pipeline/llm/errors.ts";
 import type { RemoteLlm } from "../../pipeline/llm/remote.ts";
-import { parseJobRequest, type RequestLimits, renameField } from "../../pipeline/request.ts";
+import { parseJobRequest, type RequestLimits } from "../../pipeline/request.ts";
 import type { BlobStore } from "../shared/blob-store.ts";
-import { probeMedia } from "../shared/media.ts";
-import type { JobFileRef, PipelineJobData, PipelineJobResult } from "../shared/queues.ts";
+import type { PipelineJobResult } from "../shared/queues.ts";
 import {
   partsPerImage,
   type ProxyView,
@@ -31,10 +30,11 @@ import {
 } from "./chat-proxy.ts";
 import { chatInputError, chatRequestSchema, rejectProtoKey } from "./chat.schemas.ts";
 import { type ChatOutcome, type ChatService, checkImageUrls, decodeDataUri } from "./chat.service.ts";
-import { jobLinks } from "./jobs.service.ts";
+import { type JobsService, jobLinks, type UploadedFile } from "./jobs.service.ts";
 
 export interface ChatProxyDeps {
   chat: ChatService;
+  jobs: JobsService;
   llm: RemoteLlm;
   blobs: BlobStore;
   config: Config;
@@ -143,7 +143,7 @@ export class ChatProxyService {
     images: Array<{ field: string; url: string }>,
     signal?: AbortSignal,
   ): Promise<{ result: PipelineJobResult; jobId: string }> {
-    const { config, blobs } = this.deps;
+    const { config } = this.deps;
     const limits = await this.deps.requestLimits();
     const last = [...req.messages].reverse().find((m) => m.role === "user");
     const texts = Array.isArray(last?.content)
@@ -163,25 +163,22 @@ export class ChatProxyService {
       limits,
       rename,
     );
-    const refs: JobFileRef[] = [];
-    for (const [i, img] of images.entries()) {
+    // Through the jobs service, as POST /v1/jobs: the same probe, blob store, fingerprint and queue.
+    const files: UploadedFile[] = images.map((img, i) => {
       const bytes = decodeDataUri(img.url, img.field, config.limits);
-      const info = await probeMedia(bytes, img.field, config.limits).catch((err) => {
-        throw err instanceof InputError ? renameField(err, rename) : err;
-      });
-      refs.push({ ...(await blobs.put(bytes)), ...info, name: `image-${i}`, field: img.field });
-    }
-    const h = createHash("sha256").update(JSON.stringify(job));
-    for (const r of refs) h.update(r.sha256);
+      return {
+        fieldname: img.field,
+        field: img.field,
+        originalname: `image-${i}`,
+        bytes,
+        size: bytes.length,
+        sha256: createHash("sha256").update(bytes).digest("hex"),
+      };
+    });
     const jobId = randomUUID();
-    const data: PipelineJobData = {
-      ...job,
-      files: refs,
-      fingerprint: h.digest("hex"),
-      createdAt: Date.now(),
-      submissionId: randomUUID(),
-    };
-    return { result: await this.deps.chat.runJob(jobId, data, rename, signal), jobId };
+    const submit = async () => (await this.deps.jobs.submit(jobId, job, files)).job.data;
+    const { result } = await this.deps.chat.runJob(jobId, submit, rename, signal);
+    return { result, jobId };
   }
 
   /** Transient upstream faults retried with the jobs' backoff, before the client sees anything. */
