@@ -191,12 +191,14 @@ export class JobsService {
   }
 
   async getJob(id: string): Promise<Job<PipelineJobData, PipelineJobResult>> {
+    if (!isJobId(id)) throw notFound(`job ${id}`);
     const job = await this.deps.queue.getJob(id);
     if (!job || job.name !== JOB_NAMES.compress) throw notFound(`job ${id}`);
     return job as Job<PipelineJobData, PipelineJobResult>;
   }
 
   async get(id: string): Promise<JobView> {
+    if (!isJobId(id)) throw notFound(`job ${id}`);
     // The state first, then the job: a job read after its final state carries everything the worker
     // wrote before finishing it (the failure details, the result).
     const state = await this.deps.queue.getJobState(id);
@@ -332,4 +334,35 @@ export class JobsService {
     if (!hit) throw notFound(`kept.png of file ${file} page ${page} of job ${id}`);
     return { sha256: hit.sha256, size: hit.size };
   }
+}
+
+/**
+ * BullMQ keeps a queue's own records next to its jobs (`<queue>:events`, `<queue>:wait` ...): an id
+ * equal to one of them would read that record as a job (a 500). Our ids are UUID-shaped or
+ * `<batch>-<item>`; anything with a ':' or named like a queue record is no job.
+ */
+const QUEUE_RECORDS = new Set([
+  "active",
+  "completed",
+  "de",
+  "delayed",
+  "events",
+  "failed",
+  "id",
+  "limiter",
+  "marker",
+  "meta",
+  "metrics",
+  "paused",
+  "pc",
+  "prioritized",
+  "repeat",
+  "stalled",
+  "stalled-check",
+  "wait",
+  "waiting-children",
+]);
+
+export function isJobId(id: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id) && !QUEUE_RECORDS.has(id);
 }
