@@ -56,7 +56,7 @@ export function createApp(deps: AppDeps): Express & { metrics: Metrics } {
   const batches = new BatchesService({ queue: deps.queue, redis: deps.redis, config: deps.config, jobs });
   app.use(jobsRouter({ jobs, hub: deps.hub, blobs: deps.blobs, config: deps.config }));
   app.use(batchesRouter({ batches, config: deps.config }));
-  app.use(chatRouter({ chat: new ChatService(deps), config: deps.config }));
+  app.use(chatRouter({ chat: new ChatService({ ...deps, jobs }), config: deps.config }));
   app.use(
     systemRouter({
       redis: deps.redis,
