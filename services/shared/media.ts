@@ -90,7 +90,8 @@ export async function probeMedia(
   }
   try {
     // A full decode (of the first frame) finds truncated or damaged data that the header hides.
-    await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: "truncated" })
+    // The worker's strictness (pipeline/decode.ts: failOn "error"): what it would refuse, refused here.
+    await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: "error", pages: 1, page: 0 })
       .resize(64, 64, { fit: "inside" })
       .raw()
       .toBuffer();
