@@ -7,7 +7,12 @@
  * (runPipeline, median of the same image, method and budget), and the largest event-loop delay the API
  * process saw during each level (prom-client's monitorEventLoopDelay max, reset at every scrape).
  *
- *   npx tsx bench/service.ts [--seconds S] [--levels 1,4,16] [--markdown]
+ * Then throughput against the number of worker processes (1, 2, 3 by default) at a fixed number of
+ * clients, with the CPU time the API and the workers spent per job (from /proc), which bounds what
+ * more workers can give on this machine's cores.
+ *
+ *   npx tsx bench/service.ts [--seconds S] [--levels 1,4,16] [--workers 1,2,3] [--scale-clients 8]
+ *                            [--scale-seconds S] [--markdown]
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -22,20 +27,30 @@ import { parseJobRequest, requestLimits } from "../pipeline/request.ts";
 import { runPipeline } from "../pipeline/run.ts";
 import { defaultModelDir, loadConfig, loadLimits } from "../common/config.ts";
 import { median, percentile } from "../common/stats.ts";
+import { startRedis } from "../test/fault/processes.ts";
 import { cleanupPrefix } from "../test/helpers/redis.ts";
 
 const { values } = parseArgs({
   options: {
     seconds: { type: "string", default: "15" },
     levels: { type: "string", default: "1,4,16" },
+    workers: { type: "string", default: "1,2,3" },
+    "scale-clients": { type: "string", default: "8" },
+    "scale-seconds": { type: "string" },
     markdown: { type: "boolean", default: false },
   },
 });
 const seconds = Number(values.seconds);
 const levels = values.levels.split(",").map(Number);
+const workerCounts = values.workers.split(",").filter(Boolean).map(Number);
+const scaleClients = Number(values["scale-clients"]);
+const scaleSeconds = Number(values["scale-seconds"] ?? seconds);
 const METHOD = "fopru";
 const KEEP = "36";
-const redisUrl = process.env.REDIS_URL || "redis://127.0.0.1:6379";
+// A private redis-server (loopback, no persistence) unless REDIS_URL names one: a Redis shared with
+// other work would time that work's commands as well as ours.
+const privateRedis = process.env.REDIS_URL ? null : await startRedis();
+const redisUrl = process.env.REDIS_URL || privateRedis!.url;
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -49,8 +64,11 @@ async function freePort(): Promise<number> {
 }
 
 function start(entry: string, env: NodeJS.ProcessEnv): ChildProcess {
-  const tsx = path.resolve("node_modules/.bin/tsx");
-  const child = spawn(tsx, [entry], { env, stdio: ["ignore", "ignore", "pipe"] });
+  // node with tsx's loader, not the tsx CLI: the pid is the process itself (its CPU time, its signals).
+  const child = spawn(process.execPath, ["--import", "tsx", entry], {
+    env,
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   child.stderr?.on("data", (d) => {
     const s = String(d);
     if (/error/i.test(s) && !/npm warn/.test(s))
@@ -100,9 +118,45 @@ async function oneJob(base: string, image: Buffer, prompt: string): Promise<numb
   }
 }
 
+/** CPU time (user + system) a process has used, ms, from /proc (Linux; NaN elsewhere). */
+function cpuMs(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime, fields 14 and 15 of stat(5), in clock ticks (USER_HZ, 100 on Linux).
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Waits until /readyz lists `n` workers (a worker registers once its model is loaded). */
+async function waitWorkers(base: string, n: number, ms = 120_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const r = await fetch(`${base}/readyz`).then((x) => x.json() as Promise<{ workers?: unknown[] }>);
+    if ((r.workers?.length ?? 0) >= n) return;
+    await new Promise((res) => setTimeout(res, 250));
+  }
+  throw new Error(`${n} workers not ready within ${ms} ms`);
+}
+
+/** `c` closed-loop clients for `secs`: the latencies and the wall time, s. */
+async function runClients(base: string, c: number, secs: number): Promise<{ lat: number[]; wall: number }> {
+  const lat: number[] = [];
+  const t0 = performance.now();
+  const end = t0 + secs * 1000;
+  await Promise.all(
+    Array.from({ length: c }, async () => {
+      while (performance.now() < end) lat.push(await oneJob(base, image, q.question));
+    }),
+  );
+  return { lat, wall: (performance.now() - t0) / 1000 };
+}
+
 async function loopMaxLagSeconds(base: string): Promise<number> {
   const text = await (await fetch(`${base}/metrics`)).text();
-  const m = text.match(/^vtc_process_nodejs_eventloop_lag_max_seconds (\S+)$/m);
+  const m = text.match(/^(?:vtc_process_)?nodejs_eventloop_lag_max_seconds (\S+)$/m);
   return m ? Number(m[1]) : Number.NaN;
 }
 
@@ -129,7 +183,8 @@ for (let i = 0; i < 23; i++) {
 }
 
 const port = await freePort();
-const prefix = `vtc-bench-${process.pid}`;
+// Hash-tagged, like the default ({vtc}).
+const prefix = `{vtc-bench-${process.pid}}`;
 const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "vtc-bench-"));
 const env = {
   ...process.env,
@@ -140,39 +195,55 @@ const env = {
 };
 const base = `http://127.0.0.1:${port}`;
 const api = start("services/api/main.ts", env);
-const worker = start("services/worker/main.ts", env);
+const workers = [start("services/worker/main.ts", env)];
 const lines: string[] = [];
 try {
   await waitReady(base);
   await oneJob(base, image, q.question); // warm-up: the worker thread loads the model
   lines.push(
-    `Each job: one 96 x 96 held-out scene, method ${METHOD}, keep ${KEEP}, a one-word answer. One API process and one worker process (WORKER_CONCURRENCY=${loadConfig(env).workerConcurrency}) on this machine; clients in the benchmark process; ${seconds} s per level. In-process runPipeline on the same request: median ${median(inproc).toFixed(1)} ms (p99 ${percentile(inproc, 99).toFixed(1)} ms, 20 runs).`,
+    `Each job: one 96 x 96 held-out scene, method ${METHOD}, keep ${KEEP}, a one-word answer. Redis: ${privateRedis ? "a private redis-server started by the benchmark" : "REDIS_URL"}. One API process and one worker process (WORKER_CONCURRENCY=${loadConfig(env).workerConcurrency}) on this machine; clients in the benchmark process; ${seconds} s per level. In-process runPipeline on the same request: median ${median(inproc).toFixed(1)} ms (p99 ${percentile(inproc, 99).toFixed(1)} ms, 20 runs).`,
     "",
     "| concurrent clients | jobs | jobs per second | p50 ms | p99 ms | added over in-process (p50) ms | API event-loop delay max ms |",
     "|---|---|---|---|---|---|---|",
   );
   for (const c of levels) {
     await loopMaxLagSeconds(base); // reset the API's event-loop histogram
-    const lat: number[] = [];
-    const t0 = performance.now();
-    const end = t0 + seconds * 1000;
-    await Promise.all(
-      Array.from({ length: c }, async () => {
-        while (performance.now() < end) lat.push(await oneJob(base, image, q.question));
-      }),
-    );
-    const wall = (performance.now() - t0) / 1000;
+    const { lat, wall } = await runClients(base, c, seconds);
     const lag = await loopMaxLagSeconds(base);
     lines.push(
       `| ${c} | ${lat.length} | ${(lat.length / wall).toFixed(2)} | ${median(lat).toFixed(1)} | ${percentile(lat, 99).toFixed(1)} | ${(median(lat) - median(inproc)).toFixed(1)} | ${(lag * 1000).toFixed(1)} |`,
     );
     if (!values.markdown) process.stderr.write(`${lines.at(-1)}\n`);
   }
+  if (workerCounts.length > 0) {
+    const cores = os.availableParallelism();
+    lines.push(
+      "",
+      `Throughput against worker processes (each WORKER_CONCURRENCY=1, one inference thread), ${scaleClients} concurrent clients, ${scaleSeconds} s each, the same API process; CPU = user + system time of the API and worker processes over the run, per job. This machine has ${cores} cores, shared by the clients, Redis, the API and the workers.`,
+      "",
+      "| worker processes | jobs | jobs per second | p50 ms | p99 ms | CPU ms per job (API + workers) | jobs per second the cores allow at that CPU |",
+      "|---|---|---|---|---|---|---|",
+    );
+    for (const w of workerCounts) {
+      while (workers.length < w) workers.push(start("services/worker/main.ts", env));
+      await waitWorkers(base, w);
+      await runClients(base, scaleClients, 2); // warm-up at this size
+      const pids = [api, ...workers.slice(0, w)].map((p) => p.pid);
+      const cpu0 = pids.reduce<number>((s, p) => s + cpuMs(p), 0);
+      const { lat, wall } = await runClients(base, scaleClients, scaleSeconds);
+      const perJob = (pids.reduce<number>((s, p) => s + cpuMs(p), 0) - cpu0) / lat.length;
+      lines.push(
+        `| ${w} | ${lat.length} | ${(lat.length / wall).toFixed(2)} | ${median(lat).toFixed(1)} | ${percentile(lat, 99).toFixed(1)} | ${perJob.toFixed(1)} | ${((cores * 1000) / perJob).toFixed(1)} |`,
+      );
+      if (!values.markdown) process.stderr.write(`${lines.at(-1)}\n`);
+    }
+  }
 } finally {
   api.kill("SIGTERM");
-  worker.kill("SIGTERM");
+  for (const w of workers) w.kill("SIGTERM");
   await new Promise((r) => setTimeout(r, 1500));
-  await cleanupPrefix(prefix);
+  if (privateRedis) await privateRedis.kill();
+  else await cleanupPrefix(prefix);
   await fs.rm(dataDir, { recursive: true, force: true });
 }
 process.stdout.write(`${lines.join("\n")}\n`);

@@ -125,9 +125,13 @@ export default defineMethod({
     imagePivots.forEach((i, q) => {
       vectors.set(x.data.subarray(i * w, (i + 1) * w), q * w);
     });
-    textRows.forEach((r, q) => {
-      vectors.set(instr!.data.subarray(r * w, (r + 1) * w), (imagePivots.length + q) * w);
-    });
+    if (instr) {
+      // textRows is empty unless instr was read
+      const rows = instr.data;
+      textRows.forEach((r, q) => {
+        vectors.set(rows.subarray(r * w, (r + 1) * w), (imagePivots.length + q) * w);
+      });
+    }
     const dots = await gemmTransB(vectors, count, x.data, n, w);
     const kept = dartSelect(dots, rowNorms(vectors, count, w), rowNorms(x.data, n, w), imagePivots, n, K);
     return {

@@ -9,7 +9,42 @@ import { InputError } from "../common/errors.ts";
 import { loadModel, type Model } from "../models/runtime/model.ts";
 import { EmbeddedDecoder } from "./llm/embedded.ts";
 import type { LlmAdapter } from "./llm/types.ts";
-import type { PipelineResult } from "./run.ts";
+import { writeSafetensors } from "../io/safetensors.ts";
+import { keptGrid } from "./llm/kept-grid.ts";
+import type { KeptView } from "./artifacts.ts";
+import type { ImageReport, PipelineResult, ViewEmbeds } from "./types.ts";
+
+/** Mode "embeds": the projected tokens (count x width) cut per view, with where each view came from. */
+export function viewEmbeds(
+  kept: readonly KeptView[],
+  images: readonly ImageReport[],
+  visual: Float32Array,
+  model: Pick<Model, "width" | "grid">,
+): ViewEmbeds[] {
+  const width = model.width;
+  let k = 0;
+  return kept.map((a) => {
+    const tokens = a.out.sizes.length;
+    const data = visual.slice(k * width, (k + tokens) * width);
+    k += tokens;
+    const { file, page } = images[a.unit];
+    const { view, row, col } = a.view.report;
+    const grid = keptGrid(a.out.sources, model.grid);
+    return { file, page, view, ...(row !== undefined ? { row, col } : {}), tokens, width, grid, data };
+  });
+}
+
+/** Mode "embeds": every view's tokens in one safetensors file, `view_<i>` F32 [tokens, hidden]. */
+export function embedsSafetensors(views: readonly ViewEmbeds[]): Buffer {
+  const tensors = Object.fromEntries(
+    views.map((v, i) => [`view_${i}`, { dtype: "F32" as const, shape: [v.tokens, v.width], data: v.data }]),
+  );
+  const meta = views.map(({ data: _d, ...m }) => m);
+  return writeSafetensors(tensors, {
+    views: JSON.stringify(meta),
+    format: "vtc embeds: one (tokens, hidden) tensor per view",
+  });
+}
 
 export interface EmbedsRequest {
   prompt: string;

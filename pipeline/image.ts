@@ -28,7 +28,9 @@ export function cropImage(img: RgbImage, x: number, y: number, w: number, h: num
 }
 
 export async function toPng(img: RgbImage): Promise<Buffer> {
+  // zlib level 4, not libpng's 6: measured on kept.png (768 x 802), 11 ms instead of 15 ms for a
+  // file 1.4% larger; every job encodes one.
   return sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
-    .png()
+    .png({ compressionLevel: 4 })
     .toBuffer();
 }

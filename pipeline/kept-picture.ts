@@ -25,15 +25,23 @@ export function keptScale(width: number, height: number): number {
 export function upscaleNearest(img: RgbImage, s: number): RgbImage {
   if (s === 1) return { ...img, data: new Uint8Array(img.data) };
   const out = makeImage(img.width * s, img.height * s);
-  for (let y = 0; y < out.height; y++) {
-    const sy = Math.floor(y / s);
-    for (let x = 0; x < out.width; x++) {
-      const src = (sy * img.width + Math.floor(x / s)) * 3;
-      const dst = (y * out.width + x) * 3;
-      out.data[dst] = img.data[src];
-      out.data[dst + 1] = img.data[src + 1];
-      out.data[dst + 2] = img.data[src + 2];
+  const rowBytes = out.width * 3;
+  // Each source row is widened once, then copied s - 1 times below itself (it runs on every job).
+  for (let sy = 0; sy < img.height; sy++) {
+    const first = sy * s * rowBytes;
+    let dst = first;
+    for (let sx = 0; sx < img.width; sx++) {
+      const src = (sy * img.width + sx) * 3;
+      const r = img.data[src];
+      const g = img.data[src + 1];
+      const b = img.data[src + 2];
+      for (let k = 0; k < s; k++, dst += 3) {
+        out.data[dst] = r;
+        out.data[dst + 1] = g;
+        out.data[dst + 2] = b;
+      }
     }
+    for (let k = 1; k < s; k++) out.data.copyWithin(first + k * rowBytes, first, first + rowBytes);
   }
   return out;
 }

@@ -63,6 +63,12 @@ export function dim(v: number): number {
   return v < 64 ? 64 + Math.floor(v * 0.3) : Math.floor(v * 0.3);
 }
 
+/** dim() and the tints, as tables: drawKept touches every pixel of the (scaled-up) picture per job. */
+const DIM = Uint8Array.from({ length: 256 }, (_, v) => dim(v));
+const TINTS = PALETTE.map((tint) =>
+  tint.map((t) => Uint8Array.from({ length: 256 }, (_, v) => Math.round(0.55 * v + 0.45 * t))),
+);
+
 /** Returns a new image; `image` is not modified. */
 export function drawKept(image: RgbImage, views: readonly PictureView[]): RgbImage {
   const out = new Uint8Array(image.data);
@@ -76,7 +82,7 @@ export function drawKept(image: RgbImage, views: readonly PictureView[]): RgbIma
       const r = Math.floor(i / view.grid.cols);
       const c = i % view.grid.cols;
       const { x0, x1, y0, y1 } = patchRect(view.rect, view.grid, r, c);
-      const tint = s > 0 ? PALETTE[(s - 1) % PALETTE.length] : null;
+      const tint = s > 0 ? TINTS[(s - 1) % PALETTE.length] : null;
       for (let y = y0; y < y1; y++) {
         for (let x = x0; x < x1; x++) {
           const p = (y * width + x) * 3;
@@ -84,7 +90,7 @@ export function drawKept(image: RgbImage, views: readonly PictureView[]): RgbIma
             let same = true;
             for (let k = 0; k < 3; k++) {
               const v = out[p + k];
-              const t = Math.round(0.55 * v + 0.45 * tint[k]);
+              const t = tint[k][v];
               if (t !== v) same = false;
               out[p + k] = t;
             }
@@ -92,7 +98,7 @@ export function drawKept(image: RgbImage, views: readonly PictureView[]): RgbIma
           } else if ((x + y) % 6 === 0) {
             for (let k = 0; k < 3; k++) out[p + k] = 255 - out[p + k]; // never equal for integers
           } else {
-            for (let k = 0; k < 3; k++) out[p + k] = dim(out[p + k]);
+            for (let k = 0; k < 3; k++) out[p + k] = DIM[out[p + k]];
           }
         }
       }

@@ -18,7 +18,7 @@ import type { Manifest } from "../models/runtime/manifest.ts";
 
 export type { Budget } from "../compressors/types.ts";
 
-export const MODES = ["answer", "tokens"] as const;
+export const MODES = ["answer", "tokens", "embeds"] as const;
 export const LAYOUTS = ["auto", "image", "document"] as const;
 export type JobMode = (typeof MODES)[number];
 export type Layout = (typeof LAYOUTS)[number];
@@ -100,7 +100,9 @@ function buildSchema(limits: RequestLimits) {
     mode: z
       .enum(MODES)
       .default("answer")
-      .describe("`answer`: call the LLM; `tokens`: compressed tokens only"),
+      .describe(
+        "`answer`: call the LLM; `tokens`: compressed tokens only; `embeds`: projected tokens per view (.npy, safetensors), no LLM call",
+      ),
     layout: z
       .enum(LAYOUTS)
       .default("auto")

@@ -13,7 +13,9 @@ import { compressViews, encodeViews, supplyMethodInputs, viewReports } from "./c
 import { generate, type Generated } from "./generate.ts";
 import { EmbeddedDecoder } from "./llm/embedded.ts";
 import { projectViews } from "./project.ts";
-import type { ImageReport, PipelineContext, PipelineRequest, PipelineResult } from "./types.ts";
+import { encodeCached } from "./encoder-cache.ts";
+import { viewEmbeds } from "./embeds.ts";
+import type { ImageReport, PipelineContext, PipelineRequest, PipelineResult, ViewEmbeds } from "./types.ts";
 import { buildViews } from "./views.ts";
 
 export type * from "./types.ts";
@@ -31,12 +33,16 @@ export async function runPipeline(
 
   const units = await buildViews(request.files, request.layout, model, limits, clock);
 
+  const cache = ctx.encoderCache?.enabled ? ctx.encoderCache : undefined;
+  const cacheBefore = cache ? { ...cache.stats } : undefined;
   const images: ImageReport[] = [];
   const kept: KeptView[] = [];
   const missing = new Set<string>(); // section 6 inputs the model could not give the method
   for (const [u, unit] of units.entries()) {
     clock.progress("encode", 20 + (u / units.length) * 30);
-    const inputs = await clock.run("encode", () => encodeViews(model, unit.views));
+    const inputs = await clock.run("encode", () =>
+      cache ? encodeCached(cache, model, unit, request.files, limits) : encodeViews(model, unit.views),
+    );
     clock.progress("compress", 50 + (u / units.length) * 20);
     const outs = await clock.run("compress", async () => {
       for (const f of await supplyMethodInputs(model, unit.views, inputs, request)) missing.add(f);
@@ -53,14 +59,18 @@ export async function runPipeline(
   }
 
   let generated: Generated | null = null;
-  if (llm) {
+  let embeds: ViewEmbeds[] | undefined;
+  if (llm || request.mode === "embeds") {
     const compressed = kept.map(({ view, out }) => ({ out, place: view.place }));
     clock.progress("project", 70);
     const { visual, count } = await clock.run("project", () => projectViews(model, compressed));
-    clock.progress("llm", 80);
-    generated = await clock.run("llm", () =>
-      generate(llm, model, { ...request, visual, count, views: compressed }, ctx.signal),
-    );
+    if (request.mode === "embeds") embeds = viewEmbeds(kept, images, visual, model);
+    if (llm) {
+      clock.progress("llm", 80);
+      generated = await clock.run("llm", () =>
+        generate(llm, model, { ...request, visual, count, views: compressed }, ctx.signal),
+      );
+    }
   }
 
   const before = images.reduce((s, r) => s + r.tokensBefore, 0);
@@ -85,6 +95,15 @@ export async function runPipeline(
     timings: clock.timings,
     fallbacks: [...new Set([...missing, ...kept.flatMap((k) => k.out.stats.fallbacks)])],
     ...(generated?.llmPositions ? { llmPositions: generated.llmPositions } : {}),
+    ...(embeds ? { embeds } : {}),
+    ...(cache && cacheBefore
+      ? {
+          encoderCache: {
+            hits: cache.stats.hits - cacheBefore.hits,
+            misses: cache.stats.misses - cacheBefore.misses,
+          },
+        }
+      : {}),
   };
   if (request.wantTokens || request.mode === "tokens")
     result.tokens = tokensFile(kept, images, model, result);

@@ -5,15 +5,19 @@
 import type { Limits } from "../common/config.ts";
 import type { Budget, CompressorStats } from "../compressors/types.ts";
 import type { Model } from "../models/runtime/model.ts";
+import type { EncoderCache } from "./encoder-cache.ts";
 import type { LlmAdapter } from "./llm/types.ts";
 import type { JobRequest } from "./request.ts";
 import type { FileKind } from "./sniff.ts";
 
-export type Stage = "decode" | "preprocess" | "encode" | "compress" | "project" | "llm";
-export const STAGES: readonly Stage[] = ["decode", "preprocess", "encode", "compress", "project", "llm"];
+/** The stages in order, as timings and progress name them. */
+export const STAGES = ["decode", "preprocess", "encode", "compress", "project", "llm"] as const;
+export type Stage = (typeof STAGES)[number];
 
 export interface PipelineFile {
   bytes: Uint8Array;
+  /** sha256 of the bytes when the caller has it (the blob store's key); computed when the cache needs it. */
+  sha256?: string;
   name?: string;
 }
 
@@ -33,9 +37,28 @@ export interface PipelineContext {
   limits?: Limits;
   /** The LLM adapter; default the model's embedded decoder. */
   llm?: LlmAdapter;
+  /** Encoder outputs by (file, page, encoder, preprocessing); none: always encode. */
+  encoderCache?: EncoderCache;
   /** Called as the pipeline advances; pct is the overall progress in [0, 100]. */
   onProgress?: (stage: Stage, pct: number) => void;
   signal?: AbortSignal;
+}
+
+/** One view's projected visual tokens (mode "embeds"): what an LLM server takes as one image_embeds part. */
+export interface ViewEmbeds {
+  /** Index of the file in the request, its page, and which view of it. */
+  file: number;
+  page: number;
+  view: ViewReport["view"];
+  row?: number;
+  col?: number;
+  tokens: number;
+  /** The LLM's hidden size. */
+  width: number;
+  /** rows x cols when the kept tokens still form a grid (Qwen2-VL positions), else null. */
+  grid: { rows: number; cols: number } | null;
+  /** tokens x width, float32. */
+  data: Float32Array;
 }
 
 export interface ViewReport {
@@ -65,7 +88,7 @@ export interface PipelineResult {
   /** The LLM's answer; null in mode "tokens". */
   answer: string | null;
   finishReason: "stop" | "length" | null;
-  mode: "answer" | "tokens";
+  mode: JobRequest["mode"];
   model: {
     name: string;
     providers: string[];
@@ -90,6 +113,10 @@ export interface PipelineResult {
    * stand-in grid was sent, so the model's 2-D positions are not the image's).
    */
   llmPositions?: Array<"grid" | "row" | "sequence">;
+  /** With an encoder cache: images and pages whose encoder outputs came from it, and those encoded. */
+  encoderCache?: { hits: number; misses: number };
+  /** Mode "embeds": the projected tokens of each view, in the order the LLM expects them. */
+  embeds?: ViewEmbeds[];
   /** Present when asked for. */
   tokens?: Buffer;
   pictures?: Array<{ file: number; page: number; png: Buffer }>;

@@ -111,8 +111,7 @@ export class RemoteLlm implements LlmAdapter {
 
   /** POST …/chat/completions (non-streaming) and read the first choice. */
   async complete(body: Record<string, unknown>, signal?: AbortSignal): Promise<LlmResponse> {
-    const res = await this.post(body, signal);
-    const json = await this.readJson(res);
+    const json = await this.completeJson(body, signal);
     const choice = (json as { choices?: Array<Record<string, unknown>> }).choices?.[0];
     const message = choice?.message as { content?: unknown } | undefined;
     if (!choice || typeof message?.content !== "string") {
@@ -128,21 +127,38 @@ export class RemoteLlm implements LlmAdapter {
     };
   }
 
+  /** The upstream's whole (non-streaming) answer, parsed, within one deadline. */
+  async completeJson(body: Record<string, unknown>, signal?: AbortSignal): Promise<Record<string, unknown>> {
+    const deadline = new Deadline(this.config.timeoutMs);
+    try {
+      const res = await this.post(body, signal, deadline);
+      const json = await this.readJson(res, signal);
+      if (!json || typeof json !== "object" || Array.isArray(json)) {
+        throw new LlmError("llm_unavailable", `${this.where()}: the answer is not a JSON object`);
+      }
+      return json as Record<string, unknown>;
+    } finally {
+      deadline.clear();
+    }
+  }
+
   where(): string {
     return `LLM server ${safeUrl(this.config.url)}`;
   }
 
   /**
-   * POST …/chat/completions; resolves with a 2xx response (its body still to read, within the same
-   * deadline), or throws an LlmError. The deadline covers connecting, the answer and its body.
+   * POST …/chat/completions; resolves with a 2xx response (its body still to read), or throws an
+   * LlmError. The deadline (VTC_LLM_TIMEOUT_MS) covers connecting and the answer; the caller keeps it
+   * for reading the body: `deadline.reset()` after each streamed chunk makes it an idle timeout.
    */
-  async post(body: Record<string, unknown>, signal?: AbortSignal): Promise<Response> {
-    const timeout = AbortSignal.timeout(this.config.timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    const headers: Record<string, string> = {
-      "content-type": "application/json",
-      accept: "application/json",
-    };
+  async post(
+    body: Record<string, unknown>,
+    signal?: AbortSignal,
+    deadline = new Deadline(this.config.timeoutMs),
+  ) {
+    const combined = signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal;
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    headers.accept = body.stream ? "text/event-stream" : "application/json";
     if (this.config.apiKey) headers.authorization = `Bearer ${this.config.apiKey}`;
     let res: Response;
     try {
@@ -153,6 +169,7 @@ export class RemoteLlm implements LlmAdapter {
         signal: combined,
       });
     } catch (err) {
+      deadline.clear();
       throw this.transportError(err, signal);
     }
     if (res.ok) return res;
@@ -161,6 +178,8 @@ export class RemoteLlm implements LlmAdapter {
       text = await res.text();
     } catch (err) {
       throw this.transportError(err, signal);
+    } finally {
+      deadline.clear();
     }
     const msg = upstreamMessage(text) || res.statusText || "no message";
     const transient = res.status >= 500 || res.status === 429 || res.status === 408;
@@ -192,7 +211,11 @@ export class RemoteLlm implements LlmAdapter {
   transportError(err: unknown, signal?: AbortSignal): unknown {
     if (signal?.aborted) return signal.reason ?? err;
     const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-    if (e?.name === "TimeoutError" || e?.name === "AbortError") {
+    if (
+      e?.name === "TimeoutError" ||
+      e?.name === "AbortError" ||
+      (err as DOMException)?.name === "TimeoutError"
+    ) {
       return new LlmError(
         "llm_unavailable",
         `${this.where()} did not answer within ${this.config.timeoutMs} ms (VTC_LLM_TIMEOUT_MS)`,
@@ -201,6 +224,32 @@ export class RemoteLlm implements LlmAdapter {
     }
     const why = e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err);
     return new LlmError("llm_unavailable", `${this.where()} is unreachable: ${why}`, { cause: err });
+  }
+}
+
+/** A deadline that can be pushed back (an idle timeout for streams) and must be cleared when done. */
+export class Deadline {
+  private readonly ac = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(readonly ms: number) {
+    this.reset();
+  }
+
+  get signal(): AbortSignal {
+    return this.ac.signal;
+  }
+
+  reset(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(
+      () => this.ac.abort(new DOMException(`no answer within ${this.ms} ms`, "TimeoutError")),
+      this.ms,
+    );
+  }
+
+  clear(): void {
+    clearTimeout(this.timer);
   }
 }
 

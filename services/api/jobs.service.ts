@@ -235,13 +235,14 @@ export class JobsService {
       createdAt: new Date(data.createdAt ?? job.timestamp).toISOString(),
       finishedAt: job.finishedOn ? new Date(job.finishedOn).toISOString() : null,
       request: {
+        // Defaults as the API fills them: a job enqueued directly may leave fields out.
         method: data.method,
-        budget: data.budget,
-        mode: data.mode,
+        budget: data.budget ?? {},
+        mode: data.mode ?? "answer",
         layout: data.layout ?? "auto",
-        prompt: data.prompt,
-        options: data.options,
-        files: (data.files ?? []).map((f) => ({
+        prompt: data.prompt ?? "",
+        options: data.options ?? {},
+        files: (Array.isArray(data.files) ? data.files : []).map((f) => ({
           name: f.name,
           sha256: f.sha256,
           size: f.size,
@@ -298,6 +299,27 @@ export class JobsService {
     }
     const ref = job.returnvalue?.artifacts?.[which];
     if (!ref) throw notFound(`${which === "keptPng" ? "kept.png" : which} of job ${id}`);
+    return ref;
+  }
+
+  /** Mode "embeds": the .npy of view `i`, or (no `i`) the safetensors file with every view. */
+  async embeds(id: string, i?: number): Promise<{ sha256: string; size: number }> {
+    const job = await this.getJob(id);
+    const state = await job.getState();
+    if (state !== "completed") {
+      throw new VtcError(`job ${id} is ${statusOf(state)}; its artifacts exist once it completes`, {
+        code: "not_found",
+      });
+    }
+    const a = (job.returnvalue as PipelineJobResult | undefined)?.artifacts;
+    const ref = i === undefined ? a?.embedsSafetensors : a?.embeds?.[i];
+    if (!ref) {
+      throw notFound(
+        i === undefined
+          ? `embeddings of job ${id} (mode "embeds" only)`
+          : `embeddings of view ${i} of job ${id}`,
+      );
+    }
     return ref;
   }
 

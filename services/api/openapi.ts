@@ -75,6 +75,33 @@ const UPLOAD_ERRORS = {
   "422": ERRORS["422"],
 };
 
+/** Artifacts are content-addressed: ETag is their sha256 and they never change. */
+const ARTIFACT_HEADERS = {
+  ETag: { schema: { type: "string" }, description: "The sha256 of the bytes, quoted" },
+  "Cache-Control": { schema: { type: "string" }, description: "public, max-age=31536000, immutable" },
+  "Accept-Ranges": { schema: { type: "string", const: "bytes" } },
+};
+const RANGE_HEADERS = [
+  {
+    name: "Range",
+    in: "header",
+    required: false,
+    schema: { type: "string" },
+    description: "One byte range, e.g. `bytes=0-7` (several ranges get the whole file, 200)",
+  },
+  { name: "If-None-Match", in: "header", required: false, schema: { type: "string" } },
+  { name: "If-Range", in: "header", required: false, schema: { type: "string" } },
+];
+const PARTIAL = (type: string) => ({
+  "206": {
+    description: "The requested range (Content-Range says which)",
+    headers: { ...ARTIFACT_HEADERS, "Content-Range": { schema: { type: "string" } } },
+    content: { [type]: {} },
+  },
+  "304": { description: "Not modified (If-None-Match matched the ETag)" },
+  "416": fail("Range outside the artifact (Content-Range: bytes */size)"),
+});
+
 export function buildOpenApi(limits: Limits, requestLimits: RequestLimits, catalog: MethodCatalog): Schema {
   const idem = {
     name: "Idempotency-Key",
@@ -168,9 +195,14 @@ export function buildOpenApi(limits: Limits, requestLimits: RequestLimits, catal
           operationId: "getJobTokens",
           tags: ["jobs"],
           summary: "The compressed tokens as safetensors (the layout of `vtc tensors` output)",
-          parameters: [idParam],
+          parameters: [idParam, ...RANGE_HEADERS],
           responses: {
-            "200": { description: "safetensors", content: { "application/octet-stream": {} } },
+            "200": {
+              description: "safetensors",
+              headers: ARTIFACT_HEADERS,
+              content: { "application/octet-stream": {} },
+            },
+            ...PARTIAL("application/octet-stream"),
             "404": ERRORS["404"],
           },
         },
@@ -180,9 +212,15 @@ export function buildOpenApi(limits: Limits, requestLimits: RequestLimits, catal
           operationId: "getKeptPng",
           tags: ["jobs"],
           summary: "The image with kept, merged and dropped patches drawn (one per image or PDF page)",
-          parameters: [idParam, index("file", "Which file of the job"), index("page", "Which page of a PDF")],
+          parameters: [
+            idParam,
+            index("file", "Which file of the job"),
+            index("page", "Which page of a PDF"),
+            ...RANGE_HEADERS,
+          ],
           responses: {
-            "200": { description: "PNG", content: { "image/png": {} } },
+            "200": { description: "PNG", headers: ARTIFACT_HEADERS, content: { "image/png": {} } },
+            ...PARTIAL("image/png"),
             "400": ERRORS["400"],
             "404": ERRORS["404"],
           },

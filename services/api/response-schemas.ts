@@ -5,8 +5,7 @@
  */
 import { z } from "zod";
 import { LAYOUTS, MODES } from "../../pipeline/request.ts";
-
-const STAGES = ["decode", "preprocess", "encode", "compress", "project", "llm"] as const;
+import { STAGES } from "../../pipeline/types.ts";
 
 export const errorSchema = z.object({
   error: z.object({
@@ -69,7 +68,12 @@ export const jobViewSchema = z.object({
     prompt: z.string(),
     options: z.record(z.string(), z.unknown()).describe("The method's options, defaults filled"),
     files: z.array(
-      z.object({ name: z.string(), sha256: z.string(), size: z.number().int(), mime: z.string() }),
+      z.object({
+        name: z.string(),
+        sha256: z.string(),
+        size: z.number().int().optional(),
+        mime: z.string().optional().describe("Sniffed from the bytes (absent for a job enqueued directly)"),
+      }),
     ),
     batchId: z.string().optional().describe("The batch this job is an item of"),
   }),

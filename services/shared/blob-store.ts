@@ -22,6 +22,12 @@ export interface BlobRef {
   size: number;
 }
 
+/** Bytes [start, end] of a blob, both inclusive (HTTP Range's convention). */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
 export interface BlobStore {
   /** Stores the bytes (a no-op when the same content is already there) and returns their reference. */
   put(bytes: Uint8Array): Promise<BlobRef>;
@@ -32,8 +38,8 @@ export interface BlobStore {
   putFile(file: string, ref: BlobRef): Promise<BlobRef>;
   /** The bytes, or throws BlobNotFoundError. */
   get(sha256: string): Promise<Buffer>;
-  /** A stream of the bytes, or throws BlobNotFoundError. */
-  stream(sha256: string): Promise<Readable>;
+  /** A stream of the bytes (of `range`, both ends inclusive, when given), or throws BlobNotFoundError. */
+  stream(sha256: string, range?: ByteRange): Promise<Readable>;
   has(sha256: string): Promise<boolean>;
   /** Size in bytes, or null when absent. */
   size(sha256: string): Promise<number | null>;
@@ -140,9 +146,9 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async stream(sha256: string): Promise<Readable> {
+  async stream(sha256: string, range?: ByteRange): Promise<Readable> {
     if ((await this.size(sha256)) === null) throw new BlobNotFoundError(sha256);
-    return createReadStream(this.pathOf(sha256));
+    return createReadStream(this.pathOf(sha256), range);
   }
 
   async has(sha256: string): Promise<boolean> {

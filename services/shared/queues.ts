@@ -4,7 +4,7 @@
  */
 import type { JobsOptions } from "bullmq";
 import type { JobRequest } from "../../pipeline/request.ts";
-import type { PipelineResult } from "../../pipeline/run.ts";
+import type { PipelineResult, Stage, ViewEmbeds } from "../../pipeline/types.ts";
 import type { WireError } from "../../common/errors.ts";
 import type { BlobRef } from "./blob-store.ts";
 import type { Config } from "../../common/config.ts";
@@ -14,27 +14,13 @@ export const QUEUE_NAMES = {
   pipeline: "pipeline",
 } as const;
 
-export type QueueName = (typeof QUEUE_NAMES)[keyof typeof QUEUE_NAMES];
-
 export const JOB_NAMES = {
-  /** Health probe used by tests and /readyz: the worker echoes the payload back. */
-  ping: "ping",
   /**
    * One request of POST /v1/jobs, one item of a batch, or one POST /v1/chat/completions:
    * PipelineJobData -> PipelineJobResult.
    */
   compress: "compress",
 } as const;
-
-export interface PingJobData {
-  message: string;
-}
-
-export interface PingJobResult {
-  echo: string;
-  worker: string;
-  at: number;
-}
 
 /** An upload, by reference: the bytes are in the blob store under `sha256`, never in Redis. */
 export interface JobFileRef extends BlobRef {
@@ -79,10 +65,6 @@ export interface PipelineJobData extends JobRequest {
   failure?: WireError;
 }
 
-/** Pipeline stages as progress reports them (the issue's decode, encode, compress, llm, and the two between). */
-export type Stage = "decode" | "preprocess" | "encode" | "compress" | "project" | "llm";
-export const STAGES: readonly Stage[] = ["decode", "preprocess", "encode", "compress", "project", "llm"];
-
 /** What `job.progress` holds while a compress job runs. */
 export interface JobProgress {
   stage: Stage | "done";
@@ -95,7 +77,9 @@ export interface JobProgress {
  * text tokens, timings per stage, model, method with resolved options) without the bytes, which are
  * in the blob store as artifacts.
  */
-export type PipelineJobResult = Omit<PipelineResult, "tokens" | "pictures"> & {
+export type PipelineJobResult = Omit<PipelineResult, "tokens" | "pictures" | "embeds"> & {
+  /** Mode "embeds": each view's projected tokens are the artifact `embeds[i]` (.npy); here what they are. */
+  embeds?: Array<Omit<ViewEmbeds, "data">>;
   artifacts: {
     /** The result JSON itself. */
     result?: BlobRef;
@@ -104,6 +88,10 @@ export type PipelineJobResult = Omit<PipelineResult, "tokens" | "pictures"> & {
     /** kept.png of the first image or page (`pictures` has one per image or page). */
     keptPng?: BlobRef;
     pictures?: Array<BlobRef & { file: number; page: number }>;
+    /** Mode "embeds": per view, (tokens, hidden) float32 .npy, in the order of `embeds`. */
+    embeds?: BlobRef[];
+    /** Mode "embeds": every view in one safetensors file (`view_<i>` tensors, the views in metadata). */
+    embedsSafetensors?: BlobRef;
   };
 };
 

@@ -45,6 +45,7 @@ import {
   BlobNotFoundError,
   type BlobRef,
   type BlobStore,
+  type ByteRange,
   isBlobName,
   type SweepOptions,
   type SweepResult,
@@ -143,14 +144,18 @@ export class S3BlobStore implements BlobStore {
     return Buffer.from(await body.transformToByteArray());
   }
 
-  async stream(sha256: string): Promise<Readable> {
-    return (await this.getBody(sha256)) as unknown as Readable;
+  async stream(sha256: string, range?: ByteRange): Promise<Readable> {
+    return (await this.getBody(sha256, range)) as unknown as Readable;
   }
 
-  private async getBody(sha256: string) {
+  private async getBody(sha256: string, range?: ByteRange) {
     try {
       const out = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(sha256) }),
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: this.keyOf(sha256),
+          ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
+        }),
       );
       if (!out.Body) throw new BlobNotFoundError(sha256);
       return out.Body;

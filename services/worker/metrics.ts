@@ -64,6 +64,16 @@ export function createWorkerMetrics(): WorkerMetrics {
     labelNames: ["method"],
     registers,
   });
+  const cacheHits = new Counter({
+    name: "vtc_encoder_cache_hits_total",
+    help: "Images and pages whose encoder outputs came from the encoder-output cache",
+    registers,
+  });
+  const cacheMisses = new Counter({
+    name: "vtc_encoder_cache_misses_total",
+    help: "Images and pages encoded because the encoder-output cache did not have them",
+    registers,
+  });
   for (const outcome of ["completed", "failed"]) finished.inc({ outcome }, 0);
 
   const isCompress = (job: Job | undefined): job is Job<PipelineJobData, PipelineJobResult> =>
@@ -87,6 +97,11 @@ export function createWorkerMetrics(): WorkerMetrics {
         const { before, after } = result?.visualTokens ?? {};
         if (Number.isFinite(before)) tokensIn.inc({ method }, before);
         if (Number.isFinite(after)) tokensOut.inc({ method }, after);
+        const cache = result?.encoderCache;
+        if (cache) {
+          cacheHits.inc(cache.hits);
+          cacheMisses.inc(cache.misses);
+        }
       });
       worker.on("failed", (job, err) => {
         if (!isCompress(job)) return;

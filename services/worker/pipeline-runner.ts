@@ -5,14 +5,31 @@
  * the blob store. The model is loaded once per thread and kept.
  */
 import { loadModel } from "../../models/runtime/model.ts";
-import { decodeNpy } from "../../io/npy.ts";
+import { decodeNpy, encodeNpy } from "../../io/npy.ts";
+import { embedsSafetensors } from "../../pipeline/embeds.ts";
 import { toFloat32 } from "../../io/tensor.ts";
+import { EncoderCache } from "../../pipeline/encoder-cache.ts";
 import { answerFromEmbeds } from "../../pipeline/embeds.ts";
 import { RemoteLlm } from "../../pipeline/llm/remote.ts";
 import { runPipeline } from "../../pipeline/run.ts";
+import { InputError } from "../../common/errors.ts";
+import { BlobNotFoundError, type BlobStore } from "../shared/blob-store.ts";
 import { openBlobStore } from "../shared/blob-store-config.ts";
 import type { JobProgress, PipelineJobResult } from "../shared/queues.ts";
 import type { CreateRunner } from "./runner.ts";
+
+/** A referenced blob; one that is not in the store is the job's fault (enqueued directly, or swept). */
+async function blobOf(blobs: BlobStore, sha256: string, field: string): Promise<Buffer> {
+  try {
+    return await blobs.get(sha256);
+  } catch (err) {
+    if (!(err instanceof BlobNotFoundError)) throw err;
+    throw new InputError(`data.${field}: no blob ${sha256} in the blob store (store the bytes first)`, {
+      code: "bad_request",
+      field: `data.${field}`,
+    });
+  }
+}
 
 export const createRunner: CreateRunner = async (init) => {
   // The worker's inference shares the machine with its own event loop, the API, Redis and other
@@ -26,6 +43,9 @@ export const createRunner: CreateRunner = async (init) => {
   // Load the model now so the first job does not pay for it; a failure here is retried per job.
   const loaded = await loadModel(init.modelDir, MODEL_OPTIONS).catch(() => undefined);
   const llm = init.llm ? new RemoteLlm(init.llm) : undefined;
+  const encoderCache = init.encoderCache?.bytes
+    ? new EncoderCache(init.encoderCache.dir, init.encoderCache.bytes)
+    : undefined;
   return {
     info: () =>
       loaded && {
@@ -37,7 +57,11 @@ export const createRunner: CreateRunner = async (init) => {
       // The job data is a JobRequest validated at the edge (pipeline/request.ts) plus file references.
       const { files: refs, embeds, ...request } = task.data;
       const files = await Promise.all(
-        refs.map(async (f) => ({ bytes: await blobs.get(f.sha256), name: f.name })),
+        refs.map(async (f, i) => ({
+          bytes: await blobOf(blobs, f.sha256, `files[${i}].sha256`),
+          name: f.name,
+          sha256: f.sha256,
+        })),
       );
       const model = await loadModel(init.modelDir, MODEL_OPTIONS);
       if (embeds) {
@@ -64,6 +88,7 @@ export const createRunner: CreateRunner = async (init) => {
           model,
           limits: init.limits,
           ...(llm ? { llm } : {}),
+          ...(encoderCache ? { encoderCache } : {}),
           onProgress: (stage, percent) => {
             // One report per stage change and per 10%: progress goes through Redis.
             const key = `${stage}:${Math.floor(percent / 10)}`;
@@ -73,15 +98,27 @@ export const createRunner: CreateRunner = async (init) => {
           },
         },
       );
-      const { tokens, pictures, ...rest } = result;
+      const { tokens, pictures, embeds: views, ...fields } = result;
+      const rest: Omit<PipelineJobResult, "artifacts"> = fields;
+      if (views) rest.embeds = views.map(({ data: _d, ...meta }) => meta);
       // The artifacts are independent blobs: stored at once, not one round trip after another.
-      const [tokensRef, resultRef, ...pictureRefs] = await Promise.all([
+      const [tokensRef, resultRef, embedsRef, ...pictureRefs] = await Promise.all([
         tokens ? blobs.put(tokens) : undefined,
         blobs.put(Buffer.from(JSON.stringify({ ...rest, jobId: task.jobId }))),
+        views ? blobs.put(embedsSafetensors(views)) : undefined,
         ...(pictures ?? []).map(async (p) => ({ ...(await blobs.put(p.png)), file: p.file, page: p.page })),
       ]);
       const artifacts: PipelineJobResult["artifacts"] = { result: resultRef };
       if (tokensRef) artifacts.tokens = tokensRef;
+      if (views && embedsRef) {
+        // Mode "embeds": each view's (tokens, hidden) float32 as .npy, and all of them in one safetensors.
+        artifacts.embedsSafetensors = embedsRef;
+        artifacts.embeds = await Promise.all(
+          views.map((e) =>
+            blobs.put(encodeNpy({ dtype: "float32", shape: [e.tokens, e.width], data: e.data })),
+          ),
+        );
+      }
       if (pictureRefs.length) {
         artifacts.pictures = pictureRefs;
         const { file: _f, page: _p, ...first } = pictureRefs[0];

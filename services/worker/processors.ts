@@ -1,23 +1,16 @@
 /** Processors, one per job name registered in services/shared/queues.ts. */
-import os from "node:os";
 import { DelayedError, type Job, UnrecoverableError } from "bullmq";
 import { InputError, toWire } from "../../common/errors.ts";
 import {
   JOB_NAMES,
   type JobProgress,
-  type PingJobData,
-  type PingJobResult,
   type PipelineJobData,
   type PipelineJobResult,
 } from "../shared/queues.ts";
 import { isLlmError, isTransientLlmError } from "../../pipeline/llm/errors.ts";
+import { checkJobData } from "./job-data.ts";
 import { AbortedError, type InferencePool } from "./pool.ts";
 import { progressWriter } from "./progress-writer.ts";
-
-export async function processPing(job: Job<PingJobData>): Promise<PingJobResult> {
-  if (typeof job.data?.message !== "string") throw new Error("ping job needs data.message (string)");
-  return { echo: job.data.message, worker: `${os.hostname()}:${process.pid}`, at: Date.now() };
-}
 
 /**
  * Runs one compress job in the inference pool. Bad input fails at once (UnrecoverableError, with the
@@ -44,7 +37,11 @@ export async function processCompress(
     (a, b) => a.stage === b.stage,
   );
   try {
-    const result = await pool.run({ jobId: job.id!, data: job.data }, (p) => progress.report(p), timeoutMs);
+    // A job enqueued directly with bad data fails here with bad_request naming the field.
+    const data = checkJobData(job.data);
+    // Store the defaults it filled in, so the job reads back as complete as one the API made.
+    if (JSON.stringify(data) !== JSON.stringify(job.data)) await job.updateData(data);
+    const result = await pool.run({ jobId: job.id!, data }, (p) => progress.report(p), timeoutMs);
     await progress.settle();
     return result;
   } catch (err) {
@@ -67,8 +64,6 @@ export async function processCompress(
 export function dispatcher(pool: InferencePool, jobTimeoutMs?: number) {
   return async (job: Job, token?: string): Promise<unknown> => {
     switch (job.name) {
-      case JOB_NAMES.ping:
-        return processPing(job as Job<PingJobData>);
       case JOB_NAMES.compress:
         return processCompress(pool, job as Job<PipelineJobData, PipelineJobResult>, token, jobTimeoutMs);
       default:

@@ -16,6 +16,8 @@ export interface RunnerInit {
   limits: Limits;
   /** A remote LLM server instead of the embedded decoder (VTC_LLM_URL). */
   llm?: RemoteLlmConfig | null;
+  /** The encoder-output cache (VTC_ENCODER_CACHE_DIR, VTC_ENCODER_CACHE_BYTES; 0 bytes: off). */
+  encoderCache?: { dir: string; bytes: number };
   /** onnxruntime intra-op threads per inference thread (`ortThreadsPerInference`). */
   ortThreads?: number;
 }

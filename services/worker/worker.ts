@@ -35,6 +35,7 @@ export function createWorkerService(
       modelDir: config.modelDir,
       limits: config.limits,
       llm: config.llm,
+      encoderCache: config.encoderCache,
       ortThreads: ortThreadsPerInference(config.workerConcurrency, os.availableParallelism()),
     },
     opts.runnerModule ?? PIPELINE_RUNNER,
@@ -80,9 +81,4 @@ export function createWorkerService(
       return stopping;
     },
   };
-}
-
-/** The worker alone (tests of the queue wiring); prefer createWorkerService. */
-export function createPipelineWorker(config: Config): Worker {
-  return createWorkerService(config).worker;
 }

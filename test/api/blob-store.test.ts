@@ -137,6 +137,8 @@ describe.each(kits)("%s", (name, open) => {
     expect(await store.size(ref.sha256)).toBe(bytes.length);
     expect(await readAll(await store.stream(ref.sha256))).toEqual(bytes);
     expect(await kit.names()).toEqual([keyName(ref.sha256)]);
+    // A byte range, both ends inclusive (what HTTP Range downloads read).
+    expect(await readAll(await store.stream(ref.sha256, { start: 2, end: 6 }))).toEqual(bytes.subarray(2, 7));
   });
 
   it("the same content stored twice at once is one blob, and nothing else is left", async () => {

@@ -257,7 +257,7 @@ describe("methods, docs, metrics, health", () => {
     const doc = await (await fetch(`${h.base}/docs/openapi.json`)).json();
     expect(doc.openapi).toBe("3.1.0");
     const schema = doc.paths["/v1/jobs"].post.requestBody.content["multipart/form-data"].schema;
-    expect(schema.properties.mode.enum).toEqual(["answer", "tokens"]);
+    expect(schema.properties.mode.enum).toEqual(["answer", "tokens", "embeds"]);
     expect(schema.properties.ratio.maximum).toBe(1);
     expect(schema.properties.files.maxItems).toBe(3);
     expect(Object.keys(doc.paths)).toEqual(

@@ -86,12 +86,13 @@ describe("the mission methods on held-out inputs, through the service", () => {
       expect(r.images[0].tokensBefore).toBe(N);
       expect(r.images[0].tokensAfter).toBe(K);
       expect(r.visualTokens).toMatchObject({ before: N, after: K });
-      expect(typeof r.answer).toBe("string");
-      expect(r.answer.length).toBeGreaterThan(0);
+      // A word of the model's vocabulary (the embedded decoder answers in lower-case words).
+      expect(r.answer).toMatch(/^[a-z]+( [a-z]+)*$/);
       expect(r.textTokens.prompt).toBeGreaterThan(0);
       expect(r.method.name).toBe(method);
-      for (const stage of ["decode", "encode", "compress", "llm", "total"])
-        expect(r.timings[stage]).toBeGreaterThanOrEqual(0);
+      for (const stage of ["decode", "encode", "compress", "llm"])
+        expect(r.timings[stage], stage).toBeGreaterThan(0);
+      expect(r.timings.total).toBeGreaterThan(r.timings.encode);
       const t = await tokensOf(links);
       expect(t.tensors.features.shape).toEqual([K, D]);
       expect(t.tensors.sizes.shape).toEqual([K]);
@@ -180,6 +181,42 @@ describe("the mission methods on held-out inputs, through the service", () => {
     expect(droppedPixels).toBe(((N - K) * width * height) / N);
   });
 
+  it("artifacts: ETag, immutable caching, 304, and byte ranges (a safetensors header read as HF does)", async () => {
+    const { links } = await submit(path.join(EVAL, scene.image), {
+      prompt: scene.question,
+      method: "fopru",
+      keep: K,
+    });
+    const { view } = await follow(links);
+    expect(view.status).toBe("completed");
+    const url = `${h.base}${links.tokens}`;
+    const full = await fetch(url);
+    const bytes = new Uint8Array(await full.arrayBuffer());
+    const etag = full.headers.get("etag")!;
+    expect(etag).toMatch(/^"[0-9a-f]{64}"$/);
+    expect(full.headers.get("accept-ranges")).toBe("bytes");
+    expect(full.headers.get("cache-control")).toMatch(/immutable/);
+    expect((await fetch(url, { headers: { "If-None-Match": etag } })).status).toBe(304);
+    // The header length (u64 little-endian), then the JSON header, each by its own range request.
+    const first = await fetch(url, { headers: { Range: "bytes=0-7" } });
+    expect(first.status).toBe(206);
+    expect(first.headers.get("content-range")).toBe(`bytes 0-7/${bytes.length}`);
+    const n = Number(new DataView(await first.arrayBuffer()).getBigUint64(0, true));
+    const head = await fetch(url, { headers: { Range: `bytes=8-${8 + n - 1}` } });
+    expect(head.status).toBe(206);
+    const header = JSON.parse(new TextDecoder().decode(await head.arrayBuffer()));
+    expect(header.features.shape[0]).toBe(K);
+    const tail = await fetch(url, { headers: { Range: "bytes=-16" } });
+    expect(new Uint8Array(await tail.arrayBuffer())).toEqual(bytes.subarray(bytes.length - 16));
+    const past = await fetch(url, { headers: { Range: `bytes=${bytes.length}-` } });
+    expect(past.status).toBe(416);
+    expect(past.headers.get("content-range")).toBe(`bytes */${bytes.length}`);
+    expect((await past.json()).error.field).toBe("Range");
+    const png = await fetch(`${h.base}${links.kept}`, { headers: { Range: "bytes=0-7" } });
+    expect(png.status).toBe(206);
+    expect(Array.from(new Uint8Array(await png.arrayBuffer()))).toEqual([137, 80, 78, 71, 13, 10, 26, 10]);
+  });
+
   it("two files in one job: per-image token counts and one kept.png each", async () => {
     const a = fs.readFileSync(path.join(EVAL, scene.image));
     const b = fs.readFileSync(path.join(EVAL, "scenes", fs.readdirSync(path.join(EVAL, "scenes"))[1]));
@@ -263,5 +300,25 @@ describe("the mission methods on held-out inputs, through the service", () => {
       keep: K,
     });
     expect((await follow(links)).view.status).toBe("completed");
+  });
+
+  it("a job enqueued directly, as the README shows: minimal data completes; a missing blob is bad_request", async () => {
+    const ref = await h.ctx.deps.blobs.put(fs.readFileSync(path.join(EVAL, scene.image)));
+    const minimal = {
+      method: "fopru",
+      budget: { keep: K },
+      prompt: scene.question,
+      files: [{ sha256: ref.sha256, name: "scene.png" }],
+    };
+    const ok: Job = await h.ctx.deps.queue.add(JOB_NAMES.compress, minimal as unknown as PipelineJobData);
+    const { view } = await follow((await (await fetch(`${h.base}/v1/jobs/${ok.id}`)).json()).links);
+    expect(view.status, JSON.stringify(view.error)).toBe("completed");
+    expect(view.result.visualTokens.after).toBe(K);
+    const missing = { ...minimal, files: [{ sha256: "f".repeat(64), name: "gone.png" }] };
+    const bad: Job = await h.ctx.deps.queue.add(JOB_NAMES.compress, missing as unknown as PipelineJobData);
+    const { view: failed } = await follow((await (await fetch(`${h.base}/v1/jobs/${bad.id}`)).json()).links);
+    expect(failed.status).toBe("failed");
+    expect(failed.error).toMatchObject({ code: "bad_request", field: "data.files[0].sha256" });
+    expect(failed.attempts).toBe(1);
   });
 });

@@ -1,4 +1,3 @@
-import { existsSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { WordLevelTokenizer } from "../../models/runtime/tokenizer.ts";
@@ -48,7 +47,8 @@ describe("WordLevel tokenizer", () => {
   });
 
   const shipped = path.resolve("models/vtc-tiny/tokenizer.json");
-  it.runIf(existsSync(shipped))("loads the shipped vtc-tiny tokenizer", () => {
+  // The tokenizer is committed: a missing file fails this test instead of skipping it.
+  it("loads the shipped vtc-tiny tokenizer", () => {
     const t = WordLevelTokenizer.fromFile(shipped);
     expect(t.vocabSize).toBeGreaterThan(10);
     const enc = t.encode("what color is the small circle", { addSpecialTokens: false });

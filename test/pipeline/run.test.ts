@@ -79,9 +79,10 @@ describe("runPipeline", () => {
     });
     expect(r.visualTokens).toEqual({ before: 144, after: 144, ratio: 1 });
     expect(r.textTokens.prompt).toBe(scene.question.split(" ").length + 1);
-    for (const s of ["decode", "preprocess", "encode", "compress", "project", "llm", "total"] as const) {
-      expect(r.timings[s]).toBeGreaterThanOrEqual(0);
-    }
+    // Every stage ran and was timed; the total covers them all.
+    const stages = ["decode", "preprocess", "encode", "compress", "project", "llm"] as const;
+    for (const s of stages) expect(r.timings[s], s).toBeGreaterThan(0);
+    expect(r.timings.total).toBeGreaterThanOrEqual(stages.reduce((t, s) => t + r.timings[s], 0));
     expect(new Set(seen.map(([s]) => s))).toEqual(
       new Set(["decode", "preprocess", "encode", "compress", "project", "llm"]),
     );
@@ -242,9 +243,11 @@ describe("runPipeline", () => {
   });
 
   it("greedy decoding stops at maxTokens", async () => {
+    const full = await runPipeline(req({}), { model });
     const r = await runPipeline(req({ maxTokens: 1 }), { model });
-    expect(r.textTokens.completion).toBeLessThanOrEqual(1);
-    expect(r.answer!.split(" ").length).toBeLessThanOrEqual(1);
+    expect(r.textTokens.completion).toBe(1);
+    // The one token is the first word of the unbounded answer (greedy decoding is deterministic).
+    expect(r.answer).toBe(full.answer!.split(" ")[0]);
   });
 
   it("stops at an aborted signal", async () => {

@@ -39,7 +39,10 @@ function data(prompt: string): PipelineJobData {
     mode: "answer",
     layout: "auto",
     maxTokens: 16,
-    files: [],
+    // The spin runner reads no bytes: a well-formed reference is enough.
+    files: [
+      { sha256: "0".repeat(64), size: 0, name: "a.png", field: "files[0]", mime: "image/png", kind: "image" },
+    ],
     fingerprint: "x",
     createdAt: Date.now(),
   };
@@ -127,6 +130,28 @@ describe("compress jobs in worker threads", () => {
     });
     const next = await queue.add(JOB_NAMES.compress, data("spin:10"));
     expect((await next.waitUntilFinished(events, 20_000)).answer).toBe("test");
+  });
+
+  it("a job enqueued directly with bad data fails at once with bad_request naming the field", async () => {
+    const cases: Array<[unknown, string, string]> = [
+      [{ method: "fopru", budget: { keep: 4 }, prompt: "x" }, "bad_request", "data.files"],
+      [{ ...data("spin:1"), files: [{ name: "a.png" }] }, "bad_request", "data.files[0].sha256"],
+      [{ ...data("spin:1"), method: "nope" }, "unknown_method", "data.method"],
+      [{ ...data("spin:1"), method: "fopru", budget: {} }, "bad_budget", "data.budget"],
+      [{ ...data("spin:1"), options: { bogus: 1 } }, "bad_option", "data.options.bogus"],
+      [{ ...data("spin:1"), maxTokens: 9999 }, "bad_request", "data.maxTokens"],
+    ];
+    for (const [bad, code, field] of cases) {
+      const job = await queue.add(JOB_NAMES.compress, bad as PipelineJobData);
+      await expect(job.waitUntilFinished(events, 20_000)).rejects.toThrow(field);
+      const failed = await queue.getJob(job.id!);
+      expect(failed!.attemptsMade, field).toBe(1);
+      expect((failed!.data as { failure?: unknown }).failure).toMatchObject({ code, field });
+    }
+    // Defaults are filled as the API fills them: method, files and a prompt are enough.
+    const minimal = { method: "none", prompt: "spin:1", files: [{ sha256: "0".repeat(64) }] };
+    const ok = await queue.add(JOB_NAMES.compress, minimal as unknown as PipelineJobData);
+    expect((await ok.waitUntilFinished(events, 20_000)).answer).toBe("test");
   });
 
   it("a transient failure is retried with backoff", async () => {

@@ -5,6 +5,7 @@ import type { BlobStore } from "../../shared/blob-store.ts";
 import type { Config } from "../../../common/config.ts";
 import { InputError } from "../../../common/errors.ts";
 import type { JobEventsHub } from "../events.ts";
+import { sendArtifact } from "../artifact-download.ts";
 import { streamJobEvents } from "../job-stream.ts";
 import type { JobsService, UploadedFile } from "../jobs.service.ts";
 import type { HashedUpload } from "../upload-storage.ts";
@@ -35,8 +36,27 @@ export function jobsRouter(deps: {
 
   r.get("/v1/jobs/:id/tokens", async (req, res) => {
     const ref = await jobs.artifact(req.params.id, "tokens");
-    res.setHeader("Content-Type", "application/octet-stream");
     res.setHeader("Content-Disposition", `attachment; filename="${req.params.id}.safetensors"`);
+    await sendArtifact(req, res, blobs, ref, "application/octet-stream");
+  });
+
+  // Mode "embeds": each view's projected tokens as .npy, and all of them in one safetensors file.
+  r.get("/v1/jobs/:id/embeds.safetensors", async (req, res) => {
+    const ref = await jobs.embeds(req.params.id);
+    res.setHeader("Content-Type", "application/octet-stream");
+    res.setHeader("Content-Disposition", `attachment; filename="${req.params.id}-embeds.safetensors"`);
+    res.setHeader("Content-Length", String(ref.size));
+    (await blobs.stream(ref.sha256)).pipe(res);
+  });
+
+  r.get("/v1/jobs/:id/embeds/:view.npy", async (req, res) => {
+    const i = Number(req.params.view);
+    if (!Number.isInteger(i) || i < 0) {
+      throw new InputError("view: a non-negative integer", { code: "bad_request", field: "view" });
+    }
+    const ref = await jobs.embeds(req.params.id, i);
+    res.setHeader("Content-Type", "application/octet-stream");
+    res.setHeader("Content-Disposition", `attachment; filename="${req.params.id}-view${i}.npy"`);
     res.setHeader("Content-Length", String(ref.size));
     (await blobs.stream(ref.sha256)).pipe(res);
   });
@@ -52,9 +72,7 @@ export function jobsRouter(deps: {
       return n;
     };
     const ref = await jobs.picture(req.params.id, index("file"), index("page"));
-    res.setHeader("Content-Type", "image/png");
-    res.setHeader("Content-Length", String(ref.size));
-    (await blobs.stream(ref.sha256)).pipe(res);
+    await sendArtifact(req, res, blobs, ref, "image/png");
   });
 
   return r;
