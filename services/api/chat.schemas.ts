@@ -72,10 +72,20 @@ export function chatRequestSchema(limits: RequestLimits, forDocs = false) {
         "The last user message is the request: its text parts are the question, its image_url parts the images",
       ),
     max_tokens: maxTokens.describe(
-      `Generated tokens at most, 1 to ${limits.maxNewTokens} (default ${DEFAULT_COMPLETION_TOKENS})`,
+      `Generated tokens at most (default ${DEFAULT_COMPLETION_TOKENS}); above the model's limit of ${limits.maxNewTokens} it is clamped to it, and the answer's vtc.max_tokens says so`,
     ),
     max_completion_tokens: maxTokens.describe("Same as max_tokens (wins when both are given)"),
     stream: z.boolean().optional().describe("`true` is not supported (400)"),
+    stop: z
+      .union([z.string(), z.array(z.string())])
+      .optional()
+      .describe("Up to 4 sequences: the answer ends before the first one (finish_reason stop)"),
+    tools: z
+      .unknown()
+      .optional()
+      .describe("Not supported: 400 (the model calls no tools); also tool_choice, functions"),
+    response_format: z.unknown().optional().describe('Only {"type": "text"}; anything else is a 400'),
+    logprobs: z.boolean().optional().describe("`true` is not supported (400)"),
     n: z.number().int().min(1).max(1).optional().describe("One choice only"),
     vtc: (forDocs ? vtcExtensionSchema(limits) : z.record(z.string(), z.unknown())).optional(),
   });
@@ -161,6 +171,9 @@ export const chatCompletionSchema = z.object({
       saved: z.number().int().describe("before - after"),
     }),
     timings_ms: z.record(z.string(), z.number()),
+    max_tokens: z
+      .object({ requested: z.number().int().nullable(), used: z.number().int() })
+      .describe("max_tokens as asked and as used: above the model's limit it is clamped to the limit"),
     links: z.object({ job: z.string(), tokens: z.string(), kept: z.string() }),
   }),
 });

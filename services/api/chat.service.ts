@@ -7,6 +7,7 @@
  * into the same blob store. Earlier messages are checked but not sent: the embedded decoder reads
  * one question.
  */
+import { applyStop, type ChatParams, readChatParams } from "./chat-params.ts";
 import { createHash, randomUUID } from "node:crypto";
 import type { Queue } from "bullmq";
 import type { BlobRef, BlobStore } from "../shared/blob-store.ts";
@@ -56,6 +57,8 @@ interface ParsedChat {
   rename: (field: string) => string;
   /** image_embeds parts instead of images (VTC_ACCEPT_EMBEDS=1). */
   embeds?: ParsedEmbeds;
+  /** max_tokens as asked and the stop sequences (chat-params.ts). */
+  params: ChatParams;
 }
 
 /** Most projected tokens one request may carry (a document of 7 views of 576 tokens is about 4000). */
@@ -119,7 +122,7 @@ export class ChatService {
       submissionId: randomUUID(),
     };
     const result = await this.runJob(jobId, data, parsed.rename, signal);
-    return this.answer(jobId, data, result);
+    return this.answer(jobId, data, result, parsed.params);
   }
 
   /** Every check that needs no decoding first (fields, method, budget), then the images. */
@@ -135,6 +138,7 @@ export class ChatService {
     const checked = chatRequestSchema(requestLimits).safeParse(body);
     if (!checked.success) throw chatInputError(checked.error);
     const req = checked.data;
+    const params = readChatParams(body as Record<string, unknown>, requestLimits.maxNewTokens);
     if (req.stream === true) {
       throw new InputError("stream: streaming is not supported; send stream: false (or leave it out)", {
         code: "bad_request",
@@ -210,7 +214,7 @@ export class ChatService {
       ...(defaultRatio !== undefined ? { ratio: defaultRatio } : {}),
       prompt: question,
       mode: "answer",
-      maxTokens: req.max_completion_tokens ?? req.max_tokens,
+      maxTokens: params.maxTokens,
     };
     const job = parseJobRequest(raw, requestLimits, rename);
     const images = imageParts.map((p) => ({ field: p.field, bytes: decodeDataUri(p.url, p.field, limits) }));
@@ -221,9 +225,9 @@ export class ChatService {
         maxBytes: limits.maxFileBytes,
         maxTokens: MAX_EMBEDS_TOKENS,
       });
-      return { job: { ...job, method: "none", budget: {}, options: {} }, images, rename, embeds };
+      return { job: { ...job, method: "none", budget: {}, options: {} }, images, rename, embeds, params };
     }
-    return { job, images, rename };
+    return { job, images, rename, params };
   }
 
   /**
@@ -284,8 +288,14 @@ export class ChatService {
     }
   }
 
-  private answer(jobId: string, data: PipelineJobData, r: PipelineJobResult): ChatCompletion {
+  private answer(
+    jobId: string,
+    data: PipelineJobData,
+    r: PipelineJobResult,
+    params: ChatParams,
+  ): ChatCompletion {
     const links = jobLinks(jobId);
+    const { text, stopped } = applyStop(r.answer ?? "", params.stop);
     const { before, after } = r.visualTokens;
     const prompt = r.textTokens.prompt + after;
     return {
@@ -296,8 +306,8 @@ export class ChatService {
       choices: [
         {
           index: 0,
-          message: { role: "assistant", content: r.answer ?? "" },
-          finish_reason: r.finishReason ?? "stop",
+          message: { role: "assistant", content: text },
+          finish_reason: stopped ? "stop" : (r.finishReason ?? "stop"),
         },
       ],
       usage: {
@@ -312,6 +322,7 @@ export class ChatService {
         options: r.method.options,
         visual_tokens: { before, after, saved: before - after },
         timings_ms: r.timings,
+        max_tokens: { requested: params.requestedMaxTokens, used: data.maxTokens },
         links: { job: links.self, tokens: links.tokens, kept: links.kept },
       },
     };
