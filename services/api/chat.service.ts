@@ -9,20 +9,11 @@
  */
 import { applyStop, type ChatParams, readChatParams } from "./chat-params.ts";
 import { createHash, randomUUID } from "node:crypto";
-import type { Queue } from "bullmq";
-import type { BlobRef, BlobStore } from "../shared/blob-store.ts";
 import type { Config } from "../../common/config.ts";
 import { fromWire, InputError, VtcError } from "../../common/errors.ts";
 import { readManifest } from "../../models/runtime/manifest.ts";
-import { probeMedia } from "../shared/media.ts";
 import { type EmbedsPart, type ParsedEmbeds, parseEmbedsParts } from "./chat-embeds.ts";
-import {
-  type EmbedsJobRef,
-  JOB_NAMES,
-  type JobFileRef,
-  type PipelineJobData,
-  type PipelineJobResult,
-} from "../shared/queues.ts";
+import type { PipelineJobData, PipelineJobResult } from "../shared/queues.ts";
 import {
   type ChatCompletion,
   type ChatRequest,
@@ -31,13 +22,12 @@ import {
   rejectProtoKey,
 } from "./chat.schemas.ts";
 import type { JobEventsHub } from "./events.ts";
-import { jobLinks } from "./jobs.service.ts";
+import { type JobsService, jobLinks, type UploadedFile } from "./jobs.service.ts";
 import { type JobRequest, parseJobRequest, type RequestLimits, renameField } from "../../pipeline/request.ts";
 
 export interface ChatServiceDeps {
-  queue: Queue;
+  jobs: JobsService;
   hub: JobEventsHub;
-  blobs: BlobStore;
   config: Config;
   requestLimits: () => Promise<RequestLimits>;
   /** The served model's name (its manifest's `name`). */
@@ -98,30 +88,23 @@ export class ChatService {
   /** Validates the request, queues its job and waits for it (504 after VTC_CHAT_TIMEOUT_MS). */
   async complete(body: unknown, signal?: AbortSignal): Promise<ChatCompletion> {
     const parsed = await this.parse(body);
-    const refs: JobFileRef[] = [];
-    for (const [i, img] of parsed.images.entries()) {
-      const info = await probeMedia(img.bytes, img.field, this.deps.config.limits);
-      const ref: BlobRef = await this.deps.blobs.put(img.bytes);
-      refs.push({ ...ref, ...info, name: `image-${i}`, field: img.field });
-    }
+    // Through the jobs service, as POST /v1/jobs: the same probe, blob store, fingerprint and queue.
+    const files: UploadedFile[] = parsed.images.map((img, i) => ({
+      fieldname: img.field,
+      field: img.field,
+      originalname: `image-${i}`,
+      bytes: img.bytes,
+      size: img.bytes.length,
+      sha256: createHash("sha256").update(img.bytes).digest("hex"),
+    }));
     const jobId = randomUUID();
-    const h = createHash("sha256").update(JSON.stringify(parsed.job));
-    for (const r of refs) h.update(r.sha256);
-    let embeds: EmbedsJobRef | undefined;
-    if (parsed.embeds) {
-      const { npy, ...rest } = parsed.embeds;
-      embeds = { ...(await this.deps.blobs.put(npy)), ...rest };
-      h.update(embeds.sha256);
-    }
-    const data: PipelineJobData = {
-      ...parsed.job,
-      files: refs,
-      ...(embeds ? { embeds } : {}),
-      fingerprint: h.digest("hex"),
-      createdAt: Date.now(),
-      submissionId: randomUUID(),
+    const submit = async () => {
+      const { job } = await this.deps.jobs.submit(jobId, parsed.job, files, {
+        ...(parsed.embeds ? { embeds: parsed.embeds } : {}),
+      });
+      return job.data;
     };
-    const result = await this.runJob(jobId, data, parsed.rename, signal);
+    const { data, result } = await this.runJob(jobId, submit, parsed.rename, signal);
     return this.answer(jobId, data, result, parsed.params);
   }
 
@@ -236,11 +219,12 @@ export class ChatService {
    */
   private async runJob(
     jobId: string,
-    data: PipelineJobData,
+    submit: () => Promise<PipelineJobData>,
     rename: (field: string) => string,
     signal?: AbortSignal,
-  ): Promise<PipelineJobResult> {
-    const { queue, hub } = this.deps;
+  ): Promise<{ data: PipelineJobData; result: PipelineJobResult }> {
+    const { hub } = this.deps;
+    const repo = this.deps.jobs.repo;
     const timeoutMs = this.deps.config.chat.timeoutMs;
     let unsubscribe = () => {};
     let poll: NodeJS.Timeout | undefined;
@@ -248,7 +232,7 @@ export class ChatService {
     let onAbort = () => {};
     const ended = new Promise<"completed" | "failed" | "timeout" | "aborted">((resolve) => {
       const check = async () => {
-        const state = await queue.getJobState(jobId).catch(() => "unknown");
+        const state = await repo.status(jobId).catch(() => "unknown");
         if (state === "completed" || state === "failed") resolve(state);
       };
       unsubscribe = hub.subscribe(jobId, (e) => {
@@ -261,7 +245,7 @@ export class ChatService {
       signal?.addEventListener("abort", onAbort, { once: true });
     });
     try {
-      await queue.add(JOB_NAMES.compress, data, { jobId });
+      const data = await submit();
       const how = await ended;
       if (how === "aborted") throw new VtcError("the client went away", { code: "bad_request", status: 499 });
       if (how === "timeout") {
@@ -270,16 +254,12 @@ export class ChatService {
           { code: "timeout", status: 504, limit: timeoutMs },
         );
       }
-      const job = await queue.getJob(jobId);
+      const job = await repo.find(jobId);
       if (!job) throw new VtcError(`job ${jobId} is gone`, { code: "job_failed" });
-      if (how === "completed") return job.returnvalue as PipelineJobResult;
-      const failure = (job.data as PipelineJobData).failure;
-      const reason = job.failedReason ?? "failed";
-      if (failure) {
-        const err = fromWire(failure);
-        throw err instanceof InputError ? renameField(err, rename) : err;
-      }
-      throw new VtcError(`job ${jobId} failed: ${reason}`, { code: "job_failed" });
+      if (how === "completed" && job.result) return { data, result: job.result };
+      const err = fromWire(job.failure ?? { code: "internal", message: "failed", status: 500 });
+      if (err instanceof InputError) throw renameField(err, rename);
+      throw new VtcError(`job ${jobId} failed: ${err.message}`, { code: "job_failed" });
     } finally {
       unsubscribe();
       clearInterval(poll);

@@ -64,6 +64,7 @@ export async function probeMedia(
           ...(err.limit !== undefined ? { limit: err.limit } : {}),
         });
       }
+      if (!(err instanceof PdfCountError)) throw err; // the reader failed, not the document
       throw new InputError(`${field}: the PDF cannot be read (${short(err)})`, {
         code: "corrupt_file",
         field,
