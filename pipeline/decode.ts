@@ -80,8 +80,8 @@ export async function decodeFile(bytes: Uint8Array, limits: Limits, field: strin
       status: 413,
     });
   }
-  const kind = sniffType(bytes);
-  if (!kind) {
+  const sniffed = await sniffType(bytes);
+  if (sniffed.mime === null) {
     throw new InputError(`${field}: unsupported file type (accepted: ${SUPPORTED_KINDS.join(", ")})`, {
       code: "unsupported_type",
       field,
@@ -89,6 +89,7 @@ export async function decodeFile(bytes: Uint8Array, limits: Limits, field: strin
       status: 415,
     });
   }
+  const { kind } = sniffed;
   if (kind === "pdf") {
     const { pages, pageCount } = await renderPdf(bytes, limits, field);
     return { kind, pages, pageCount };

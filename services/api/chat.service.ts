@@ -13,6 +13,7 @@ import type { Config } from "../../common/config.ts";
 import { fromWire, InputError, VtcError } from "../../common/errors.ts";
 import { readManifest } from "../../models/runtime/manifest.ts";
 import { type EmbedsPart, type ParsedEmbeds, parseEmbedsParts } from "./chat-embeds.ts";
+import type { SseSink } from "./chat-proxy.ts";
 import type { PipelineJobData, PipelineJobResult } from "../shared/queues.ts";
 import {
   type ChatCompletion,
@@ -72,6 +73,9 @@ function checkEmbedsAllowed(parts: readonly EmbedsPart[], withImages: boolean, a
   }
 }
 
+/** What the chat route sends: a JSON answer, or an SSE stream it pipes into the response. */
+export type ChatOutcome = { json: Record<string, unknown> } | { stream: (sink: SseSink) => Promise<void> };
+
 /** Largest JSON body: about one image of the upload limit (base64 is 4/3 of the bytes) plus 1 MiB. */
 export function chatBodyLimit(config: Pick<Config, "limits">): number {
   return Math.ceil((config.limits.maxFileBytes * 4) / 3) + 1024 * 1024;
@@ -83,6 +87,33 @@ export class ChatService {
   async models(): Promise<{ object: "list"; data: Array<Record<string, unknown>> }> {
     const id = await this.deps.modelName();
     return { object: "list", data: [{ id, object: "model", created: 0, owned_by: "vtc" }] };
+  }
+
+  /**
+   * The route's entry: the answer as JSON, or for `stream: true` an SSE stream. The embedded decoder
+   * does not stream tokens: the whole answer comes as one content chunk once the job is done, then
+   * the finish chunk, the vtc chunk (as in proxy mode, chat-proxy.ts) and [DONE].
+   */
+  async handle(body: unknown, signal?: AbortSignal): Promise<ChatOutcome> {
+    const answer = await this.complete(body, signal);
+    if ((body as { stream?: unknown }).stream !== true) return { json: answer };
+    return {
+      stream: async (sink) => {
+        const { choices, vtc, usage: _u, object: _o, ...head } = answer;
+        const chunk = (choice: unknown[], extra: Record<string, unknown> = {}) =>
+          `data: ${JSON.stringify({ ...head, object: "chat.completion.chunk", choices: choice, ...extra })}\n\n`;
+        const c = choices[0];
+        sink.write(
+          chunk([
+            { index: 0, delta: { role: "assistant", content: c.message.content }, finish_reason: null },
+          ]),
+        );
+        sink.write(chunk([{ index: 0, delta: {}, finish_reason: c.finish_reason }]));
+        sink.write(chunk([], { vtc }));
+        sink.write("data: [DONE]\n\n");
+        sink.end();
+      },
+    };
   }
 
   /** Validates the request, queues its job and waits for it (504 after VTC_CHAT_TIMEOUT_MS). */
@@ -122,12 +153,6 @@ export class ChatService {
     if (!checked.success) throw chatInputError(checked.error);
     const req = checked.data;
     const params = readChatParams(body as Record<string, unknown>, requestLimits.maxNewTokens);
-    if (req.stream === true) {
-      throw new InputError("stream: streaming is not supported; send stream: false (or leave it out)", {
-        code: "bad_request",
-        field: "stream",
-      });
-    }
     const served = await this.deps.modelName();
     if (req.model !== undefined && req.model !== served) {
       throw new InputError(`model: unknown model "${req.model}"; this service serves "${served}"`, {
@@ -217,7 +242,7 @@ export class ChatService {
    * Adds the job and waits for its end: the events hub says when (subscribed before the job exists,
    * so no event is missed), and a slow poll of the job's state covers a lost event.
    */
-  private async runJob(
+  async runJob(
     jobId: string,
     submit: () => Promise<PipelineJobData>,
     rename: (field: string) => string,
@@ -310,7 +335,7 @@ export class ChatService {
 }
 
 /** Every image_url in every message must be a data: URI (a remote URL would make the service fetch it). */
-function checkImageUrls(req: ChatRequest): void {
+export function checkImageUrls(req: ChatRequest): void {
   for (const [i, m] of req.messages.entries()) {
     if (!Array.isArray(m.content)) continue;
     for (const [j, part] of m.content.entries()) {

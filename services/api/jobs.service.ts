@@ -203,6 +203,7 @@ export class JobsService {
 
   /** The job; 404 when there is none. */
   async find(id: string): Promise<StoredJob> {
+    if (!isJobId(id)) throw notFound(`job ${id}`);
     const job = await this.repo.find(id);
     if (!job) throw notFound(`job ${id}`);
     return job;
@@ -332,4 +333,35 @@ export class JobsService {
     if (!hit) throw notFound(`kept.png of file ${file} page ${page} of job ${id}`);
     return { sha256: hit.sha256, size: hit.size };
   }
+}
+
+/**
+ * BullMQ keeps a queue's own records next to its jobs (`<queue>:events`, `<queue>:wait` ...): an id
+ * equal to one of them would read that record as a job (a 500). Our ids are UUID-shaped or
+ * `<batch>-<item>`; anything with a ':' or named like a queue record is no job.
+ */
+const QUEUE_RECORDS = new Set([
+  "active",
+  "completed",
+  "de",
+  "delayed",
+  "events",
+  "failed",
+  "id",
+  "limiter",
+  "marker",
+  "meta",
+  "metrics",
+  "paused",
+  "pc",
+  "prioritized",
+  "repeat",
+  "stalled",
+  "stalled-check",
+  "wait",
+  "waiting-children",
+]);
+
+export function isJobId(id: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id) && !QUEUE_RECORDS.has(id);
 }
