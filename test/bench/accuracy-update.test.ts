@@ -27,15 +27,15 @@ describe("accuracy table update", () => {
     const doc = parseAccuracyMd(md);
     const fresh = [
       rowOf("| random | 50% | 50.0% | 11.1 (1.0-2.0) | 11.2 | - | 1600 | 1 |"),
-      rowOf("| divprune | 50% | 50.0% | 97.0 (96.0-98.0) | 98.2 | - | 1600 | 1 |"),
-      rowOf("| divprune | 25% | 25.0% | 93.0 (92.0-94.0) | 94.1 | - | 1600 | 1 |"),
+      rowOf("| newmethod | 50% | 50.0% | 97.0 (96.0-98.0) | 98.2 | - | 1600 | 1 |"),
+      rowOf("| newmethod | 25% | 25.0% | 93.0 (92.0-94.0) | 94.1 | - | 1600 | 1 |"),
     ];
     const merged = mergeRows(doc.scenes, fresh);
     const labels = merged.map((r) => r.label);
     expect(labels.filter((l) => l === "random")).toEqual(["random"]);
     expect(labels.indexOf("random")).toBe(doc.scenes.findIndex((r) => r.label === "random"));
-    expect(labels.slice(-2)).toEqual(["divprune", "divprune"]);
-    const div = seriesOf(merged).find((s) => s.name === "divprune")!;
+    expect(labels.slice(-2)).toEqual(["newmethod", "newmethod"]);
+    const div = seriesOf(merged).find((s) => s.name === "newmethod")!;
     expect(div.points).toEqual([
       [1, fullAccuracy(doc.scenes)],
       [0.5, 0.97],
