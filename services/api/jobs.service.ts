@@ -62,6 +62,7 @@ export interface JobView {
     layout: NonNullable<PipelineJobData["layout"]>;
     prompt: string;
     options: Record<string, unknown>;
+    pages?: number[];
     files: Pick<JobFileRef, "name" | "sha256" | "size" | "mime">[];
     batchId?: string;
   };
@@ -104,13 +105,13 @@ export class JobsService {
   }
 
   /** Probes every file (type from the bytes, decodes, limits) and stores it in the blob store. */
-  async storeFiles(files: UploadedFile[]): Promise<JobFileRef[]> {
+  async storeFiles(files: UploadedFile[], pages?: readonly number[]): Promise<JobFileRef[]> {
     const refs: JobFileRef[] = [];
     for (const [i, f] of files.entries()) {
       const field = `files[${i}]`;
       // A spilled file is read for the probe, one at a time (bounded by the upload limit).
       const bytes = f.bytes ?? (await fs.readFile(f.path!));
-      const info = await probeMedia(bytes, field, this.deps.config.limits);
+      const info = await probeMedia(bytes, field, { ...this.deps.config.limits, pages });
       const ref = f.bytes
         ? await this.deps.blobs.put(f.bytes)
         : await this.deps.blobs.putFile(f.path!, { sha256: f.sha256, size: f.size });
@@ -157,7 +158,7 @@ export class JobsService {
       const existing = await this.deps.queue.getJob(jobId);
       if (existing) return { view: await this.replay(existing, fingerprint), created: false };
     }
-    const refs = await this.storeFiles(files);
+    const refs = await this.storeFiles(files, parsed.pages);
     const data: PipelineJobData = {
       ...parsed,
       files: refs,
@@ -242,6 +243,7 @@ export class JobsService {
         layout: data.layout ?? "auto",
         prompt: data.prompt ?? "",
         options: data.options ?? {},
+        ...(data.pages ? { pages: data.pages } : {}),
         files: (Array.isArray(data.files) ? data.files : []).map((f) => ({
           name: f.name,
           sha256: f.sha256,
