@@ -3,6 +3,7 @@
  * `loadConfig()` once at start; the CLI, the pipeline and the runtime take `loadLimits()`,
  * `defaultModelDir()` and `runtimeSettings()`. Defaults are listed in the README.
  */
+import { type AccessConfig, loadAccessConfig } from "./access-config.ts";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import type { LlmFamily, RemoteLlmConfig } from "../pipeline/llm/remote.ts";
@@ -42,6 +43,8 @@ export interface Limits {
 
 export interface Config {
   port: number;
+  /** API keys, bind address, rate limits, quotas, stream caps, slow-client timeouts. */
+  access: AccessConfig;
   redisUrl: string;
   /** Prefix for every BullMQ key, so several deployments (or test runs) can share one Redis. */
   queuePrefix: string;
@@ -256,6 +259,7 @@ export function runtimeSettings(env: NodeJS.ProcessEnv = process.env): RuntimeSe
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     port: int(env, "PORT", 3000),
+    access: loadAccessConfig(env),
     redisUrl: env.REDIS_URL || "redis://127.0.0.1:6379",
     // In braces: a Redis Cluster hash tag, so every key of the queue lands in one slot (BullMQ's
     // scripts touch several keys at once; see the README on Redis Cluster).

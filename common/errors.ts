@@ -33,6 +33,10 @@ const OTHER_CODES = {
   not_found: 404,
   not_ready: 409,
   timeout: 504,
+  /** No API key, or not a known one. */
+  unauthorized: 401,
+  /** Too many requests, jobs or streams for this key: the answer carries Retry-After. */
+  rate_limited: 429,
   /** Redis is down or does not answer: try again shortly (the answer carries Retry-After). */
   redis_unavailable: 503,
   job_failed: 500,

@@ -111,7 +111,9 @@ def scene(seed, idx):
     # target patches of each object: patches whose label is its class and that it touches
     for o in objs:
         touched = o["mask"].reshape(GRID, PATCH, GRID, PATCH).any(axis=(1, 3)).ravel()
-        o["patches"] = int(((pl == 1 + o["color"] * 3 + o["shape"]) & touched).sum())
+        ids = np.nonzero((pl == 1 + o["color"] * 3 + o["shape"]) & touched)[0]
+        o["patches"] = int(len(ids))
+        o["patch_ids"] = [int(i) for i in ids]  # the footprint itself (gen_v2 records it per question)
         del o["mask"]
     return img, pl, objs, scene_questions(objs, rng)
 
@@ -119,7 +121,8 @@ def scene(seed, idx):
 def _q(question, answer, qtype, objs):
     tp = int(sum(o["patches"] for o in objs))
     small = any(o["patches"] <= 4 for o in objs) if objs else False
-    return dict(question=question, answer=answer, type=qtype, target_patches=tp, small=bool(small))
+    ids = sorted({i for o in objs for i in o["patch_ids"]})
+    return dict(question=question, answer=answer, type=qtype, target_patches=tp, small=bool(small), target_ids=ids)
 
 
 def scene_questions(objs, rng):

@@ -1,12 +1,13 @@
 // Parity check: runs the exported ONNX files with onnxruntime-node on models/vtc-tiny/reference/ inputs and
-// compares with the PyTorch outputs stored beside them. Usage: node models/training/parity.mjs [tolerance]
+// compares with the PyTorch outputs stored beside them. Usage: node models/training/parity.mjs [tolerance] [model dir]
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import ort from "onnxruntime-node";
 
-const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "vtc-tiny");
 const tol = Number(process.argv[2] ?? 1e-4);
+// default: the shipped model; train_v2.py passes its output folder
+const dir = process.argv[3] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "vtc-tiny");
 const idx = JSON.parse(fs.readFileSync(path.join(dir, "reference", "index.json"), "utf8"));
 const load = (e) => {
   const b = fs.readFileSync(path.join(dir, "reference", e.file));

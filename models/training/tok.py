@@ -20,9 +20,10 @@ def words():
     return sorted(ws)
 
 
-def write_tokenizer(path):
+def write_tokenizer(path, ws=None):
+    """ws: the word list (default: v1's, from gen); gen_v2 passes its own."""
     vocab = {s: i for i, s in enumerate(SPECIALS)}
-    for w in words():
+    for w in (words() if ws is None else sorted(ws)):
         vocab[w] = len(vocab)
     added = [dict(id=i, content=s, single_word=False, lstrip=False, rstrip=False, normalized=False, special=True)
              for i, s in enumerate(SPECIALS)]

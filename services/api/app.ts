@@ -8,10 +8,14 @@ import { notFound } from "../../common/errors.ts";
 import type { MethodCatalog } from "../shared/methods.ts";
 import type { RequestLimits } from "../../pipeline/request.ts";
 import { BatchesService } from "./batches.service.ts";
+import { RemoteLlm } from "../../pipeline/llm/remote.ts";
+import { ChatProxyService } from "./chat-proxy.service.ts";
 import { ChatService } from "./chat.service.ts";
 import type { JobEventsHub } from "./events.ts";
 import { errorHandler } from "./http-errors.ts";
+import { authenticate, jobQuota, rateLimit, streamCaps } from "./access.ts";
 import { redisGate } from "./redis-gate.ts";
+import { securityHeaders } from "./server.ts";
 import { JobsService } from "./jobs.service.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { buildOpenApi } from "./openapi.ts";
@@ -42,13 +46,32 @@ export function createApp(deps: AppDeps): Express & { metrics: Metrics } {
   app.disable("x-powered-by");
   const metrics = deps.metrics ?? createMetrics(deps.queue);
   app.metrics = metrics;
+  app.use(securityHeaders());
   app.use(metrics.http);
+  const access = deps.config.access;
+  app.use(authenticate(access));
   app.use(redisGate(deps.requestConnections ?? (() => [deps.redis])));
+  app.use(rateLimit(deps.redis, deps.config.queuePrefix, access.rateLimitPerMin));
+  app.use(streamCaps(access.maxStreamsPerKey, access.maxStreams));
+  app.use(jobQuota(deps.redis, deps.queue, deps.config.queuePrefix, access.maxActiveJobs));
   const jobs = new JobsService(deps);
   const batches = new BatchesService({ queue: deps.queue, redis: deps.redis, config: deps.config, jobs });
   app.use(jobsRouter({ jobs, hub: deps.hub, blobs: deps.blobs, config: deps.config }));
   app.use(batchesRouter({ batches, config: deps.config }));
-  app.use(chatRouter({ chat: new ChatService(deps), config: deps.config }));
+  const chat = new ChatService({ ...deps, jobs });
+  // With an upstream (VTC_LLM_URL) the chat endpoint is a proxy to it; jobs and batches reach the same
+  // upstream through the worker's remote adapter.
+  const chatHandler = deps.config.llm
+    ? new ChatProxyService({
+        chat,
+        jobs,
+        llm: new RemoteLlm(deps.config.llm),
+        blobs: deps.blobs,
+        config: deps.config,
+        requestLimits: deps.requestLimits,
+      })
+    : chat;
+  app.use(chatRouter({ chat: chatHandler, config: deps.config }));
   app.use(
     systemRouter({
       redis: deps.redis,

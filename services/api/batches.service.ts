@@ -7,7 +7,7 @@ import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Config } from "../../common/config.ts";
 import { VtcError, InputError, notFound } from "../../common/errors.ts";
-import { batchKey, JOB_NAMES, type PipelineJobData } from "../shared/queues.ts";
+import { batchKey, type PipelineJobData } from "../shared/queues.ts";
 import { type JobStatus, JobsService, type JobView, type UploadedFile } from "./jobs.service.ts";
 
 interface BatchRecord {
@@ -88,7 +88,7 @@ export class BatchesService {
       const existing = await redis.get(this.key(id));
       return { view: await this.replay(JSON.parse(existing!) as BatchRecord, fingerprint), created: false };
     }
-    await this.deps.queue.addBulk(
+    await this.deps.jobs.repo.addMany(
       jobIds.map((jobId, i) => {
         const data: PipelineJobData = {
           ...parsed,
@@ -99,7 +99,7 @@ export class BatchesService {
           batchId: id,
           item: i,
         };
-        return { name: JOB_NAMES.compress, data, opts: { jobId } };
+        return { id: jobId, data };
       }),
     );
     return { view: await this.view(record), created: true };

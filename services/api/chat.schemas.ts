@@ -75,7 +75,12 @@ export function chatRequestSchema(limits: RequestLimits, forDocs = false) {
       `Generated tokens at most (default ${DEFAULT_COMPLETION_TOKENS}); above the model's limit of ${limits.maxNewTokens} it is clamped to it, and the answer's vtc.max_tokens says so`,
     ),
     max_completion_tokens: maxTokens.describe("Same as max_tokens (wins when both are given)"),
-    stream: z.boolean().optional().describe("`true` is not supported (400)"),
+    stream: z
+      .boolean()
+      .optional()
+      .describe(
+        "`true`: Server-Sent Events. In proxy mode the upstream's stream passes through; with the embedded decoder the answer comes as one chunk. Either way a last chunk before [DONE] has `choices: []` and the `vtc` block",
+      ),
     stop: z
       .union([z.string(), z.array(z.string())])
       .optional()
@@ -143,7 +148,7 @@ export function chatInputError(error: z.ZodError): InputError {
 
 // ---- the answer ----
 
-export const chatCompletionSchema = z.object({
+export const chatCompletionSchema = z.looseObject({
   id: z.string(),
   object: z.literal("chat.completion"),
   created: z.number().int().describe("Unix seconds"),
@@ -161,20 +166,34 @@ export const chatCompletionSchema = z.object({
     total_tokens: z.number().int(),
   }),
   vtc: z.object({
-    job_id: z.string().describe("GET /v1/jobs/{job_id} has the full result; tokens and kept.png too"),
-    method: z.string(),
-    budget: z.record(z.string(), z.number()),
-    options: z.record(z.string(), z.unknown()),
+    job_id: z
+      .string()
+      .nullable()
+      .describe("GET /v1/jobs/{job_id} has the full result; tokens and kept.png too (null: no images)"),
+    method: z.string().optional(),
+    budget: z.record(z.string(), z.number()).optional(),
+    options: z.record(z.string(), z.unknown()).optional(),
     visual_tokens: z.object({
       before: z.number().int(),
       after: z.number().int(),
       saved: z.number().int().describe("before - after"),
     }),
-    timings_ms: z.record(z.string(), z.number()),
+    positions: z
+      .array(z.enum(["sequence", "grid", "row"]))
+      .optional()
+      .describe(
+        "Proxy mode, per view: how its positions reach the model (Qwen2-VL `row`: the kept tokens are no grid, a 1 x K stand-in was sent)",
+      ),
+    timings_ms: z.record(z.string(), z.number()).optional(),
+    compress_ms: z
+      .number()
+      .optional()
+      .describe("Proxy mode: time to compress and project before the upstream call"),
     max_tokens: z
       .object({ requested: z.number().int().nullable(), used: z.number().int() })
+      .optional()
       .describe("max_tokens as asked and as used: above the model's limit it is clamped to the limit"),
-    links: z.object({ job: z.string(), tokens: z.string(), kept: z.string() }),
+    links: z.object({ job: z.string(), tokens: z.string(), kept: z.string() }).optional(),
   }),
 });
 

@@ -9,20 +9,12 @@
  */
 import { applyStop, type ChatParams, readChatParams } from "./chat-params.ts";
 import { createHash, randomUUID } from "node:crypto";
-import type { Queue } from "bullmq";
-import type { BlobRef, BlobStore } from "../shared/blob-store.ts";
 import type { Config } from "../../common/config.ts";
 import { fromWire, InputError, VtcError } from "../../common/errors.ts";
 import { readManifest } from "../../models/runtime/manifest.ts";
-import { probeMedia } from "../shared/media.ts";
 import { type EmbedsPart, type ParsedEmbeds, parseEmbedsParts } from "./chat-embeds.ts";
-import {
-  type EmbedsJobRef,
-  JOB_NAMES,
-  type JobFileRef,
-  type PipelineJobData,
-  type PipelineJobResult,
-} from "../shared/queues.ts";
+import type { SseSink } from "./chat-proxy.ts";
+import type { PipelineJobData, PipelineJobResult } from "../shared/queues.ts";
 import {
   type ChatCompletion,
   type ChatRequest,
@@ -31,13 +23,12 @@ import {
   rejectProtoKey,
 } from "./chat.schemas.ts";
 import type { JobEventsHub } from "./events.ts";
-import { jobLinks } from "./jobs.service.ts";
+import { type JobsService, jobLinks, type UploadedFile } from "./jobs.service.ts";
 import { type JobRequest, parseJobRequest, type RequestLimits, renameField } from "../../pipeline/request.ts";
 
 export interface ChatServiceDeps {
-  queue: Queue;
+  jobs: JobsService;
   hub: JobEventsHub;
-  blobs: BlobStore;
   config: Config;
   requestLimits: () => Promise<RequestLimits>;
   /** The served model's name (its manifest's `name`). */
@@ -82,6 +73,9 @@ function checkEmbedsAllowed(parts: readonly EmbedsPart[], withImages: boolean, a
   }
 }
 
+/** What the chat route sends: a JSON answer, or an SSE stream it pipes into the response. */
+export type ChatOutcome = { json: Record<string, unknown> } | { stream: (sink: SseSink) => Promise<void> };
+
 /** Largest JSON body: about one image of the upload limit (base64 is 4/3 of the bytes) plus 1 MiB. */
 export function chatBodyLimit(config: Pick<Config, "limits">): number {
   return Math.ceil((config.limits.maxFileBytes * 4) / 3) + 1024 * 1024;
@@ -95,33 +89,53 @@ export class ChatService {
     return { object: "list", data: [{ id, object: "model", created: 0, owned_by: "vtc" }] };
   }
 
+  /**
+   * The route's entry: the answer as JSON, or for `stream: true` an SSE stream. The embedded decoder
+   * does not stream tokens: the whole answer comes as one content chunk once the job is done, then
+   * the finish chunk, the vtc chunk (as in proxy mode, chat-proxy.ts) and [DONE].
+   */
+  async handle(body: unknown, signal?: AbortSignal): Promise<ChatOutcome> {
+    const answer = await this.complete(body, signal);
+    if ((body as { stream?: unknown }).stream !== true) return { json: answer };
+    return {
+      stream: async (sink) => {
+        const { choices, vtc, usage: _u, object: _o, ...head } = answer;
+        const chunk = (choice: unknown[], extra: Record<string, unknown> = {}) =>
+          `data: ${JSON.stringify({ ...head, object: "chat.completion.chunk", choices: choice, ...extra })}\n\n`;
+        const c = choices[0];
+        sink.write(
+          chunk([
+            { index: 0, delta: { role: "assistant", content: c.message.content }, finish_reason: null },
+          ]),
+        );
+        sink.write(chunk([{ index: 0, delta: {}, finish_reason: c.finish_reason }]));
+        sink.write(chunk([], { vtc }));
+        sink.write("data: [DONE]\n\n");
+        sink.end();
+      },
+    };
+  }
+
   /** Validates the request, queues its job and waits for it (504 after VTC_CHAT_TIMEOUT_MS). */
   async complete(body: unknown, signal?: AbortSignal): Promise<ChatCompletion> {
     const parsed = await this.parse(body);
-    const refs: JobFileRef[] = [];
-    for (const [i, img] of parsed.images.entries()) {
-      const info = await probeMedia(img.bytes, img.field, this.deps.config.limits);
-      const ref: BlobRef = await this.deps.blobs.put(img.bytes);
-      refs.push({ ...ref, ...info, name: `image-${i}`, field: img.field });
-    }
+    // Through the jobs service, as POST /v1/jobs: the same probe, blob store, fingerprint and queue.
+    const files: UploadedFile[] = parsed.images.map((img, i) => ({
+      fieldname: img.field,
+      field: img.field,
+      originalname: `image-${i}`,
+      bytes: img.bytes,
+      size: img.bytes.length,
+      sha256: createHash("sha256").update(img.bytes).digest("hex"),
+    }));
     const jobId = randomUUID();
-    const h = createHash("sha256").update(JSON.stringify(parsed.job));
-    for (const r of refs) h.update(r.sha256);
-    let embeds: EmbedsJobRef | undefined;
-    if (parsed.embeds) {
-      const { npy, ...rest } = parsed.embeds;
-      embeds = { ...(await this.deps.blobs.put(npy)), ...rest };
-      h.update(embeds.sha256);
-    }
-    const data: PipelineJobData = {
-      ...parsed.job,
-      files: refs,
-      ...(embeds ? { embeds } : {}),
-      fingerprint: h.digest("hex"),
-      createdAt: Date.now(),
-      submissionId: randomUUID(),
+    const submit = async () => {
+      const { job } = await this.deps.jobs.submit(jobId, parsed.job, files, {
+        ...(parsed.embeds ? { embeds: parsed.embeds } : {}),
+      });
+      return job.data;
     };
-    const result = await this.runJob(jobId, data, parsed.rename, signal);
+    const { data, result } = await this.runJob(jobId, submit, parsed.rename, signal);
     return this.answer(jobId, data, result, parsed.params);
   }
 
@@ -139,12 +153,6 @@ export class ChatService {
     if (!checked.success) throw chatInputError(checked.error);
     const req = checked.data;
     const params = readChatParams(body as Record<string, unknown>, requestLimits.maxNewTokens);
-    if (req.stream === true) {
-      throw new InputError("stream: streaming is not supported; send stream: false (or leave it out)", {
-        code: "bad_request",
-        field: "stream",
-      });
-    }
     const served = await this.deps.modelName();
     if (req.model !== undefined && req.model !== served) {
       throw new InputError(`model: unknown model "${req.model}"; this service serves "${served}"`, {
@@ -234,13 +242,14 @@ export class ChatService {
    * Adds the job and waits for its end: the events hub says when (subscribed before the job exists,
    * so no event is missed), and a slow poll of the job's state covers a lost event.
    */
-  private async runJob(
+  async runJob(
     jobId: string,
-    data: PipelineJobData,
+    submit: () => Promise<PipelineJobData>,
     rename: (field: string) => string,
     signal?: AbortSignal,
-  ): Promise<PipelineJobResult> {
-    const { queue, hub } = this.deps;
+  ): Promise<{ data: PipelineJobData; result: PipelineJobResult }> {
+    const { hub } = this.deps;
+    const repo = this.deps.jobs.repo;
     const timeoutMs = this.deps.config.chat.timeoutMs;
     let unsubscribe = () => {};
     let poll: NodeJS.Timeout | undefined;
@@ -248,7 +257,7 @@ export class ChatService {
     let onAbort = () => {};
     const ended = new Promise<"completed" | "failed" | "timeout" | "aborted">((resolve) => {
       const check = async () => {
-        const state = await queue.getJobState(jobId).catch(() => "unknown");
+        const state = await repo.status(jobId).catch(() => "unknown");
         if (state === "completed" || state === "failed") resolve(state);
       };
       unsubscribe = hub.subscribe(jobId, (e) => {
@@ -261,7 +270,7 @@ export class ChatService {
       signal?.addEventListener("abort", onAbort, { once: true });
     });
     try {
-      await queue.add(JOB_NAMES.compress, data, { jobId });
+      const data = await submit();
       const how = await ended;
       if (how === "aborted") throw new VtcError("the client went away", { code: "bad_request", status: 499 });
       if (how === "timeout") {
@@ -270,16 +279,12 @@ export class ChatService {
           { code: "timeout", status: 504, limit: timeoutMs },
         );
       }
-      const job = await queue.getJob(jobId);
+      const job = await repo.find(jobId);
       if (!job) throw new VtcError(`job ${jobId} is gone`, { code: "job_failed" });
-      if (how === "completed") return job.returnvalue as PipelineJobResult;
-      const failure = (job.data as PipelineJobData).failure;
-      const reason = job.failedReason ?? "failed";
-      if (failure) {
-        const err = fromWire(failure);
-        throw err instanceof InputError ? renameField(err, rename) : err;
-      }
-      throw new VtcError(`job ${jobId} failed: ${reason}`, { code: "job_failed" });
+      if (how === "completed" && job.result) return { data, result: job.result };
+      const err = fromWire(job.failure ?? { code: "internal", message: "failed", status: 500 });
+      if (err instanceof InputError) throw renameField(err, rename);
+      throw new VtcError(`job ${jobId} failed: ${err.message}`, { code: "job_failed" });
     } finally {
       unsubscribe();
       clearInterval(poll);
@@ -330,7 +335,7 @@ export class ChatService {
 }
 
 /** Every image_url in every message must be a data: URI (a remote URL would make the service fetch it). */
-function checkImageUrls(req: ChatRequest): void {
+export function checkImageUrls(req: ChatRequest): void {
   for (const [i, m] of req.messages.entries()) {
     if (!Array.isArray(m.content)) continue;
     for (const [j, part] of m.content.entries()) {

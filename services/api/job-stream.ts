@@ -32,7 +32,7 @@ export async function streamJobEvents(
 ): Promise<void> {
   const id = String(req.params.id);
   const resumeAfter = lastEventId(req);
-  await jobs.getJob(id); // 404 before the stream starts
+  await jobs.find(id); // 404 before the stream starts
 
   let closed = false;
   let lastSent = resumeAfter ?? 0;

@@ -6,26 +6,31 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
-import type { Job, Queue } from "bullmq";
-import type { BlobStore } from "../shared/blob-store.ts";
+import type { Queue } from "bullmq";
+import type { BlobRef, BlobStore } from "../shared/blob-store.ts";
 import type { Config } from "../../common/config.ts";
 import { VtcError, InputError, notFound } from "../../common/errors.ts";
 import { probeMedia } from "../shared/media.ts";
-import {
-  JOB_NAMES,
-  type JobFileRef,
-  type JobProgress,
-  type PipelineJobData,
-  type PipelineJobResult,
+import type {
+  EmbedsJobRef,
+  JobFileRef,
+  JobProgress,
+  PipelineJobData,
+  PipelineJobResult,
 } from "../shared/queues.ts";
 import type { JobRequest, RequestLimits } from "../../pipeline/request.ts";
+import { JobRepository, type JobStatus, type StoredJob } from "./job-repository.ts";
 import { jobRequestFromFields } from "./schemas.ts";
+
+export { type JobStatus, statusOf } from "./job-repository.ts";
 
 /** An upload, already hashed: in memory (`bytes`) or, past the memory threshold, on disk (`path`). */
 export interface UploadedFile {
   fieldname: string;
   originalname: string;
   bytes?: Buffer;
+  /** The request field it came in (default `files[i]`). */
+  field?: string;
   path?: string;
   size: number;
   sha256: string;
@@ -38,8 +43,6 @@ export interface JobServiceDeps {
   /** What a request is checked against (the service's limits and the model manifest's). */
   requestLimits: () => Promise<RequestLimits>;
 }
-
-export type JobStatus = "queued" | "active" | "completed" | "failed" | "delayed" | "unknown";
 
 export interface JobFailure {
   code: string;
@@ -76,24 +79,12 @@ export function jobLinks(id: string): JobView["links"] {
   return { self, events: `${self}/events`, tokens: `${self}/tokens`, kept: `${self}/kept.png` };
 }
 
-export function statusOf(state: string): JobStatus {
-  switch (state) {
-    case "waiting":
-    case "prioritized":
-    case "waiting-children":
-      return "queued";
-    case "active":
-    case "completed":
-    case "failed":
-    case "delayed":
-      return state;
-    default:
-      return "unknown";
-  }
-}
-
 export class JobsService {
-  constructor(private readonly deps: JobServiceDeps) {}
+  readonly repo: JobRepository;
+
+  constructor(private readonly deps: JobServiceDeps) {
+    this.repo = new JobRepository(deps.queue);
+  }
 
   /** Validates the fields of one request (the request contract, pipeline/request.ts). */
   async parse(fields: Record<string, unknown>, files: UploadedFile[]): Promise<JobRequest> {
@@ -108,7 +99,7 @@ export class JobsService {
   async storeFiles(files: UploadedFile[], pages?: readonly number[]): Promise<JobFileRef[]> {
     const refs: JobFileRef[] = [];
     for (const [i, f] of files.entries()) {
-      const field = `files[${i}]`;
+      const field = f.field ?? `files[${i}]`;
       // A spilled file is read for the probe, one at a time (bounded by the upload limit).
       const bytes = f.bytes ?? (await fs.readFile(f.path!));
       const info = await probeMedia(bytes, field, { ...this.deps.config.limits, pages });
@@ -121,7 +112,7 @@ export class JobsService {
   }
 
   /** sha256 of a request (its validated fields and its files' hashes). */
-  static fingerprint(parsed: JobRequest, files: UploadedFile[]): string {
+  static fingerprint(parsed: JobRequest, files: Array<Pick<UploadedFile, "sha256">>): string {
     const h = createHash("sha256");
     h.update(JSON.stringify(parsed));
     for (const f of files) h.update(f.sha256);
@@ -155,34 +146,54 @@ export class JobsService {
     const fingerprint = JobsService.fingerprint(parsed, files);
     const jobId = JobsService.jobIdFor(idempotencyKey);
     if (idempotencyKey) {
-      const existing = await this.deps.queue.getJob(jobId);
-      if (existing) return { view: await this.replay(existing, fingerprint), created: false };
+      const existing = await this.repo.find(jobId);
+      if (existing) return { view: this.replay(existing, fingerprint), created: false };
     }
-    const refs = await this.storeFiles(files, parsed.pages);
-    const data: PipelineJobData = {
-      ...parsed,
-      files: refs,
+    const { job, mine } = await this.submit(jobId, parsed, files, {
       fingerprint,
+      readBack: Boolean(idempotencyKey),
+    });
+    return mine
+      ? { view: this.view(job), created: true }
+      : { view: this.replay(job, fingerprint), created: false };
+  }
+
+  /**
+   * Stores the files and adds the job: POST /v1/jobs, batches and the chat endpoint come here. With
+   * `readBack` (an Idempotency-Key) the job Redis holds is returned; `mine` is false when a racing
+   * request with the same id got there first.
+   */
+  async submit(
+    jobId: string,
+    request: JobRequest,
+    files: UploadedFile[],
+    opts: {
+      fingerprint?: string;
+      readBack?: boolean;
+      embeds?: { npy: Buffer } & Omit<EmbedsJobRef, keyof BlobRef>;
+    } = {},
+  ): Promise<{ job: StoredJob; mine: boolean }> {
+    const refs = await this.storeFiles(files, request.pages);
+    let embeds: EmbedsJobRef | undefined;
+    if (opts.embeds) {
+      const { npy, ...rest } = opts.embeds;
+      embeds = { ...(await this.deps.blobs.put(npy)), ...rest };
+    }
+    const data: PipelineJobData = {
+      ...request,
+      files: refs,
+      ...(embeds ? { embeds } : {}),
+      fingerprint:
+        opts.fingerprint ?? JobsService.fingerprint(request, [...files, ...(embeds ? [embeds] : [])]),
       createdAt: Date.now(),
       submissionId: randomUUID(),
     };
-    const job = await this.deps.queue.add(JOB_NAMES.compress, data, { jobId });
-    if (idempotencyKey) {
-      // `add` with an existing id keeps the stored job and returns ours: read back what Redis holds
-      // to tell whether a racing request with the same key got there first.
-      const stored = await this.deps.queue.getJob(jobId);
-      if (stored && (stored.data as PipelineJobData).submissionId !== data.submissionId) {
-        return { view: await this.replay(stored, fingerprint), created: false };
-      }
-      if (stored) return { view: await this.view(stored), created: true };
-    }
-    // Just added without delay or priority: waiting (no round trip to ask; a worker may already
-    // have it, and the job's own view says so from then on).
-    return { view: await this.view(job, "waiting"), created: true };
+    const job = await this.repo.add(jobId, data, opts.readBack);
+    return { job, mine: job.data.submissionId === data.submissionId };
   }
 
-  private async replay(job: Job, fingerprint: string): Promise<JobView> {
-    if ((job.data as PipelineJobData).fingerprint !== fingerprint) {
+  private replay(job: StoredJob, fingerprint: string): JobView {
+    if (job.data.fingerprint !== fingerprint) {
       throw new VtcError("Idempotency-Key: this key was already used with a different request", {
         code: "idempotency_conflict",
         field: "Idempotency-Key",
@@ -191,50 +202,42 @@ export class JobsService {
     return this.view(job);
   }
 
-  async getJob(id: string): Promise<Job<PipelineJobData, PipelineJobResult>> {
-    const job = await this.deps.queue.getJob(id);
-    if (!job || job.name !== JOB_NAMES.compress) throw notFound(`job ${id}`);
-    return job as Job<PipelineJobData, PipelineJobResult>;
+  /** The job; 404 when there is none. */
+  async find(id: string): Promise<StoredJob> {
+    if (!isJobId(id)) throw notFound(`job ${id}`);
+    const job = await this.repo.find(id);
+    if (!job) throw notFound(`job ${id}`);
+    return job;
   }
 
   async get(id: string): Promise<JobView> {
-    // The state first, then the job: a job read after its final state carries everything the worker
-    // wrote before finishing it (the failure details, the result).
-    const state = await this.deps.queue.getJobState(id);
-    return this.view(await this.getJob(id), state);
+    return this.view(await this.find(id));
   }
 
-  async view(job: Job, state?: string): Promise<JobView> {
-    const data = job.data as PipelineJobData;
-    const status = statusOf(state ?? (await job.getState()));
-    const rv = job.returnvalue as PipelineJobResult | null | undefined;
+  view(job: StoredJob): JobView {
+    const { data } = job;
     let result: JobView["result"] = null;
-    if (status === "completed" && rv) {
-      const { artifacts: _artifacts, ...rest } = rv;
+    if (job.result) {
+      const { artifacts: _artifacts, ...rest } = job.result;
       result = rest;
     }
     let error: JobFailure | null = null;
-    if (status === "failed") {
+    if (job.failure) {
+      const { code, message, field, limit } = job.failure;
       error = {
-        code: data.failure?.code ?? "internal",
-        message: job.failedReason ?? "failed",
-        ...(data.failure?.field !== undefined ? { field: data.failure.field } : {}),
-        ...(data.failure?.limit !== undefined ? { limit: data.failure.limit } : {}),
+        code,
+        message,
+        ...(field !== undefined ? { field } : {}),
+        ...(limit !== undefined ? { limit } : {}),
       };
     }
-    const progress =
-      status === "completed"
-        ? { stage: "done" as const, percent: 100 }
-        : typeof job.progress === "object" && job.progress !== null
-          ? (job.progress as unknown as JobProgress)
-          : null;
     return {
-      id: job.id!,
-      status,
-      progress,
-      attempts: job.attemptsMade,
-      createdAt: new Date(data.createdAt ?? job.timestamp).toISOString(),
-      finishedAt: job.finishedOn ? new Date(job.finishedOn).toISOString() : null,
+      id: job.id,
+      status: job.status,
+      progress: job.progress,
+      attempts: job.attempts,
+      createdAt: new Date(job.createdAt).toISOString(),
+      finishedAt: job.finishedAt ? new Date(job.finishedAt).toISOString() : null,
       request: {
         // Defaults as the API fills them: a job enqueued directly may leave fields out.
         method: data.method,
@@ -254,7 +257,7 @@ export class JobsService {
       },
       result,
       error,
-      links: jobLinks(job.id!),
+      links: jobLinks(job.id),
     };
   }
 
@@ -271,7 +274,7 @@ export class JobsService {
     entries: Array<{ seq: number; progress: JobProgress }>;
     latest: JobProgress | null;
   }> {
-    const { logs, count } = await this.deps.queue.getJobLogs(id, 0, -1, true);
+    const { logs, count } = await this.repo.logs(id);
     const entries: Array<{ seq: number; progress: JobProgress }> = [];
     let latest: JobProgress | null = null;
     logs.forEach((line, i) => {
@@ -292,28 +295,26 @@ export class JobsService {
     id: string,
     which: "tokens" | "keptPng" | "result",
   ): Promise<{ sha256: string; size: number }> {
-    const job = await this.getJob(id);
-    const state = await job.getState();
-    if (state !== "completed") {
-      throw new VtcError(`job ${id} is ${statusOf(state)}; its artifacts exist once it completes`, {
+    const job = await this.find(id);
+    if (job.status !== "completed") {
+      throw new VtcError(`job ${id} is ${job.status}; its artifacts exist once it completes`, {
         code: "not_found",
       });
     }
-    const ref = job.returnvalue?.artifacts?.[which];
+    const ref = job.result?.artifacts?.[which];
     if (!ref) throw notFound(`${which === "keptPng" ? "kept.png" : which} of job ${id}`);
     return ref;
   }
 
   /** Mode "embeds": the .npy of view `i`, or (no `i`) the safetensors file with every view. */
   async embeds(id: string, i?: number): Promise<{ sha256: string; size: number }> {
-    const job = await this.getJob(id);
-    const state = await job.getState();
-    if (state !== "completed") {
-      throw new VtcError(`job ${id} is ${statusOf(state)}; its artifacts exist once it completes`, {
+    const job = await this.find(id);
+    if (job.status !== "completed") {
+      throw new VtcError(`job ${id} is ${job.status}; its artifacts exist once it completes`, {
         code: "not_found",
       });
     }
-    const a = (job.returnvalue as PipelineJobResult | undefined)?.artifacts;
+    const a = job.result?.artifacts;
     const ref = i === undefined ? a?.embedsSafetensors : a?.embeds?.[i];
     if (!ref) {
       throw notFound(
@@ -328,10 +329,41 @@ export class JobsService {
   /** kept.png of one image or PDF page of a completed job (default: the first). */
   async picture(id: string, file = 0, page = 0): Promise<{ sha256: string; size: number }> {
     const first = await this.artifact(id, "keptPng");
-    const pictures = (await this.getJob(id)).returnvalue?.artifacts?.pictures;
+    const pictures = (await this.find(id)).result?.artifacts?.pictures;
     if (!pictures) return first;
     const hit = pictures.find((p) => p.file === file && p.page === page);
     if (!hit) throw notFound(`kept.png of file ${file} page ${page} of job ${id}`);
     return { sha256: hit.sha256, size: hit.size };
   }
+}
+
+/**
+ * BullMQ keeps a queue's own records next to its jobs (`<queue>:events`, `<queue>:wait` ...): an id
+ * equal to one of them would read that record as a job (a 500). Our ids are UUID-shaped or
+ * `<batch>-<item>`; anything with a ':' or named like a queue record is no job.
+ */
+const QUEUE_RECORDS = new Set([
+  "active",
+  "completed",
+  "de",
+  "delayed",
+  "events",
+  "failed",
+  "id",
+  "limiter",
+  "marker",
+  "meta",
+  "metrics",
+  "paused",
+  "pc",
+  "prioritized",
+  "repeat",
+  "stalled",
+  "stalled-check",
+  "wait",
+  "waiting-children",
+]);
+
+export function isJobId(id: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id) && !QUEUE_RECORDS.has(id);
 }

@@ -2,8 +2,15 @@
 import { loadConfig, redactUrl } from "../../common/config.ts";
 import { createApp } from "./app.ts";
 import { type ApiContext, createApiContext } from "./context.ts";
+import { accessLine, boundPort, refuseToServe, serve } from "./server.ts";
 
 const config = loadConfig();
+// Before anything connects: an API on a public address without keys does not start.
+const refusal = refuseToServe(config.access);
+if (refusal) {
+  console.error(`[api] ${refusal}`);
+  process.exit(1);
+}
 let ctx: ApiContext;
 try {
   ctx = await createApiContext(config);
@@ -11,11 +18,18 @@ try {
   console.error(`[api] ${(err as Error).message}`);
   process.exit(1);
 }
-const server = createApp(ctx.deps).listen(config.port, () => {
-  console.log(
-    `[api] listening on http://127.0.0.1:${config.port} (Redis ${redactUrl(config.redisUrl)}, data ${config.dataDir})`,
-  );
-});
+let server: Awaited<ReturnType<typeof serve>>;
+try {
+  server = await serve(createApp(ctx.deps), config.access, config.port);
+} catch (err) {
+  console.error(`[api] ${(err as Error).message}`);
+  await ctx.close();
+  process.exit(1);
+}
+if (config.access.authOff) console.warn(`[api] WARNING: ${accessLine(config.access, boundPort(server))}`);
+console.log(
+  `[api] ${accessLine(config.access, boundPort(server))} (Redis ${redactUrl(config.redisUrl)}, data ${config.dataDir})`,
+);
 let stopping = false;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.on(signal, () => {

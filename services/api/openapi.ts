@@ -259,11 +259,20 @@ export function buildOpenApi(limits: Limits, requestLimits: RequestLimits, catal
             },
           },
           responses: {
-            "200": answer("chat.completion", "ChatCompletion"),
+            "200": {
+              description:
+                "chat.completion (proxy mode: the upstream's answer plus `vtc`); with `stream: true`, Server-Sent Events " +
+                "ending with a chunk whose `choices` is empty and which carries `vtc`, then `data: [DONE]`",
+              content: { ...jsonBody("ChatCompletion"), "text/event-stream": { schema: { type: "string" } } },
+            },
             "400": ERRORS["400"],
             "413": fail("The body, an image's bytes or pixels over the limit"),
             "415": ERRORS["415"],
             "422": ERRORS["422"],
+            "502": fail(
+              "Proxy mode (VTC_LLM_URL): the upstream is unreachable, too slow or failing (`llm_unavailable`, after " +
+                "retries) or refused the request (`llm_rejected`); the message is the upstream's",
+            ),
             "504": fail("The job did not finish in time (it goes on: GET /v1/jobs/{id})"),
           },
         },

@@ -66,6 +66,7 @@ export async function probeMedia(
           ...(err.limit !== undefined ? { limit: err.limit } : {}),
         });
       }
+      if (!(err instanceof PdfCountError)) throw err; // the reader failed, not the document
       throw new InputError(`${field}: the PDF cannot be read (${short(err)})`, {
         code: "corrupt_file",
         field,
@@ -105,7 +106,8 @@ export async function probeMedia(
   }
   try {
     // A full decode (of the first frame) finds truncated or damaged data that the header hides.
-    await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: "truncated" })
+    // The worker's strictness (pipeline/decode.ts: failOn "error"): what it would refuse, refused here.
+    await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: "error", pages: 1, page: 0 })
       .resize(64, 64, { fit: "inside" })
       .raw()
       .toBuffer();

@@ -7,6 +7,8 @@ import { parentPort } from "node:worker_threads";
 
 const port = parentPort!;
 const pdfjs = await import("pdfjs-dist/legacy/build/pdf.mjs");
+// Started: from here on a count's time limit applies (starting the thread is not the document's doing).
+port.postMessage({ ready: true });
 
 port.on("message", async ({ id, bytes }: { id: number; bytes: Uint8Array }) => {
   const task = pdfjs.getDocument({ data: bytes, verbosity: 0, isEvalSupported: false });

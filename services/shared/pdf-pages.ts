@@ -38,7 +38,7 @@ interface Task {
 type Reply = { id: number; pages: number } | { id: number; error: string };
 
 export class PdfPageCounter {
-  private thread: Worker | null = null;
+  private thread: { worker: Worker; ready: Promise<void> } | null = null;
   private readonly queue: Task[] = [];
   private running = false;
   private nextId = 1;
@@ -53,14 +53,27 @@ export class PdfPageCounter {
     });
   }
 
-  private spawn(): Worker {
+  private spawn(): { worker: Worker; ready: Promise<void> } {
     const w = new Worker(BOOT, {
       workerData: { entry: ENTRY },
       resourceLimits: { maxOldGenerationSizeMb: this.opts.maxHeapMb },
     });
     // An idle counter must not keep a process (or a test run) alive.
     w.unref();
-    return w;
+    const ready = new Promise<void>((resolve, reject) => {
+      const onMessage = (m: { ready?: boolean }) => {
+        if (!m.ready) return;
+        w.off("message", onMessage);
+        resolve();
+      };
+      w.on("message", onMessage);
+      w.once("error", reject);
+      w.once("exit", (code) =>
+        reject(new Error(`the PDF page-count thread stopped while starting (code ${code})`)),
+      );
+    });
+    ready.catch(() => {});
+    return { worker: w, ready };
   }
 
   private async pump(): Promise<void> {
@@ -75,9 +88,18 @@ export class PdfPageCounter {
     }
   }
 
-  private runOne(task: Task): Promise<void> {
+  private async runOne(task: Task): Promise<void> {
     this.thread ??= this.spawn();
-    const thread = this.thread;
+    const slot = this.thread;
+    try {
+      await slot.ready;
+    } catch (err) {
+      // A thread that cannot start is our failure, not the document's.
+      if (this.thread === slot) this.thread = null;
+      task.reject(err as Error);
+      return;
+    }
+    const thread = slot.worker;
     const id = this.nextId++;
     return new Promise<void>((done) => {
       const finish = (outcome: () => void, stop: boolean) => {
@@ -86,7 +108,7 @@ export class PdfPageCounter {
         thread.off("error", onError);
         thread.off("exit", onExit);
         if (stop) {
-          if (this.thread === thread) this.thread = null;
+          if (this.thread === slot) this.thread = null;
           void thread.terminate();
         }
         outcome();
@@ -139,7 +161,7 @@ export class PdfPageCounter {
       t.reject(new PdfCountError("the page counter is closed", "unreadable"));
     const t = this.thread;
     this.thread = null;
-    await t?.terminate();
+    await t?.worker.terminate();
   }
 }
 

@@ -149,7 +149,7 @@ describe("a worker killed with SIGKILL mid-job", () => {
     if (workers.length === 0) workers.push(await startWorkerProcess(env));
     // A job that takes a few seconds in the worker: a page just under the drawing budget.
     const slow = await submit(api.base, ["slow.pdf", pathologicalPdf(300_000)]);
-    expect(slow.status).toBe(202);
+    expect(slow.status, JSON.stringify(slow.body)).toBe(202);
     const others: string[] = [];
     for (let i = 0; i < 4; i++)
       others.push((await submit(api.base, [`k${i}.png`, await colour(200 + i)])).id!);

@@ -122,7 +122,8 @@ export interface ApiProcess {
 export async function startApiProcess(env: Record<string, string>): Promise<ApiProcess> {
   const child = fork("test/fault/api-child.ts", [], {
     execArgv: ["--expose-gc", "--import", "tsx"],
-    env: { ...process.env, ...env },
+    // Tests poll far more than a client should: no rate limit or job quota unless the test sets one.
+    env: { ...process.env, VTC_RATE_LIMIT_PER_MIN: "0", VTC_MAX_ACTIVE_JOBS: "0", ...env },
     stdio: ["ignore", "pipe", "pipe", "ipc"],
   });
   let err = "";

@@ -223,12 +223,6 @@ describe("POST /v1/chat/completions", () => {
         400,
         { field: "messages[0].content" },
       ],
-      [
-        "stream: true",
-        () => request({ method: "fopru", keep: 36 }, { stream: true }),
-        400,
-        { field: "stream" },
-      ],
       ["max_tokens 0", () => request(undefined, { max_tokens: 0 }), 400, { field: "max_tokens", limit: 1 }],
       ["another model", () => request(undefined, { model: "gpt-4o" }), 400, { field: "model" }],
       ["n > 1", () => request(undefined, { n: 2 }), 400, { field: "n" }],
@@ -246,6 +240,27 @@ describe("POST /v1/chat/completions", () => {
         expect(r.body.error.type).toBe("invalid_request_error");
       });
     }
+
+    it("stream: true answers Server-Sent Events: the answer in one chunk, the finish, the vtc chunk, [DONE]", async () => {
+      const plain = await chat(h.base, request({ method: "fopru", keep: 36 }));
+      const res = await fetch(`${h.base}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(request({ method: "fopru", keep: 36 }, { stream: true })),
+      });
+      expect(res.headers.get("content-type")).toContain("text/event-stream");
+      const events = (await res.text())
+        .trim()
+        .split("\n\n")
+        .map((e) => e.replace(/^data: /, ""));
+      expect(events.at(-1)).toBe("[DONE]");
+      const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+      expect(chunks.map((c) => c.object)).toEqual(Array(3).fill("chat.completion.chunk"));
+      expect(chunks[0].choices[0].delta.content).toBe(plain.body.choices[0].message.content);
+      expect(chunks[1].choices[0].finish_reason).toBe(plain.body.choices[0].finish_reason);
+      expect(chunks[2].choices).toEqual([]);
+      expect(chunks[2].vtc.visual_tokens).toEqual(plain.body.vtc.visual_tokens);
+    });
 
     it("a question the model cannot read fails in the worker and answers 400 naming the message", async () => {
       const long = Array.from({ length: 60 }, () => "shape").join(" ");

@@ -39,6 +39,9 @@ export async function startApi(
     queuePrefix: prefix,
     dataDir,
     jobBackoffMs: 200,
+    // The tests poll and submit far more than a client should: rate limits and quotas are tested
+    // on their own (test/fault/access.test.ts).
+    access: { ...base.access, rateLimitPerMin: 0, maxActiveJobs: 0 },
     ...opts.config,
     limits: { ...base.limits, ...opts.limits },
   };

@@ -5,11 +5,17 @@
  */
 import express, { type ErrorRequestHandler, Router } from "express";
 import { InputError, VtcError } from "../../../common/errors.ts";
-import { type ChatService, chatBodyLimit } from "../chat.service.ts";
+import { type ChatOutcome, chatBodyLimit } from "../chat.service.ts";
 import { toErrorAnswer } from "../http-errors.ts";
 import type { Config } from "../../../common/config.ts";
 
-export function chatRouter(deps: { chat: ChatService; config: Config }): Router {
+/** Embedded mode (ChatService) or proxy mode (ChatProxyService, VTC_LLM_URL set). */
+export interface ChatHandler {
+  handle(body: unknown, signal?: AbortSignal): Promise<ChatOutcome>;
+  models(): Promise<{ data: Array<Record<string, unknown>> }> | { data: Array<Record<string, unknown>> };
+}
+
+export function chatRouter(deps: { chat: ChatHandler; config: Config }): Router {
   const { chat } = deps;
   const r = Router();
   const limit = chatBodyLimit(deps.config);
@@ -57,13 +63,24 @@ export function chatRouter(deps: { chat: ChatService; config: Config }): Router 
       res.on("close", () => {
         if (!res.writableFinished) aborted.abort();
       });
-      res.json(await chat.complete(req.body, aborted.signal));
+      const out = await chat.handle(req.body, aborted.signal);
+      if ("json" in out) {
+        res.json(out.json);
+        return;
+      }
+      res.writeHead(200, {
+        "Content-Type": "text/event-stream",
+        "Cache-Control": "no-cache",
+        Connection: "keep-alive",
+        "X-Accel-Buffering": "no",
+      });
+      await out.stream({ write: (chunk) => res.write(chunk), end: () => res.end() });
     },
   );
 
   const openAiErrors: ErrorRequestHandler = (err, _req, res, _next) => {
     const { status, body } = toErrorAnswer(err);
-    if (status === 504) console.warn(`[api] chat: ${(err as Error).message}`);
+    if (status === 504 || status === 502) console.warn(`[api] chat: ${(err as Error).message}`);
     else if (status >= 500) console.error("[api] chat:", err);
     if (res.headersSent || res.destroyed) {
       res.end();

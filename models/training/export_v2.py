@@ -1,0 +1,147 @@
+"""Export of vtc-tiny v2 into args.out, same layout as v1 (manifest.json, three ONNX files, tokenizer.json,
+eval/, reference/), so the pipeline and the service read it unchanged. Differences in the manifest:
+format_version 2, feature_dim 128 (select-layer hidden state, no class probabilities), cls = final CLS
+hidden state (128), trained_pool_n 1..12, the v2 classes. The held-out set adds, per question, `target_ids`
+(the footprint as page-patch indices) and `template`, and eval/background.json (per image, per view, the patch
+indices labelled background, for the background-only drop rows)."""
+import copy
+import json
+import os
+import shutil
+
+import numpy as np
+import torch
+from PIL import Image
+
+import export as v1
+import gen_v2
+import tok
+from model_v2 import DF, LOW_LAYER, P, SELECT_LAYER, WIDTH, DecoderV2, EncoderV2, ProjectorV2, fold_bn
+
+EVAL_SEED = 2
+KEY_ORDER = ["id", "image", "kind", "question", "answer", "type", "target_patches", "small", "crop_grid", "width",
+             "height", "target_ids", "template"]
+READING = ("doc_value", "doc_key", "doc_cell", "doc_tallest")  # answers that are strings printed on the page
+
+
+def _pick_doc(qs, rng, k):
+    """Up to k questions: one non-reading question (rows, stamp, logo: a minority, as the issue asks), then
+    reading questions, one per reading type first, then at random; other questions only to fill up."""
+    order = list(rng.permutation(len(qs)))
+    other = [i for i in order if qs[i]["type"] not in READING]
+    chosen, types = other[:1], set()
+    for i in order:
+        if len(chosen) < k and qs[i]["type"] in READING and qs[i]["type"] not in types:
+            chosen.append(i)
+            types.add(qs[i]["type"])
+    for pool in ([i for i in order if qs[i]["type"] in READING], other):
+        for i in pool:
+            if len(chosen) < k and i not in chosen:
+                chosen.append(i)
+    return [qs[i] for i in chosen]
+
+
+def write_evalset(args):
+    d = os.path.join(args.out, "eval")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(os.path.join(d, "scenes"))
+    os.makedirs(os.path.join(d, "docs"))
+    rows, background = [], {}
+    n_s, n_d = (args.eval_scenes, args.eval_docs) if not args.tiny else (40, 20)
+    for i in range(n_s):
+        img, pl, _, _, _, qs = gen_v2.scene(EVAL_SEED, i)
+        name = f"scenes/s{i:04d}.png"
+        Image.fromarray(img).save(os.path.join(d, name), optimize=True)
+        background[name] = [np.nonzero(np.isin(pl, gen_v2.BG_CLASSES))[0].tolist()]
+        for q in v1._pick(qs, np.random.default_rng([EVAL_SEED, 9, i]), 4):
+            rows.append(dict(id=f"s{i:04d}-{len(rows)}", image=name, kind="scene", width=96, height=96,
+                             crop_grid=None, template=q["type"], **q))
+    for i in range(n_d):
+        doc = gen_v2.document(EVAL_SEED, i)
+        page = doc["page"]
+        name = f"docs/d{i:04d}.png"
+        Image.fromarray(page).save(os.path.join(d, name), optimize=True)
+        background[name] = [np.nonzero(np.isin(p, gen_v2.BG_CLASSES))[0].tolist() for p in doc["pl"]]
+        for q in _pick_doc(doc["questions"], np.random.default_rng([EVAL_SEED, 12, i]), 6):
+            rows.append(dict(id=f"d{i:04d}-{len(rows)}", image=name, kind="doc", width=page.shape[1],
+                             height=page.shape[0], crop_grid=list(doc["grid"]), template=q["type"], **q))
+    with open(os.path.join(d, "questions.jsonl"), "w") as f:
+        for r in rows:
+            f.write(json.dumps({k: r[k] for k in KEY_ORDER}) + "\n")
+    json.dump(background, open(os.path.join(d, "background.json"), "w"))
+    print(f"eval set: {sum(r['kind'] == 'scene' for r in rows)} scene and {sum(r['kind'] == 'doc' for r in rows)} doc questions")
+
+
+class EncoderExport(torch.nn.Module):
+    def __init__(self, enc):
+        super().__init__()
+        self.enc = enc
+
+    def forward(self, pixel_values):
+        f, c, out = self.enc.features(pixel_values)
+        res = [f, c]
+        for layer in (LOW_LAYER, SELECT_LAYER):
+            res += list(out[layer])
+        return tuple(res)
+
+
+def load_models(work, dev="cpu"):
+    vocab = tok.load_vocab(os.path.join(work, "tokenizer.json"))
+    enc = EncoderV2()
+    enc.load_state_dict(torch.load(os.path.join(work, "stage1.pt"), map_location=dev)["model"])
+    proj, dec = ProjectorV2(), DecoderV2(len(vocab))
+    ck = torch.load(os.path.join(work, "stage2.pt"), map_location=dev)
+    proj.load_state_dict(ck["proj"])
+    dec.load_state_dict(ck["dec"])
+    return enc.eval(), proj.eval(), dec.eval(), vocab
+
+
+def manifest(vocab):
+    m = v1.manifest(vocab)
+    m["format_version"] = 2
+    e = m["encoder"]
+    e["feature_dim"] = DF
+    e["feature_layout"] = {"hidden": [0, WIDTH], "meaning": f"hidden state of the select layer (residual stream "
+                           f"after block {SELECT_LAYER}, no LayerNorm), patch tokens in raster order"}
+    e["cls_meaning"] = "final-layer CLS hidden state after the final LayerNorm (trained on image-level multi-label facts)"
+    e["classes"] = gen_v2.CLASSES
+    e["background_classes"] = [gen_v2.CLASSES[i] for i in gen_v2.BG_CLASSES]
+    m["projector"]["trained_pool_n"] = list(range(1, 13))
+    m["projector"]["training"] = "per-view random drops (independent ratios, global whole / crops sparse, crops whole / global sparse), background-only drops, TokenFLEX n = 1..12, no tokens"
+    return m
+
+
+def export_all(args):
+    enc, proj, dec, vocab = load_models(args.work)
+    enc = fold_bn(copy.deepcopy(enc)).eval()
+    out = args.out
+    os.makedirs(out, exist_ok=True)
+    shutil.copy(os.path.join(args.work, "tokenizer.json"), os.path.join(out, "tokenizer.json"))
+    json.dump(manifest(vocab), open(os.path.join(out, "manifest.json"), "w"), indent=2)
+    x = torch.zeros(2, 3, 96, 96)
+    torch.onnx.export(EncoderExport(enc), (x,), os.path.join(out, "vision_encoder.onnx"), opset_version=17,
+                      input_names=["pixel_values"], output_names=v1.ENC_OUT,
+                      dynamic_axes={"pixel_values": {0: "B"}, **{n: {0: "B"} for n in v1.ENC_OUT}})
+    f, p = torch.zeros(2, 16, DF), torch.zeros(2, 16, P)
+    torch.onnx.export(proj, (f, p), os.path.join(out, "projector.onnx"), opset_version=17,
+                      input_names=["features", "positions"], output_names=["tokens"],
+                      dynamic_axes={"features": {0: "B", 1: "K"}, "positions": {0: "B", 1: "K"}, "tokens": {0: "B", 1: "K"}})
+    ids, v, m = torch.ones(2, 5, dtype=torch.long), torch.zeros(2, 16, WIDTH), torch.ones(2, 16)
+    torch.onnx.export(v1.DecoderExport(dec), (ids, v, m), os.path.join(out, "decoder.onnx"), opset_version=17,
+                      input_names=["input_ids", "visual", "visual_mask"], output_names=["logits"],
+                      dynamic_axes={"input_ids": {0: "B", 1: "T"}, "visual": {0: "B", 1: "K"},
+                                    "visual_mask": {0: "B", 1: "K"}, "logits": {0: "B", 1: "T"}})
+    reference(enc, proj, dec, vocab, out)
+    sizes = {fn: os.path.getsize(os.path.join(out, fn)) for fn in os.listdir(out) if fn.endswith(".onnx")}
+    print("exported to", out, {k: f"{s / 1e6:.2f} MB" for k, s in sizes.items()}, f"total {sum(sizes.values()) / 1e6:.2f} MB")
+
+
+@torch.no_grad()
+def reference(enc, proj, dec, vocab, out):
+    """As v1's reference(): a held-out scene and the first crop of a held-out document through the three files."""
+    saved = v1.OUT, v1.EncoderExport
+    v1.OUT, v1.EncoderExport = out, EncoderExport
+    try:
+        v1.reference(enc, proj, dec, vocab)
+    finally:
+        v1.OUT, v1.EncoderExport = saved

@@ -1,0 +1,199 @@
+"""Stage 2 of vtc-tiny v2: projector + decoder on cached select-layer features (encoder frozen).
+
+What the decoder sees is drawn per image, then per view, so that no token proportion can be relied on
+(issue 11, point 3); nothing here favours a compression method:
+  all            every token of every view                                     15%
+  independent    each view keeps a random subset, ratio r_v ~ U(0.03, 1) each   25%
+  global_whole   documents: global view whole, each crop r_v ~ U(0.03, 0.3)     10%
+  crops_whole    documents: crops whole, global view r ~ U(0, 0.3)              10%
+  background     each view drops a fraction U(0.3, 1) of its background tokens 15%
+  pool           TokenFLEX n x n, n ~ U{1..12}, one n per image or per view    20%
+  blind          no visual token (the decoder's question-only prior)             5%
+(scenes have one view: global_whole / crops_whole fall back to independent). Kept tokens stay in raster order.
+Loss: answer at the last question position + 0.1 x [EOS]; plus an optional grounding loss, -log of the answer
+position's cross-attention mass on tokens covering the question's footprint, weight --att-weight annealed
+linearly to 0 over the first --att-anneal of the stage (the v2 prototype needed it to start retrieving lines)."""
+import os
+import pickle
+from collections import Counter
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import gen_v2
+import tok
+from model_v2 import DF, DecoderV2, ProjectorV2, pool_sources, tokenflex_pool, view_pos
+from train_all import encode_questions, lr_at, make_opt, save_ckpt
+
+MODES = ["all", "independent", "global_whole", "crops_whole", "background", "pool", "blind"]
+MODE_P = [0.15, 0.25, 0.10, 0.10, 0.15, 0.20, 0.05]
+N = 144
+_POS, _SRC = {}, {n: pool_sources(n) for n in range(1, 13)}
+
+
+def positions(n, view, rc):
+    key = (n, view, rc)
+    if key not in _POS:
+        _POS[key] = view_pos(_SRC[n], view, rc)
+    return _POS[key]
+
+
+def subset(rng, r):
+    k = int(round(r * N))
+    return np.sort(rng.choice(N, k, replace=False)) if k > 0 else np.zeros(0, np.int64)
+
+
+def plan(rng, mode, V):
+    """Per view: ('keep', indices) or ('pool', n), or None for 'drop background' (resolved by the caller)."""
+    if V == 1 and mode in ("global_whole", "crops_whole"):
+        mode = "independent"
+    if mode == "all":
+        return [("keep", np.arange(N))] * V
+    if mode == "blind":
+        return [("keep", np.zeros(0, np.int64))] * V
+    if mode == "independent":
+        return [("keep", subset(rng, rng.uniform(0.03, 1))) for _ in range(V)]
+    if mode == "global_whole":
+        return [("keep", subset(rng, rng.uniform(0.03, 0.3))) for _ in range(V - 1)] + [("keep", np.arange(N))]
+    if mode == "crops_whole":
+        return [("keep", np.arange(N))] * (V - 1) + [("keep", subset(rng, rng.uniform(0, 0.3)))]
+    if mode == "pool":
+        if rng.random() < 0.5:
+            return [("pool", int(rng.integers(1, 13)))] * V
+        return [("pool", int(rng.integers(1, 13))) for _ in range(V)]
+    return [("background", rng.uniform(0.3, 1)) for _ in range(V)]
+
+
+def build(items, feats, bg, sel, rng, dev):
+    """-> feats [B,K,DF], positions [B,K,20], mask [B,K], and per image the list of (view, sources) per token."""
+    toks, poss, srcs = [], [], []
+    for s in sel:
+        kind, off, rc, _ = items[s]
+        V = 1 if rc is None else rc[0] * rc[1] + 1
+        f = torch.from_numpy(np.asarray(feats[off:off + V]).astype(np.float32))
+        mode = MODES[rng.choice(len(MODES), p=MODE_P)]
+        t, p, so = [], [], []
+        for v, (what, arg) in enumerate(plan(rng, mode, V)):
+            if what == "background":
+                b = np.asarray(bg[off + v])
+                drop = np.nonzero(b)[0]
+                drop = drop[rng.random(len(drop)) < arg]
+                what, arg = "keep", np.setdiff1d(np.arange(N), drop)
+            if what == "pool":
+                t.append(tokenflex_pool(f[v:v + 1], arg)[0])
+                p.append(positions(arg, v, rc))
+                so += [(v, src) for src in _SRC[arg]]
+            else:
+                t.append(f[v, arg])
+                p.append(positions(12, v, rc)[arg])
+                so += [(v, np.array([i])) for i in arg]
+        toks.append(torch.cat(t))
+        poss.append(np.concatenate(p))
+        srcs.append(so)
+    K = max(1, max(x.shape[0] for x in toks))
+    B = len(toks)
+    vf, vp, vm = torch.zeros(B, K, DF), torch.zeros(B, K, 20), torch.zeros(B, K)
+    for i, (t, p) in enumerate(zip(toks, poss)):
+        vf[i, :len(t)], vp[i, :len(t)], vm[i, :len(t)] = t, torch.from_numpy(p), 1
+    return vf.to(dev), vp.to(dev), vm.to(dev), srcs
+
+
+def target_mask(q, rc, srcs, K):
+    """[1+K] bool: memory columns (register first) whose tokens cover the question's footprint."""
+    m = np.zeros(1 + K, bool)
+    if not q["target_ids"]:
+        return m
+    per_view = {}
+    for j, (v, src) in enumerate(srcs):
+        if v not in per_view:
+            per_view[v] = set(gen_v2.view_targets(q["target_ids"], v, rc))
+        if per_view[v] and per_view[v].intersection(src.tolist()):
+            m[1 + j] = True
+    return m
+
+
+def stage2(args, dev, log):
+    vocab = tok.load_vocab(os.path.join(args.work, "tokenizer.json"))
+    feats = np.load(os.path.join(args.work, "feats.npy"), mmap_mode="r")
+    bg = np.load(os.path.join(args.work, "bg.npy"), mmap_mode="r")
+    items = pickle.load(open(os.path.join(args.work, "items.pkl"), "rb"))
+    scenes = [i for i, it in enumerate(items) if it[0] == "scene"]
+    docs = [i for i, it in enumerate(items) if it[0] == "doc"]
+    cnt = Counter(q["type"] for it in items for q in it[3])
+    path = os.path.join(args.work, "stage2.pt")
+    proj, dec = ProjectorV2().to(dev), DecoderV2(len(vocab)).to(dev)
+    params = list(proj.parameters()) + list(dec.parameters())
+    opt = make_opt(params, 1e-3)
+    st = dict(step=0, elapsed=0.0)
+    if os.path.exists(path):
+        ck = torch.load(path, map_location=dev)
+        proj.load_state_dict(ck["proj"])
+        dec.load_state_dict(ck["dec"])
+        opt.load_state_dict(ck["opt"])
+        st = ck["state"]
+        log(f"stage2: resumed at step {st['step']} ({st['elapsed'] / 60:.1f} min done)")
+    budget = args.stage2_min * 60
+    rng = np.random.default_rng([12345, st["step"]])
+    import time
+    last_ck, t_start, el0 = time.time(), time.time(), st["elapsed"]
+    meter = {"scene": [], "doc": []}
+    while True:
+        el = el0 + time.time() - t_start
+        if el >= budget:
+            break
+        step, frac = st["step"], el / budget
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, frac, 1e-3)
+        kind = "doc" if step % 2 == 1 else "scene"   # documents are half the steps: reading is the hard part
+        pool, nb = (docs, 8) if kind == "doc" else (scenes, 32)
+        sel = [pool[i] for i in rng.choice(len(pool), min(nb, len(pool)), replace=False)]
+        vf, vp, vm, srcs = build(items, feats, bg, sel, rng, dev)
+        qs, qimg = [], []
+        for j, s in enumerate(sel):
+            iq = items[s][3]
+            w = np.array([1.0 / cnt[q["type"]] for q in iq])
+            for qi in rng.choice(len(iq), 8, p=w / w.sum()):
+                qs.append(iq[qi])
+                qimg.append(j)
+        ids, tgt = encode_questions(vocab, qs)
+        ids, tgt = torch.from_numpy(ids).to(dev), torch.from_numpy(tgt).to(dev)
+        qimg_t = torch.tensor(qimg, device=dev)
+        mem, bias = dec.visual(proj(vf, vp), vm)
+        logits, att = dec.text_attn(ids, mem, bias, qimg_t)
+        last = (ids != vocab["[PAD]"]).sum(1) - 2
+        is_ans = torch.zeros_like(tgt, dtype=torch.bool)
+        is_ans[torch.arange(len(qs)), last] = True
+        ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), reduction="none").view(tgt.shape)
+        loss = ce[is_ans].mean() + 0.1 * ce[(tgt != -100) & ~is_ans].mean()
+        w_att = args.att_weight * max(0.0, 1 - frac / args.att_anneal) if args.att_anneal > 0 else 0.0
+        if w_att > 0:
+            K = vf.shape[1]
+            tm = torch.from_numpy(np.stack([target_mask(q, items[sel[j]][2], srcs[j], K) for q, j in zip(qs, qimg)])).to(dev)
+            has = tm.any(1)
+            if has.any():
+                a = att[torch.arange(len(qs)), last]
+                mass = (a * tm).sum(1)[has]
+                loss = loss + w_att * (-torch.log(mass + 1e-6)).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        with torch.no_grad():
+            acc = (logits.argmax(-1)[is_ans] == tgt[is_ans]).float().mean().item()
+        meter[kind].append((ce[is_ans].mean().item(), acc))
+        st["step"] += 1
+        if st["step"] % 50 == 0:
+            el = el0 + time.time() - t_start
+            ms = {k: np.mean(v, 0) if v else (float("nan"),) * 2 for k, v in meter.items()}
+            meter = {"scene": [], "doc": []}
+            log(f"stage2 step {st['step']} scene loss {ms['scene'][0]:.3f} acc {ms['scene'][1]:.3f} | doc loss "
+                f"{ms['doc'][0]:.3f} acc {ms['doc'][1]:.3f} | grounding w {w_att:.2f} | {el / 60:.1f}/{budget / 60:.0f} min, "
+                f"ETA stage {(budget - el) / 60:.1f} min, all ~{(budget - el) / 60 + args.rest_min:.0f} min")
+        if time.time() - last_ck > 120:
+            st["elapsed"] = el0 + time.time() - t_start
+            save_ckpt(path, proj=proj.state_dict(), dec=dec.state_dict(), opt=opt.state_dict(), state=st)
+            last_ck = time.time()
+    st["elapsed"] = el0 + time.time() - t_start
+    save_ckpt(path, proj=proj.state_dict(), dec=dec.state_dict(), opt=opt.state_dict(), state=st)
+    log(f"stage2 done: {st['step']} steps")
