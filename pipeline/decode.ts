@@ -86,8 +86,8 @@ export async function decodeFile(
       status: 413,
     });
   }
-  const kind = sniffType(bytes);
-  if (!kind) {
+  const sniffed = await sniffType(bytes);
+  if (sniffed.mime === null) {
     throw new InputError(`${field}: unsupported file type (accepted: ${SUPPORTED_KINDS.join(", ")})`, {
       code: "unsupported_type",
       field,
@@ -95,6 +95,7 @@ export async function decodeFile(
       status: 415,
     });
   }
+  const { kind } = sniffed;
   if (kind === "pdf") {
     const { pages, pageCount } = await renderPdf(bytes, limits, field, selection);
     return { kind, pages, pageCount };

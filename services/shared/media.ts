@@ -5,22 +5,13 @@
  * some other way. PDFs are read in a worker thread (pdf-pages.ts), never on the caller's event loop.
  */
 import { choosePages } from "../../pipeline/pages.ts";
-import { fileTypeFromBuffer } from "file-type";
+import { SUPPORTED_TYPES, type SupportedMime, sniffType } from "../../pipeline/sniff.ts";
 import sharp from "sharp";
 import type { Limits } from "../../common/config.ts";
 import { InputError } from "../../common/errors.ts";
 import { PdfCountError, sharedPdfPageCounter } from "./pdf-pages.ts";
 
-export const SUPPORTED_TYPES = {
-  "image/png": "image",
-  "image/jpeg": "image",
-  "image/webp": "image",
-  "image/tiff": "image",
-  "image/gif": "image",
-  "application/pdf": "pdf",
-} as const;
-
-export type SupportedMime = keyof typeof SUPPORTED_TYPES;
+export { SUPPORTED_TYPES, type SupportedMime } from "../../pipeline/sniff.ts";
 
 export interface MediaInfo {
   mime: SupportedMime;
@@ -45,16 +36,15 @@ export async function probeMedia(
 ): Promise<MediaInfo> {
   if (bytes.byteLength === 0)
     throw new InputError(`${field} is empty (0 bytes)`, { code: "empty_file", field });
-  const sniffed = await fileTypeFromBuffer(bytes);
-  const mime = sniffed?.mime as string | undefined;
-  if (!mime || !(mime in SUPPORTED_TYPES)) {
+  const sniffed = await sniffType(bytes);
+  if (sniffed.mime === null) {
     throw new InputError(
-      `${field}: type ${mime ?? "unknown"} (sniffed from the bytes) is not supported; supported: ${Object.keys(SUPPORTED_TYPES).join(", ")}`,
+      `${field}: type ${sniffed.detected ?? "unknown"} (sniffed from the bytes) is not supported; supported: ${Object.keys(SUPPORTED_TYPES).join(", ")}`,
       { code: "unsupported_type", field, limit: Object.keys(SUPPORTED_TYPES).join(",") },
     );
   }
-  const supported = mime as SupportedMime;
-  if (SUPPORTED_TYPES[supported] === "pdf") {
+  const supported = sniffed.mime;
+  if (sniffed.kind === "pdf") {
     let pages: number;
     try {
       pages = await countPages(bytes);
