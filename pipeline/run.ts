@@ -31,7 +31,7 @@ export async function runPipeline(
   const llm = request.mode === "answer" ? (ctx.llm ?? new EmbeddedDecoder(model)) : null;
   if (llm instanceof EmbeddedDecoder) llm.promptIds(request.prompt); // the prompt must fit, before the heavy work
 
-  const units = await buildViews(request.files, request.layout, model, limits, clock);
+  const units = await buildViews(request.files, request.layout, model, limits, clock, request.pages);
 
   const cache = ctx.encoderCache?.enabled ? ctx.encoderCache : undefined;
   const cacheBefore = cache ? { ...cache.stats } : undefined;
