@@ -4,6 +4,7 @@
  * worker's pipeline checks again when it decodes (pipeline/decode.ts), since a job may reach the queue
  * some other way. PDFs are read in a worker thread (pdf-pages.ts), never on the caller's event loop.
  */
+import { choosePages } from "../../pipeline/pages.ts";
 import { SUPPORTED_TYPES, type SupportedMime, sniffType } from "../../pipeline/sniff.ts";
 import sharp from "sharp";
 import type { Limits } from "../../common/config.ts";
@@ -29,7 +30,8 @@ export interface MediaInfo {
 export async function probeMedia(
   bytes: Uint8Array,
   field: string,
-  limits: Pick<Limits, "maxPixels" | "maxPages">,
+  /** `pages`: the PDF pages the request picked; VTC_MAX_PAGES applies to those. */
+  limits: Pick<Limits, "maxPixels" | "maxPages"> & { pages?: readonly number[] },
   countPages: (pdf: Uint8Array) => Promise<number> = (pdf) => sharedPdfPageCounter().count(pdf),
 ): Promise<MediaInfo> {
   if (bytes.byteLength === 0)
@@ -61,11 +63,15 @@ export async function probeMedia(
       });
     }
     if (pages === 0) throw new InputError(`${field}: a PDF without pages`, { code: "corrupt_file", field });
-    if (pages > limits.maxPages) {
-      throw new InputError(`${field}: ${pages} PDF pages, more than the limit of ${limits.maxPages}`, {
+    const chosen = choosePages(limits.pages, pages, field).length;
+    if (chosen > limits.maxPages) {
+      const message = limits.pages
+        ? `pages: ${chosen} pages chosen of ${field}, more than the limit of ${limits.maxPages}`
+        : `${field}: ${pages} PDF pages, more than the limit of ${limits.maxPages} (pick some with pages, e.g. "1-${limits.maxPages}")`;
+      throw new InputError(message, {
         code: "too_many_pages",
         status: 413,
-        field,
+        field: limits.pages ? "pages" : field,
         limit: limits.maxPages,
       });
     }

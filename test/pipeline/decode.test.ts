@@ -1,6 +1,7 @@
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { decodeFile } from "../../pipeline/decode.ts";
+import { parsePageSelection } from "../../pipeline/pages.ts";
 import { InputError } from "../../common/errors.ts";
 import { loadLimits } from "../../common/config.ts";
 import { sniffType } from "../../pipeline/sniff.ts";
@@ -121,5 +122,31 @@ describe("decodeFile", () => {
       "corrupt_file",
       422,
     );
+  });
+});
+
+describe("page selections", () => {
+  it("renders only the pages picked, and the page limit counts those", async () => {
+    const three = makePdf(3);
+    const out = await decodeFile(three, { ...limits, maxPages: 2 }, "files[0]", [1, 3]);
+    expect(out.pages.map((p) => p.page)).toEqual([0, 2]);
+    expect(out.pageCount).toBe(3);
+    await expect(decodeFile(three, limits, "files[0]", parsePageSelection("2-4"))).rejects.toMatchObject({
+      code: "bad_request",
+      field: "pages",
+      limit: 3,
+    });
+    await expect(decodeFile(three, { ...limits, maxPages: 1 }, "files[0]", [1, 2])).rejects.toMatchObject({
+      code: "too_many_pages",
+      status: 413,
+      field: "pages",
+    });
+  });
+
+  it("parses 1-3,7 as readers number pages", () => {
+    expect(parsePageSelection("1-3,7")).toEqual([1, 2, 3, 7]);
+    expect(parsePageSelection(" 7 , 2-3, 2 ")).toEqual([2, 3, 7]);
+    for (const bad of ["", "0", "3-1", "a", "1,,2", "-2"])
+      expect(() => parsePageSelection(bad), bad).toThrow(/pages:/);
   });
 });
