@@ -30,8 +30,6 @@ beforeAll(async () => {
   redis = await startRedis();
   const env = {
     REDIS_URL: redis.url,
-    // The prefix the probe reads the event stream under.
-    VTC_QUEUE_PREFIX: "vtc",
     VTC_DATA_DIR: path.join(dir, "data"),
     VTC_BLOB_SWEEP_INTERVAL_SEC: "0",
     VTC_WORKER_METRICS_PORT: "0",
