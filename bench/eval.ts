@@ -13,7 +13,9 @@
  *
  * Writes docs/results/accuracy.md and accuracy-scenes.png / accuracy-documents.png (accuracy against
  * kept fraction, one line per method). --quick evaluates a fixed subset (the first images of each kind);
- * --methods a,b only those methods (for a look; a partial table is written under accuracy-partial*).
+ * --methods a,b only those methods (for a look; a partial table is written under accuracy-partial*);
+ * with --update their rows go into the existing accuracy.md instead and the plots are redrawn
+ * (bench/report/accuracy-update.ts).
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -29,6 +31,15 @@ import {
 import { defaultModelDir } from "../common/config.ts";
 import { loadModel, type Model } from "../models/runtime/model.ts";
 import { EmbeddedDecoder } from "../pipeline/llm/embedded.ts";
+import {
+  fullAccuracy,
+  mergeRows,
+  parseAccuracyMd,
+  renderAccuracyMd,
+  rowOf,
+  seriesOf,
+  type TableRow,
+} from "./report/accuracy-update.ts";
 import { metaMarkdown, runMeta } from "./report/meta.ts";
 import { lineChartPng, type Series } from "./report/plot.ts";
 import { wilson } from "./report/stats.ts";
@@ -145,8 +156,7 @@ function pct(x: number): string {
   return (100 * x).toFixed(1);
 }
 
-function tableFor(kind: string, rows: Array<{ c: Config; o: Outcome }>, full: Outcome): string[] {
-  const fullAcc = full.correct / full.n;
+function tableFor(kind: string, rows: Array<{ c: Config; o: Outcome }>, fullAcc: number): string[] {
   const lines = [
     `### ${kind}`,
     "",
@@ -181,10 +191,13 @@ async function main(): Promise<void> {
     options: {
       quick: { type: "boolean", default: false },
       methods: { type: "string" },
+      update: { type: "boolean", default: false },
       out: { type: "string", default: "docs/results" },
       model: { type: "string" },
     },
   });
+  // The commit whose code runs (a partial --update run may take long; commits may land meanwhile).
+  const startMeta = runMeta();
   const modelDir = values.model ? path.resolve(values.model) : defaultModelDir();
   const model = await loadModel(modelDir);
   const llm = new EmbeddedDecoder(model);
@@ -205,7 +218,15 @@ async function main(): Promise<void> {
   const results: Record<"scene" | "doc", Array<{ c: Config; o: Outcome }>> = { scene: [], doc: [] };
   // --methods a,b: only these (plus all tokens, the reference); the files written are then partial.
   const only = values.methods?.split(",").map((m) => m.trim());
-  const chosenConfigs = configs().filter((c) => !only || c.method === "none" || only.includes(c.method));
+  if (values.update && (!only || values.quick)) throw new Error("--update needs --methods and the full set");
+  // --update: the reference (all tokens) comes from the existing table.
+  const chosenConfigs = configs().filter(
+    (c) =>
+      !only ||
+      (c.method === "none" && !values.update) ||
+      // --update leaves out the "no question" variants (a look at them: --quick --methods).
+      (only.includes(c.method) && !(values.update && c.prompt === false)),
+  );
   for (const c of chosenConfigs) {
     for (const kind of ["scene", "doc"] as const) {
       if (kind === "scene" && c.docsOnly) continue;
@@ -219,6 +240,16 @@ async function main(): Promise<void> {
       );
     }
   }
+  if (values.update) {
+    await updateTable(
+      values.out,
+      model.name,
+      results,
+      `npm run eval -- --methods ${only!.join(",")} --update`,
+      startMeta,
+    );
+    return;
+  }
   const fullScene = results.scene[0].o;
   const fullDoc = results.doc[0]?.o;
   const command = `npm run eval${values.quick ? " -- --quick" : ""}`;
@@ -231,9 +262,9 @@ async function main(): Promise<void> {
     "Budget = ratio of each view's patches (documents: each crop and the global view; TCGC: total cap over the crops, global view kept whole).",
     '"kept tokens" = visual tokens given to the decoder / tokens the encoder produced. "share of full" = accuracy / accuracy with all tokens. 95% CI: Wilson.',
     "",
-    ...tableFor("Scenes", results.scene, fullScene),
+    ...tableFor("Scenes", results.scene, fullScene.correct / fullScene.n),
     "",
-    ...(fullDoc ? tableFor("Documents", results.doc, fullDoc) : []),
+    ...(fullDoc ? tableFor("Documents", results.doc, fullDoc.correct / fullDoc.n) : []),
     "",
     "![scenes](accuracy-scenes.png)",
     "![documents](accuracy-documents.png)",
@@ -263,6 +294,39 @@ async function main(): Promise<void> {
   process.stderr.write(
     `wrote ${values.out}/accuracy${suffix}.md and its plots in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`,
   );
+}
+
+/** --update: the fresh rows replace or join those of the existing accuracy.md; plots redrawn. */
+async function updateTable(
+  out: string,
+  modelName: string,
+  results: Record<"scene" | "doc", Array<{ c: Config; o: Outcome }>>,
+  command: string,
+  meta: ReturnType<typeof runMeta>,
+): Promise<void> {
+  const file = path.join(out, "accuracy.md");
+  const doc = parseAccuracyMd(readFileSync(file, "utf8"));
+  const fresh = (rows: TableRow[], kind: "scene" | "doc") =>
+    tableFor("", results[kind], fullAccuracy(rows)).slice(4).map(rowOf);
+  doc.scenes = mergeRows(doc.scenes, fresh(doc.scenes, "scene"));
+  doc.docs = mergeRows(doc.docs, fresh(doc.docs, "doc"));
+  const labels = [...new Set([...results.scene, ...results.doc].map((r) => r.c.label))];
+  const note = `Rows of ${labels.join(", ")} come from a later run: \`${command}\` (started ${meta.date}, git commit ${meta.commit}, ${meta.machine}); "share of full" there divides by the all-tokens accuracy of the table.`;
+  writeFileSync(file, renderAccuracyMd(doc, note));
+  for (const [kind, rows] of [
+    ["scenes", doc.scenes],
+    ["documents", doc.docs],
+  ] as const) {
+    const png = await lineChartPng(seriesOf(rows), {
+      title: `${modelName}: ${kind}, accuracy against kept fraction of visual tokens`,
+      xLabel: "fraction of visual tokens kept",
+      yLabel: "accuracy",
+      xDomain: [0, 1],
+      yDomain: [0, 1],
+    });
+    writeFileSync(path.join(out, `accuracy-${kind}.png`), png);
+  }
+  process.stderr.write(`updated ${file} (${labels.join(", ")}) and its plots\n`);
 }
 
 await main();

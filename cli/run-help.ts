@@ -3,7 +3,7 @@ import { METHODS } from "../compressors/index.ts";
 
 export const RUN_USAGE = `usage: vtc run FILE|DIR... --method M [--keep K | --ratio R] [--opt key=value ...] --prompt "..."
                [--out DIR] [--tokens] [--picture] [--mode answer|tokens] [--layout auto|image|document]
-               [--max-tokens N] [--model DIR] [--recursive]
+               [--max-tokens N] [--pages 1-3,7] [--model DIR] [--recursive]
 (vtc run --help for every option and the methods)
 `;
 
@@ -45,6 +45,8 @@ Request
   --layout L           auto (default): PDFs and large pages become documents (crops + global view);
                        image: one view; document: always crops + global view
   --max-tokens N       generated tokens at most, 1..256 (default 16)
+  --pages 1-3,7        PDF pages to use, counted from 1 (default: all; VTC_MAX_PAGES, default 64,
+                       applies to the pages chosen)
   --model DIR          the model directory (default: VTC_MODEL_DIR, else models/vtc-tiny)
 
 Output

@@ -98,6 +98,7 @@ export async function main(argv: string[]): Promise<number> {
         "max-tokens": { type: "string" },
         model: { type: "string" },
         recursive: { type: "boolean" },
+        pages: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -129,6 +130,7 @@ export async function main(argv: string[]): Promise<number> {
       layout: v.layout,
       prompt: v.prompt,
       maxTokens: v["max-tokens"],
+      ...(v.pages !== undefined ? { pages: v.pages } : {}),
     };
     request = parseJobRequest(raw, requestLimits(readManifest(modelDir).manifest, limits), flagOf);
     files = await listInputs(args.positionals, Boolean(v.recursive));

@@ -162,7 +162,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxFileBytes: 25 * 1024 * 1024,
   maxFiles: 16,
   maxPixels: 50_000_000,
-  maxPages: 8,
+  maxPages: 64,
   maxPromptChars: 2000,
   pdfRenderSide: 1536,
   maxBatchItems: 64,

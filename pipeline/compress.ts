@@ -2,8 +2,9 @@
  * Stages 2 and 3, encode and compress: the vision encoder runs on one image's views, then the method
  * compresses them, a document's crops and global view together (compressDocument: TCGC's total cap).
  */
-import { compress, compressDocument } from "../compressors/index.ts";
+import { compress, compressDocument, getMethod } from "../compressors/index.ts";
 import type { CompressorInput, CompressorOutput } from "../compressors/types.ts";
+import { supplyLlmInputs } from "../models/runtime/llm-space.ts";
 import type { Model } from "../models/runtime/model.ts";
 import type { JobRequest } from "./request.ts";
 import type { ViewReport } from "./types.ts";
@@ -11,6 +12,23 @@ import type { View } from "./views.ts";
 
 export function encodeViews(model: Model, views: View[]): Promise<CompressorInput[]> {
   return model.encode(views.map((v) => v.pixels));
+}
+
+/**
+ * Gives the views' inputs the LLM-space inputs the method reads (docs/methods.md, "The contract"):
+ * `projected` (the model's per-token projector on each patch) and `instruction` (the prompt's rows of
+ * the decoder's embedding table), so the text-conditioned methods see the question. Returns what
+ * could not be given (reported with the job's fallbacks); other methods get nothing.
+ */
+export function supplyMethodInputs(
+  model: Model,
+  views: View[],
+  inputs: CompressorInput[],
+  request: Pick<JobRequest, "method" | "prompt">,
+): Promise<string[]> {
+  const needs = getMethod(request.method).needs;
+  const pairs = inputs.map((input, i) => ({ input, place: views[i].place }));
+  return supplyLlmInputs(model, needs, pairs, request.prompt);
 }
 
 /** `inputs` are one image's views: [image], or [...crops, global] when `document`. */

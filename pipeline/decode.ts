@@ -3,6 +3,7 @@
  * applied, first frame of animations and multi-page TIFFs, alpha flattened onto white, 8-bit sRGB.
  * PDFs are rendered page by page (see pdf.ts). Every client-side problem is an `InputError`.
  */
+import type { PageSelection } from "./pages.ts";
 import sharp from "sharp";
 import { InputError } from "../common/errors.ts";
 import type { RgbImage } from "./image.ts";
@@ -68,7 +69,12 @@ export async function decodeRaster(
   }
 }
 
-export async function decodeFile(bytes: Uint8Array, limits: Limits, field: string): Promise<DecodedFile> {
+export async function decodeFile(
+  bytes: Uint8Array,
+  limits: Limits,
+  field: string,
+  selection?: PageSelection,
+): Promise<DecodedFile> {
   if (bytes.length === 0) {
     throw new InputError(`${field}: the file is empty`, { code: "empty_file", field });
   }
@@ -80,8 +86,8 @@ export async function decodeFile(bytes: Uint8Array, limits: Limits, field: strin
       status: 413,
     });
   }
-  const kind = sniffType(bytes);
-  if (!kind) {
+  const sniffed = await sniffType(bytes);
+  if (sniffed.mime === null) {
     throw new InputError(`${field}: unsupported file type (accepted: ${SUPPORTED_KINDS.join(", ")})`, {
       code: "unsupported_type",
       field,
@@ -89,8 +95,9 @@ export async function decodeFile(bytes: Uint8Array, limits: Limits, field: strin
       status: 415,
     });
   }
+  const { kind } = sniffed;
   if (kind === "pdf") {
-    const { pages, pageCount } = await renderPdf(bytes, limits, field);
+    const { pages, pageCount } = await renderPdf(bytes, limits, field, selection);
     return { kind, pages, pageCount };
   }
   const image = await decodeRaster(bytes, limits, field);

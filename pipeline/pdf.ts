@@ -11,6 +11,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { InputError } from "../common/errors.ts";
 import type { RgbImage } from "./image.ts";
+import { choosePages, type PageSelection } from "./pages.ts";
 import type { Limits } from "../common/config.ts";
 
 type PdfJs = typeof import("pdfjs-dist/legacy/build/pdf.mjs");
@@ -35,6 +36,7 @@ export async function renderPdf(
   bytes: Uint8Array,
   limits: Pick<Limits, "maxPages" | "pdfRenderSide"> & Partial<Pick<Limits, "pdfMaxOps">>,
   field: string,
+  selection?: PageSelection,
 ): Promise<{ pages: Array<{ image: RgbImage; page: number }>; pageCount: number }> {
   const lib = await loadPdfJs();
   const task = lib.getDocument({
@@ -58,7 +60,7 @@ export async function renderPdf(
         cause: err,
       });
     }
-    return await renderPages(lib, doc, limits, field);
+    return await renderPages(lib, doc, limits, field, selection);
   } catch (err) {
     if (err instanceof InputError) throw err;
     throw new InputError(`${field}: a PDF page could not be rendered (${(err as Error).message})`, {
@@ -81,21 +83,25 @@ async function renderPages(
   doc: PdfDocument,
   limits: Pick<Limits, "maxPages" | "pdfRenderSide"> & Partial<Pick<Limits, "pdfMaxOps">>,
   field: string,
+  selection?: PageSelection,
 ): Promise<{ pages: Array<{ image: RgbImage; page: number }>; pageCount: number }> {
   const pageCount = doc.numPages;
-  if (pageCount > limits.maxPages) {
+  const chosen = choosePages(selection, pageCount, field);
+  if (chosen.length > limits.maxPages) {
     throw new InputError(
-      `${field}: the PDF has ${pageCount} pages, more than the limit of ${limits.maxPages}`,
+      selection
+        ? `pages: ${chosen.length} pages chosen of ${field}, more than the limit of ${limits.maxPages}`
+        : `${field}: the PDF has ${pageCount} pages, more than the limit of ${limits.maxPages} (pick some with pages, e.g. "1-${limits.maxPages}")`,
       {
         code: "too_many_pages",
-        field,
+        field: selection ? "pages" : field,
         limit: limits.maxPages,
         status: 413,
       },
     );
   }
   const pages: Array<{ image: RgbImage; page: number }> = [];
-  for (let p = 1; p <= pageCount; p++) {
+  for (const p of chosen) {
     const page = await doc.getPage(p);
     if (limits.pdfMaxOps !== undefined) {
       // The same intent as render() below, so pdf.js reuses this operator list instead of parsing twice.

@@ -15,6 +15,7 @@ import { InputError } from "../common/errors.ts";
 import { getMethod } from "../compressors/index.ts";
 import type { Budget } from "../compressors/types.ts";
 import type { Manifest } from "../models/runtime/manifest.ts";
+import { parsePageSelection } from "./pages.ts";
 
 export type { Budget } from "../compressors/types.ts";
 
@@ -38,6 +39,8 @@ export interface JobRequest {
   prompt: string;
   /** Generated tokens at most. */
   maxTokens: number;
+  /** PDF pages to use (1-based, ascending); absent: all of them. */
+  pages?: number[];
 }
 
 /** The limits a request is checked against: the service's and the model manifest's. */
@@ -119,6 +122,12 @@ function buildSchema(limits: RequestLimits) {
       .max(limits.maxNewTokens)
       .default(DEFAULT_MAX_TOKENS)
       .describe("Generated tokens at most"),
+    pages: z
+      .string()
+      .optional()
+      .describe(
+        "PDF pages to use, e.g. `1-3,7` (counted from 1; default all); VTC_MAX_PAGES applies to the pages chosen",
+      ),
   });
 }
 
@@ -219,5 +228,14 @@ export function parseJobRequest(
     layout: f.layout,
     prompt: f.prompt,
     maxTokens: f.maxTokens,
+    ...(f.pages !== undefined ? { pages: parsePageSelectionNamed(f.pages, names) } : {}),
   };
+}
+
+function parsePageSelectionNamed(spec: string, names: FieldNames): number[] {
+  try {
+    return parsePageSelection(spec);
+  } catch (err) {
+    throw err instanceof InputError ? renameField(err, names) : err;
+  }
 }

@@ -9,7 +9,7 @@ import { type Limits, loadLimits } from "../common/config.ts";
 import { loadModel } from "../models/runtime/model.ts";
 import { keptPictures, type KeptView, tokensFile } from "./artifacts.ts";
 import { StageClock } from "./clock.ts";
-import { compressViews, encodeViews, viewReports } from "./compress.ts";
+import { compressViews, encodeViews, supplyMethodInputs, viewReports } from "./compress.ts";
 import { generate, type Generated } from "./generate.ts";
 import { EmbeddedDecoder } from "./llm/embedded.ts";
 import { projectViews } from "./project.ts";
@@ -31,19 +31,23 @@ export async function runPipeline(
   const llm = request.mode === "answer" ? (ctx.llm ?? new EmbeddedDecoder(model)) : null;
   if (llm instanceof EmbeddedDecoder) llm.promptIds(request.prompt); // the prompt must fit, before the heavy work
 
-  const units = await buildViews(request.files, request.layout, model, limits, clock);
+  const units = await buildViews(request.files, request.layout, model, limits, clock, request.pages);
 
   const cache = ctx.encoderCache?.enabled ? ctx.encoderCache : undefined;
   const cacheBefore = cache ? { ...cache.stats } : undefined;
   const images: ImageReport[] = [];
   const kept: KeptView[] = [];
+  const missing = new Set<string>(); // section 6 inputs the model could not give the method
   for (const [u, unit] of units.entries()) {
     clock.progress("encode", 20 + (u / units.length) * 30);
     const inputs = await clock.run("encode", () =>
       cache ? encodeCached(cache, model, unit, request.files, limits) : encodeViews(model, unit.views),
     );
     clock.progress("compress", 50 + (u / units.length) * 20);
-    const outs = await clock.run("compress", () => compressViews(inputs, unit.document, request));
+    const outs = await clock.run("compress", async () => {
+      for (const f of await supplyMethodInputs(model, unit.views, inputs, request)) missing.add(f);
+      return compressViews(inputs, unit.document, request);
+    });
     const views = viewReports(unit.views, inputs, outs);
     for (const [i, view] of unit.views.entries()) kept.push({ view, out: outs[i], unit: u });
     images.push({
@@ -89,7 +93,7 @@ export async function runPipeline(
     visualTokens: { before, after, ratio: before > 0 ? after / before : 0 },
     textTokens: generated?.textTokens ?? { prompt: 0, completion: 0 },
     timings: clock.timings,
-    fallbacks: [...new Set(kept.flatMap((k) => k.out.stats.fallbacks))],
+    fallbacks: [...new Set([...missing, ...kept.flatMap((k) => k.out.stats.fallbacks)])],
     ...(generated?.llmPositions ? { llmPositions: generated.llmPositions } : {}),
     ...(embeds ? { embeds } : {}),
     ...(cache && cacheBefore

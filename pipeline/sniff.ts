@@ -1,29 +1,33 @@
-/** File type sniffed from the leading bytes (never from the name or a client-sent content type). */
+/**
+ * The one file-type sniffer (the API's upload probe and the pipeline's decoder both use it): the type
+ * comes from the leading bytes, through the `file-type` library, never from the name or a
+ * client-sent content type.
+ */
+import { fileTypeFromBuffer } from "file-type";
 
-export type FileKind = "png" | "jpeg" | "webp" | "tiff" | "gif" | "pdf";
+/** The accepted media types and what the pipeline calls each. */
+export const SUPPORTED_TYPES = {
+  "image/png": "png",
+  "image/jpeg": "jpeg",
+  "image/webp": "webp",
+  "image/tiff": "tiff",
+  "image/gif": "gif",
+  "application/pdf": "pdf",
+} as const;
 
-export const SUPPORTED_KINDS: readonly FileKind[] = ["png", "jpeg", "webp", "tiff", "gif", "pdf"];
+export type SupportedMime = keyof typeof SUPPORTED_TYPES;
+export type FileKind = (typeof SUPPORTED_TYPES)[SupportedMime];
 
-function startsWith(b: Uint8Array, sig: readonly number[], at = 0): boolean {
-  if (b.length < at + sig.length) return false;
-  for (let i = 0; i < sig.length; i++) if (b[at + i] !== sig[i]) return false;
-  return true;
-}
+export const SUPPORTED_KINDS: readonly FileKind[] = Object.values(SUPPORTED_TYPES);
 
-const ascii = (s: string): number[] => [...s].map((c) => c.charCodeAt(0));
-
-export function sniffType(bytes: Uint8Array): FileKind | null {
-  if (startsWith(bytes, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return "png";
-  if (startsWith(bytes, [0xff, 0xd8, 0xff])) return "jpeg";
-  if (startsWith(bytes, ascii("RIFF")) && startsWith(bytes, ascii("WEBP"), 8)) return "webp";
-  if (startsWith(bytes, [0x49, 0x49, 0x2a, 0x00]) || startsWith(bytes, [0x4d, 0x4d, 0x00, 0x2a]))
-    return "tiff";
-  // BigTIFF
-  if (startsWith(bytes, [0x49, 0x49, 0x2b, 0x00]) || startsWith(bytes, [0x4d, 0x4d, 0x00, 0x2b]))
-    return "tiff";
-  if (startsWith(bytes, ascii("GIF87a")) || startsWith(bytes, ascii("GIF89a"))) return "gif";
-  // PDF: the header may follow a little junk (the spec tolerates it within the first 1024 bytes).
-  const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.length, 1024)).toString("latin1");
-  if (head.includes("%PDF-")) return "pdf";
-  return null;
+/** The file's type, or null when it is none of the supported ones (`detected`: what it looked like). */
+export async function sniffType(
+  bytes: Uint8Array,
+): Promise<{ mime: SupportedMime; kind: FileKind } | { mime: null; detected: string | null }> {
+  const detected = (await fileTypeFromBuffer(bytes))?.mime ?? null;
+  if (detected !== null && Object.hasOwn(SUPPORTED_TYPES, detected)) {
+    const mime = detected as SupportedMime;
+    return { mime, kind: SUPPORTED_TYPES[mime] };
+  }
+  return { mime: null, detected };
 }

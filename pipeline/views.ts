@@ -3,6 +3,7 @@
  * views the encoder sees: one S x S view for an image, or crops plus a global view for a document
  * (the model's crop rule; `layout` forces one or the other).
  */
+import type { PageSelection } from "./pages.ts";
 import type { Limits } from "../common/config.ts";
 import { InputError } from "../common/errors.ts";
 import type { Model } from "../models/runtime/model.ts";
@@ -37,6 +38,8 @@ export async function buildViews(
   model: Model,
   limits: Limits,
   clock: StageClock,
+  /** PDF pages to use (all when absent). */
+  pages?: PageSelection,
 ): Promise<ImageUnit[]> {
   if (files.length === 0) {
     throw new InputError("files: at least one file is required", { code: "bad_request", field: "files" });
@@ -55,7 +58,7 @@ export async function buildViews(
   for (const [f, file] of files.entries()) {
     const field = `files[${f}]`;
     clock.progress("decode", (f / files.length) * 10);
-    const decoded = await clock.run("decode", () => decodeFile(file.bytes, limits, field));
+    const decoded = await clock.run("decode", () => decodeFile(file.bytes, limits, field, pages));
     clock.progress("preprocess", 10 + (f / files.length) * 10);
     for (const { image, page } of decoded.pages) {
       const grid = model.manifest.crop_rule

@@ -74,7 +74,7 @@ export class BatchesService {
       if (existing)
         return { view: await this.replay(JSON.parse(existing) as BatchRecord, fingerprint), created: false };
     }
-    const refs = await this.deps.jobs.storeFiles(files);
+    const refs = await this.deps.jobs.storeFiles(files, parsed.pages);
     const jobIds = Array.from({ length: count }, (_, i) => `${id}-${i}`);
     const record: BatchRecord = { id, createdAt: Date.now(), fingerprint, jobIds };
     const claimed = await redis.set(

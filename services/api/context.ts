@@ -10,7 +10,6 @@ import { openBlobStore } from "../shared/blob-store-config.ts";
 import { registryCatalog } from "../shared/catalog.ts";
 import type { Config } from "../../common/config.ts";
 import { checkModelDir, readManifest } from "../../models/runtime/manifest.ts";
-import { requestLimits } from "../../pipeline/request.ts";
 import { defaultJobOptions, QUEUE_NAMES } from "../shared/queues.ts";
 import { connectRedis, createRedis, createRequestRedis, logOutages } from "../shared/redis.ts";
 import type { AppDeps } from "./app.ts";
@@ -53,7 +52,12 @@ export async function createApiContext(config: Config): Promise<ApiContext> {
     blobs,
     catalog: registryCatalog,
     // Every POST needs it; the manifest is read at most every 10 s.
-    requestLimits: memoizeFor(10_000, async () => requestLimits(await manifest(), config.limits)),
+    // The contract loads the compressors: imported on first use, so an API that cannot reach Redis
+    // exits before paying for them.
+    requestLimits: memoizeFor(10_000, async () => {
+      const { requestLimits } = await import("../../pipeline/request.ts");
+      return requestLimits(await manifest(), config.limits);
+    }),
     modelName: async () => (await manifest()).name,
     readiness: {
       models: () => checkModelDir(config.modelDir),

@@ -65,6 +65,7 @@ export interface JobView {
     layout: NonNullable<PipelineJobData["layout"]>;
     prompt: string;
     options: Record<string, unknown>;
+    pages?: number[];
     files: Pick<JobFileRef, "name" | "sha256" | "size" | "mime">[];
     batchId?: string;
   };
@@ -95,13 +96,13 @@ export class JobsService {
   }
 
   /** Probes every file (type from the bytes, decodes, limits) and stores it in the blob store. */
-  async storeFiles(files: UploadedFile[]): Promise<JobFileRef[]> {
+  async storeFiles(files: UploadedFile[], pages?: readonly number[]): Promise<JobFileRef[]> {
     const refs: JobFileRef[] = [];
     for (const [i, f] of files.entries()) {
       const field = f.field ?? `files[${i}]`;
       // A spilled file is read for the probe, one at a time (bounded by the upload limit).
       const bytes = f.bytes ?? (await fs.readFile(f.path!));
-      const info = await probeMedia(bytes, field, this.deps.config.limits);
+      const info = await probeMedia(bytes, field, { ...this.deps.config.limits, pages });
       const ref = f.bytes
         ? await this.deps.blobs.put(f.bytes)
         : await this.deps.blobs.putFile(f.path!, { sha256: f.sha256, size: f.size });
@@ -172,7 +173,7 @@ export class JobsService {
       embeds?: { npy: Buffer } & Omit<EmbedsJobRef, keyof BlobRef>;
     } = {},
   ): Promise<{ job: StoredJob; mine: boolean }> {
-    const refs = await this.storeFiles(files);
+    const refs = await this.storeFiles(files, request.pages);
     let embeds: EmbedsJobRef | undefined;
     if (opts.embeds) {
       const { npy, ...rest } = opts.embeds;
@@ -203,6 +204,7 @@ export class JobsService {
 
   /** The job; 404 when there is none. */
   async find(id: string): Promise<StoredJob> {
+    if (!isJobId(id)) throw notFound(`job ${id}`);
     const job = await this.repo.find(id);
     if (!job) throw notFound(`job ${id}`);
     return job;
@@ -244,6 +246,7 @@ export class JobsService {
         layout: data.layout ?? "auto",
         prompt: data.prompt ?? "",
         options: data.options ?? {},
+        ...(data.pages ? { pages: data.pages } : {}),
         files: (Array.isArray(data.files) ? data.files : []).map((f) => ({
           name: f.name,
           sha256: f.sha256,
@@ -332,4 +335,35 @@ export class JobsService {
     if (!hit) throw notFound(`kept.png of file ${file} page ${page} of job ${id}`);
     return { sha256: hit.sha256, size: hit.size };
   }
+}
+
+/**
+ * BullMQ keeps a queue's own records next to its jobs (`<queue>:events`, `<queue>:wait` ...): an id
+ * equal to one of them would read that record as a job (a 500). Our ids are UUID-shaped or
+ * `<batch>-<item>`; anything with a ':' or named like a queue record is no job.
+ */
+const QUEUE_RECORDS = new Set([
+  "active",
+  "completed",
+  "de",
+  "delayed",
+  "events",
+  "failed",
+  "id",
+  "limiter",
+  "marker",
+  "meta",
+  "metrics",
+  "paused",
+  "pc",
+  "prioritized",
+  "repeat",
+  "stalled",
+  "stalled-check",
+  "wait",
+  "waiting-children",
+]);
+
+export function isJobId(id: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id) && !QUEUE_RECORDS.has(id);
 }

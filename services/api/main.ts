@@ -1,6 +1,5 @@
 /** API process entry point (`npm run api`). */
 import { loadConfig, redactUrl } from "../../common/config.ts";
-import { createApp } from "./app.ts";
 import { type ApiContext, createApiContext } from "./context.ts";
 import { accessLine, boundPort, refuseToServe, serve } from "./server.ts";
 
@@ -20,6 +19,8 @@ try {
 }
 let server: Awaited<ReturnType<typeof serve>>;
 try {
+  // The app (and the request contract with the compressors) loads once Redis answered.
+  const { createApp } = await import("./app.ts");
   server = await serve(createApp(ctx.deps), config.access, config.port);
 } catch (err) {
   console.error(`[api] ${(err as Error).message}`);

@@ -67,6 +67,7 @@ export const jobViewSchema = z.object({
     layout: z.enum(LAYOUTS),
     prompt: z.string(),
     options: z.record(z.string(), z.unknown()).describe("The method's options, defaults filled"),
+    pages: z.array(z.number().int()).optional().describe("The PDF pages picked (1-based); absent: all"),
     files: z.array(
       z.object({
         name: z.string(),

@@ -17,7 +17,7 @@ import {
  * `parseJobRequest`, field names as the form has them.
  */
 export function jobRequestFromFields(fields: Record<string, unknown>, limits: RequestLimits): JobRequest {
-  const { prompt, method, keep, ratio, options, mode, layout } = fields;
+  const { prompt, method, keep, ratio, options, mode, layout, pages } = fields;
   let parsedOptions: unknown = {};
   if (typeof options === "string" && options.trim() !== "") {
     try {
@@ -32,7 +32,11 @@ export function jobRequestFromFields(fields: Record<string, unknown>, limits: Re
   if (parsedOptions === null || typeof parsedOptions !== "object" || Array.isArray(parsedOptions)) {
     throw new InputError("options: must be a JSON object", { code: "bad_option", field: "options" });
   }
-  return parseJobRequest({ prompt, method, keep, ratio, options: parsedOptions, mode, layout }, limits);
+  const selection = typeof pages === "string" && pages.trim() !== "" ? { pages } : {};
+  return parseJobRequest(
+    { prompt, method, keep, ratio, options: parsedOptions, mode, layout, ...selection },
+    limits,
+  );
 }
 
 /** The multipart form of POST /v1/jobs, for the OpenAPI document: the contract with `options` as JSON text. */

@@ -14,7 +14,7 @@ import { HashingStorage } from "./upload-storage.ts";
 import { VtcError, InputError } from "../../common/errors.ts";
 
 export function uploadMiddleware(
-  limits: Pick<Limits, "maxFileBytes" | "maxFiles">,
+  limits: Pick<Limits, "maxFileBytes" | "maxFiles"> & Partial<Pick<Limits, "maxPromptChars">>,
   tmpDir: string,
 ): RequestHandler {
   fs.mkdirSync(tmpDir, { recursive: true });
@@ -34,7 +34,10 @@ export function uploadMiddleware(
   };
 }
 
-function mapMulterError(err: unknown, limits: Pick<Limits, "maxFileBytes" | "maxFiles">): Error {
+function mapMulterError(
+  err: unknown,
+  limits: Pick<Limits, "maxFileBytes" | "maxFiles"> & Partial<Pick<Limits, "maxPromptChars">>,
+): Error {
   if (!(err instanceof multer.MulterError)) {
     return new InputError(`multipart body: ${(err as Error).message}`, {
       code: "bad_request",
@@ -57,6 +60,14 @@ function mapMulterError(err: unknown, limits: Pick<Limits, "maxFileBytes" | "max
         limit: limits.maxFiles,
       });
     case "LIMIT_FIELD_VALUE":
+      // A prompt over its limit is a 400 naming VTC_MAX_PROMPT_CHARS (README), however long it is.
+      if (field === "prompt" && limits.maxPromptChars !== undefined) {
+        return new InputError(`prompt: longer than the limit of ${limits.maxPromptChars} characters`, {
+          code: "bad_request",
+          field,
+          limit: limits.maxPromptChars,
+        });
+      }
       return new InputError(`${field}: the field is too long`, {
         code: "bad_request",
         status: 413,

@@ -4,22 +4,14 @@
  * worker's pipeline checks again when it decodes (pipeline/decode.ts), since a job may reach the queue
  * some other way. PDFs are read in a worker thread (pdf-pages.ts), never on the caller's event loop.
  */
-import { fileTypeFromBuffer } from "file-type";
+import { choosePages } from "../../pipeline/pages.ts";
+import { SUPPORTED_TYPES, type SupportedMime, sniffType } from "../../pipeline/sniff.ts";
 import sharp from "sharp";
 import type { Limits } from "../../common/config.ts";
 import { InputError } from "../../common/errors.ts";
 import { PdfCountError, sharedPdfPageCounter } from "./pdf-pages.ts";
 
-export const SUPPORTED_TYPES = {
-  "image/png": "image",
-  "image/jpeg": "image",
-  "image/webp": "image",
-  "image/tiff": "image",
-  "image/gif": "image",
-  "application/pdf": "pdf",
-} as const;
-
-export type SupportedMime = keyof typeof SUPPORTED_TYPES;
+export { SUPPORTED_TYPES, type SupportedMime } from "../../pipeline/sniff.ts";
 
 export interface MediaInfo {
   mime: SupportedMime;
@@ -38,21 +30,21 @@ export interface MediaInfo {
 export async function probeMedia(
   bytes: Uint8Array,
   field: string,
-  limits: Pick<Limits, "maxPixels" | "maxPages">,
+  /** `pages`: the PDF pages the request picked; VTC_MAX_PAGES applies to those. */
+  limits: Pick<Limits, "maxPixels" | "maxPages"> & { pages?: readonly number[] },
   countPages: (pdf: Uint8Array) => Promise<number> = (pdf) => sharedPdfPageCounter().count(pdf),
 ): Promise<MediaInfo> {
   if (bytes.byteLength === 0)
     throw new InputError(`${field} is empty (0 bytes)`, { code: "empty_file", field });
-  const sniffed = await fileTypeFromBuffer(bytes);
-  const mime = sniffed?.mime as string | undefined;
-  if (!mime || !(mime in SUPPORTED_TYPES)) {
+  const sniffed = await sniffType(bytes);
+  if (sniffed.mime === null) {
     throw new InputError(
-      `${field}: type ${mime ?? "unknown"} (sniffed from the bytes) is not supported; supported: ${Object.keys(SUPPORTED_TYPES).join(", ")}`,
+      `${field}: type ${sniffed.detected ?? "unknown"} (sniffed from the bytes) is not supported; supported: ${Object.keys(SUPPORTED_TYPES).join(", ")}`,
       { code: "unsupported_type", field, limit: Object.keys(SUPPORTED_TYPES).join(",") },
     );
   }
-  const supported = mime as SupportedMime;
-  if (SUPPORTED_TYPES[supported] === "pdf") {
+  const supported = sniffed.mime;
+  if (sniffed.kind === "pdf") {
     let pages: number;
     try {
       pages = await countPages(bytes);
@@ -71,11 +63,15 @@ export async function probeMedia(
       });
     }
     if (pages === 0) throw new InputError(`${field}: a PDF without pages`, { code: "corrupt_file", field });
-    if (pages > limits.maxPages) {
-      throw new InputError(`${field}: ${pages} PDF pages, more than the limit of ${limits.maxPages}`, {
+    const chosen = choosePages(limits.pages, pages, field).length;
+    if (chosen > limits.maxPages) {
+      const message = limits.pages
+        ? `pages: ${chosen} pages chosen of ${field}, more than the limit of ${limits.maxPages}`
+        : `${field}: ${pages} PDF pages, more than the limit of ${limits.maxPages} (pick some with pages, e.g. "1-${limits.maxPages}")`;
+      throw new InputError(message, {
         code: "too_many_pages",
         status: 413,
-        field,
+        field: limits.pages ? "pages" : field,
         limit: limits.maxPages,
       });
     }
@@ -100,7 +96,8 @@ export async function probeMedia(
   }
   try {
     // A full decode (of the first frame) finds truncated or damaged data that the header hides.
-    await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: "truncated" })
+    // The worker's strictness (pipeline/decode.ts: failOn "error"): what it would refuse, refused here.
+    await sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: "error", pages: 1, page: 0 })
       .resize(64, 64, { fit: "inside" })
       .raw()
       .toBuffer();

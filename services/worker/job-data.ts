@@ -34,6 +34,7 @@ export const jobDataSchema = z
     prompt: z.string().default(""),
     maxTokens: z.number().int().min(1).max(MAX_NEW_TOKENS).default(DEFAULT_MAX_TOKENS),
     files: z.array(fileSchema).default([]),
+    pages: z.array(z.number().int().min(1)).optional(),
     embeds: z.looseObject({ sha256: z.string(), views: z.array(z.number().int()) }).optional(),
   })
   .refine((d) => d.files.length > 0 || d.embeds !== undefined, {

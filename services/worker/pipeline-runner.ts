@@ -53,7 +53,7 @@ export const createRunner: CreateRunner = async (init) => {
         providers: loaded.providers,
         providerFallback: loaded.providerFallback ?? null,
       },
-    async run(task, progress) {
+    async run(task, progress, signal) {
       // The job data is a JobRequest validated at the edge (pipeline/request.ts) plus file references.
       const { files: refs, embeds, ...request } = task.data;
       const files = await Promise.all(
@@ -75,7 +75,7 @@ export const createRunner: CreateRunner = async (init) => {
             field: embeds.field,
             maxTokens: request.maxTokens,
           },
-          { model, ...(llm ? { llm } : {}) },
+          { model, ...(llm ? { llm } : {}), ...(signal ? { signal } : {}) },
         );
         const out: PipelineJobResult = { ...result, artifacts: {} };
         out.artifacts.result = await blobs.put(Buffer.from(JSON.stringify({ ...result, jobId: task.jobId })));
@@ -89,6 +89,7 @@ export const createRunner: CreateRunner = async (init) => {
           limits: init.limits,
           ...(llm ? { llm } : {}),
           ...(encoderCache ? { encoderCache } : {}),
+          ...(signal ? { signal } : {}),
           onProgress: (stage, percent) => {
             // One report per stage change and per 10%: progress goes through Redis.
             const key = `${stage}:${Math.floor(percent / 10)}`;

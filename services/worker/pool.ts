@@ -63,6 +63,11 @@ class Slot {
   info: RunnerInfo | undefined;
   pending: Pending | null = null;
   dead = false;
+  /**
+   * Set to 1 to abort the running task: the thread reads it at every progress report, which works
+   * even while inference keeps the thread's event loop from seeing messages.
+   */
+  private readonly abortFlag = new Int32Array(new SharedArrayBuffer(4));
   /** Why kill() stopped this thread. */
   stoppedWith: Error | null = null;
 
@@ -72,7 +77,7 @@ class Slot {
     private readonly opts: PoolOptions = {},
   ) {
     this.worker = new Worker(BOOT, {
-      workerData: { entry: ENTRY, runnerModule, init },
+      workerData: { entry: ENTRY, runnerModule, init, abortFlag: this.abortFlag },
       ...(opts.maxHeapMb ? { resourceLimits: { maxOldGenerationSizeMb: opts.maxHeapMb } } : {}),
     });
     this.ready = new Promise((resolve, reject) => {
@@ -151,6 +156,28 @@ class Slot {
     } finally {
       if (decodeTimer) clearTimeout(decodeTimer);
     }
+  }
+
+  /**
+   * Stops the running task cooperatively: the thread aborts it at the next pipeline stage, the task
+   * rejects with `reason`, and the idle thread is then stopped. Terminating a thread while
+   * onnxruntime runs in it can abort the whole process ("terminate called after throwing an
+   * instance of 'Napi::Error'", seen on SIGTERM mid-job), so `kill` comes only after `graceMs`.
+   */
+  async stop(reason: Error, graceMs: number): Promise<void> {
+    const p = this.pending;
+    if (p && !this.dead) {
+      this.stoppedWith ??= reason;
+      // Whatever the thread answers to the abort, the job goes back to the queue with `reason`.
+      const reject = p.reject;
+      p.reject = () => reject(reason);
+      Atomics.store(this.abortFlag, 0, 1);
+      this.worker.postMessage({ type: "abort", id: p.id, reason: reason.message } satisfies ToThread);
+      const deadline = Date.now() + graceMs;
+      while (this.pending === p && !this.dead && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 20));
+    }
+    await this.kill(reason);
   }
 
   /** Stops the thread now; a running task rejects with `reason`. */
@@ -238,8 +265,9 @@ export class InferencePool {
   }
 
   /** Stops every thread now; running tasks reject with AbortedError. Threads restart on next use. */
-  async abortAll(reason = "shutting down"): Promise<void> {
-    await Promise.all(this.slots.map((s) => s?.kill(new AbortedError(reason))));
+  /** Hands every running task back: aborted at its next stage, the thread stopped after at most `graceMs`. */
+  async abortAll(reason = "shutting down", graceMs = 1000): Promise<void> {
+    await Promise.all(this.slots.map((s) => s?.stop(new AbortedError(reason), graceMs)));
   }
 
   async close(): Promise<void> {

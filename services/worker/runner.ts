@@ -55,7 +55,8 @@ export interface RunnerInfo {
 }
 
 export interface Runner {
-  run(task: RunTask, progress: (p: JobProgress) => void): Promise<PipelineJobResult>;
+  /** `signal` aborts between pipeline stages (a shutdown hands the job back without killing native code). */
+  run(task: RunTask, progress: (p: JobProgress) => void, signal?: AbortSignal): Promise<PipelineJobResult>;
   /** Undefined while the model is not loaded (or for runners without a model). */
   info?(): RunnerInfo | undefined;
   close?(): Promise<void>;

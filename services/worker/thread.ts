@@ -7,7 +7,9 @@ import { parentPort, workerData } from "node:worker_threads";
 import { toWire, type WireError } from "../../common/errors.ts";
 import type { CreateRunner, RunnerInfo, RunnerInit, RunTask } from "./runner.ts";
 
-export type ToThread = { type: "run"; id: number; task: RunTask };
+export type ToThread =
+  | { type: "run"; id: number; task: RunTask }
+  | { type: "abort"; id: number; reason: string };
 export type FromThread =
   | { type: "ready"; info?: RunnerInfo }
   | { type: "init-failed"; error: WireError }
@@ -16,21 +18,41 @@ export type FromThread =
   | { type: "error"; id: number; error: WireError };
 
 const port = parentPort!;
-const { runnerModule, init } = workerData as { runnerModule: string; init: RunnerInit };
+const { runnerModule, init, abortFlag } = workerData as {
+  runnerModule: string;
+  init: RunnerInit;
+  abortFlag?: Int32Array;
+};
 const post = (m: FromThread) => port.postMessage(m);
 
 try {
   const mod = (await import(runnerModule)) as { createRunner: CreateRunner };
   const runner = await mod.createRunner(init);
+  const running = new Map<number, AbortController>();
   port.on("message", async (msg: ToThread) => {
+    if (msg.type === "abort") {
+      running.get(msg.id)?.abort(new Error(msg.reason));
+      return;
+    }
     if (msg.type !== "run") return;
+    const controller = new AbortController();
+    running.set(msg.id, controller);
     try {
-      const result = await runner.run(msg.task, (progress) =>
-        post({ type: "progress", id: msg.id, progress }),
+      const result = await runner.run(
+        msg.task,
+        (progress) => {
+          // The pool's shutdown flag: the pipeline stops at its next stage (see pool.ts, stop).
+          if (abortFlag && Atomics.load(abortFlag, 0) === 1)
+            controller.abort(new Error("aborted by the pool"));
+          post({ type: "progress", id: msg.id, progress });
+        },
+        controller.signal,
       );
       post({ type: "done", id: msg.id, result });
     } catch (err) {
       post({ type: "error", id: msg.id, error: toWire(err) });
+    } finally {
+      running.delete(msg.id);
     }
   });
   post({ type: "ready", info: runner.info?.() });

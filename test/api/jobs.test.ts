@@ -3,6 +3,8 @@
  * input gets its 4xx naming the field and the limit; good input is stored by reference; an
  * Idempotency-Key makes a retry return the same job.
  */
+import { loadConfig } from "../../common/config.ts";
+import { probeMedia } from "../../services/shared/media.ts";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { Redis } from "ioredis";
@@ -115,6 +117,35 @@ describe("POST /v1/jobs: bad input gets a 4xx naming the field and the limit", (
     expect(r.body.error).toMatchObject({ code: "too_many_pages", field: "files[0]", limit: 2 });
     const fine = await post(form([["doc.pdf", pdf(2)]], { ...ok }));
     expect(fine.status).toBe(202);
+  });
+
+  it("pages picks PDF pages; the page limit applies to the pages chosen", async () => {
+    const five = pdf(5);
+    const picked = await post(form([["doc.pdf", five]], { ...ok, pages: "2, 4" }));
+    expect(picked.status, JSON.stringify(picked.body)).toBe(202);
+    const job = await (await fetch(`${h.base}/v1/jobs/${picked.body.id}`)).json();
+    expect(job.request.pages).toEqual([2, 4]);
+    const cases: Array<[string, number, Record<string, unknown>]> = [
+      ["1-3", 413, { code: "too_many_pages", field: "pages", limit: 2 }],
+      ["4,9", 400, { code: "bad_request", field: "pages", limit: 5 }],
+      ["3-1", 400, { code: "bad_request", field: "pages" }],
+      ["0", 400, { code: "bad_request", field: "pages" }],
+      ["two", 400, { code: "bad_request", field: "pages" }],
+    ];
+    for (const [pages, status, error] of cases) {
+      const r = await post(form([["doc.pdf", five]], { ...ok, pages }));
+      expect(r.status, pages).toBe(status);
+      expect(r.body.error, pages).toMatchObject(error);
+    }
+    const all = await post(form([["doc.pdf", five]], ok));
+    expect(all.body.error).toMatchObject({ code: "too_many_pages", field: "files[0]" });
+    expect(all.body.error.message).toContain('pick some with pages, e.g. "1-2"');
+  });
+
+  it("the default page limit is 64: a 17-page document passes", async () => {
+    const limits = loadConfig({}).limits;
+    expect(limits.maxPages).toBe(64);
+    expect(await probeMedia(pdf(17), "files[0]", limits)).toMatchObject({ kind: "pdf", pages: 17 });
   });
 
   it("an upload over the size limit", async () => {

@@ -119,7 +119,7 @@ describe("a corpus of hostile requests", () => {
     const MB = 2 ** 20;
     const grew = (after.heapUsed + after.arrayBuffers - before.heapUsed - before.arrayBuffers) / MB;
     console.log(
-      `[fault-corpus] ${corpus.length} requests: ${rejected} answered 4xx, ${jobs.length - decoded} jobs failed with input codes, ${decoded} damaged files decoded anyway; API heap+buffers ${((before.heapUsed + before.arrayBuffers) / MB).toFixed(1)} -> ${((after.heapUsed + after.arrayBuffers) / MB).toFixed(1)} MB`,
+      `[fault-corpus] ${corpus.length} requests: ${rejected} answered 4xx, ${jobs.length - decoded} jobs failed with input codes, ${decoded} allowed to succeed (damage a decoder reads through, a documented clamp); API heap+buffers ${((before.heapUsed + before.arrayBuffers) / MB).toFixed(1)} -> ${((after.heapUsed + after.arrayBuffers) / MB).toFixed(1)} MB`,
     );
     expect(problems).toEqual([]);
     expect(grew).toBeLessThan(50);

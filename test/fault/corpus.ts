@@ -14,7 +14,7 @@ export interface Case {
   headers: Record<string, string>;
   body: Buffer;
   /**
-   * Damage a decoder may legitimately read through (bytes flipped inside JPEG, GIF or WebP entropy
+   * May succeed. Damage a decoder may legitimately read through (bytes flipped inside JPEG, GIF or WebP entropy
    * data give a picture of noise; pdf.js rebuilds a broken xref): such a case may also succeed.
    * Every other case must be refused.
    */
@@ -325,7 +325,8 @@ export async function buildCorpus(): Promise<Case[]> {
     ),
   );
   cases.push(chat("vtc-unknown-method", msg(img(dataUri(s.png)), { vtc: { method: "nope" } })));
-  cases.push(chat("max-tokens-huge", msg(img(dataUri(s.png)), { max_tokens: 1e12 })));
+  // Documented: a max_tokens above the model's limit is clamped to it (the answer says so).
+  cases.push({ ...chat("max-tokens-huge", msg(img(dataUri(s.png)), { max_tokens: 1e12 })), mayDecode: true });
   cases.push(
     chat("role-bad", JSON.stringify({ model: "vtc-tiny", messages: [{ role: "root", content: "x" }] })),
   );

@@ -3,6 +3,7 @@
  * none lost, none run to completion twice. A fifth of the requests are sent twice with one
  * Idempotency-Key, as a client retrying after a lost answer would: the retry gets the same job.
  */
+import { loadConfig } from "../../common/config.ts";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -29,6 +30,8 @@ beforeAll(async () => {
   redis = await startRedis();
   const env = {
     REDIS_URL: redis.url,
+    // The prefix the probe reads the event stream under.
+    VTC_QUEUE_PREFIX: "vtc",
     VTC_DATA_DIR: path.join(dir, "data"),
     VTC_BLOB_SWEEP_INTERVAL_SEC: "0",
     VTC_WORKER_METRICS_PORT: "0",
@@ -38,7 +41,8 @@ beforeAll(async () => {
     startWorkerProcess(env),
     startWorkerProcess(env),
   ])) as [ApiProcess, WorkerProcess, WorkerProcess];
-  probe = new QueueProbe(redis.url, "vtc");
+  // The processes use the default prefix ({vtc}, hash-tagged).
+  probe = new QueueProbe(redis.url, loadConfig({}).queuePrefix);
 }, 60_000);
 
 afterAll(async () => {

@@ -1,6 +1,7 @@
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { decodeFile } from "../../pipeline/decode.ts";
+import { parsePageSelection } from "../../pipeline/pages.ts";
 import { InputError } from "../../common/errors.ts";
 import { loadLimits } from "../../common/config.ts";
 import { sniffType } from "../../pipeline/sniff.ts";
@@ -24,13 +25,13 @@ async function expectInputError(p: Promise<unknown>, code: string, status: numbe
 describe("type sniffing (bytes, not names)", () => {
   it("recognises every supported type", async () => {
     const base = sharp({ create: { width: 4, height: 4, channels: 3, background: "#808080" } });
-    expect(sniffType(await base.clone().png().toBuffer())).toBe("png");
-    expect(sniffType(await base.clone().jpeg().toBuffer())).toBe("jpeg");
-    expect(sniffType(await base.clone().webp().toBuffer())).toBe("webp");
-    expect(sniffType(await base.clone().tiff().toBuffer())).toBe("tiff");
-    expect(sniffType(await base.clone().gif().toBuffer())).toBe("gif");
-    expect(sniffType(makePdf(1))).toBe("pdf");
-    expect(sniffType(Buffer.from("hello, not an image"))).toBeNull();
+    expect(await sniffType(await base.clone().png().toBuffer())).toMatchObject({ kind: "png" });
+    expect(await sniffType(await base.clone().jpeg().toBuffer())).toMatchObject({ kind: "jpeg" });
+    expect(await sniffType(await base.clone().webp().toBuffer())).toMatchObject({ kind: "webp" });
+    expect(await sniffType(await base.clone().tiff().toBuffer())).toMatchObject({ kind: "tiff" });
+    expect(await sniffType(await base.clone().gif().toBuffer())).toMatchObject({ kind: "gif" });
+    expect(await sniffType(makePdf(1))).toMatchObject({ kind: "pdf" });
+    expect((await sniffType(Buffer.from("hello, not an image"))).mime).toBeNull();
   });
 });
 
@@ -76,10 +77,12 @@ describe("decodeFile", () => {
   it("rejects empty, unknown, corrupt and oversized files with typed errors", async () => {
     await expectInputError(decodeFile(Buffer.alloc(0), limits, "files[0]"), "empty_file", 400);
     const e = await expectInputError(
-      decodeFile(Buffer.from("GIF? no."), limits, "files[0]"),
+      decodeFile(Buffer.from("not an image, nor a PDF"), limits, "files[0]"),
       "unsupported_type",
       415,
     );
+    // A GIF signature with nothing after it is a GIF that does not decode (the API's probe says the same).
+    await expectInputError(decodeFile(Buffer.from("GIF? no."), limits, "files[0]"), "corrupt_file", 422);
     expect(e.limit).toContain("png");
     const png = await solidPng(64, 64, [1, 2, 3]);
     await expectInputError(decodeFile(png.subarray(0, 60), limits, "files[0]"), "corrupt_file", 422);
@@ -119,5 +122,31 @@ describe("decodeFile", () => {
       "corrupt_file",
       422,
     );
+  });
+});
+
+describe("page selections", () => {
+  it("renders only the pages picked, and the page limit counts those", async () => {
+    const three = makePdf(3);
+    const out = await decodeFile(three, { ...limits, maxPages: 2 }, "files[0]", [1, 3]);
+    expect(out.pages.map((p) => p.page)).toEqual([0, 2]);
+    expect(out.pageCount).toBe(3);
+    await expect(decodeFile(three, limits, "files[0]", parsePageSelection("2-4"))).rejects.toMatchObject({
+      code: "bad_request",
+      field: "pages",
+      limit: 3,
+    });
+    await expect(decodeFile(three, { ...limits, maxPages: 1 }, "files[0]", [1, 2])).rejects.toMatchObject({
+      code: "too_many_pages",
+      status: 413,
+      field: "pages",
+    });
+  });
+
+  it("parses 1-3,7 as readers number pages", () => {
+    expect(parsePageSelection("1-3,7")).toEqual([1, 2, 3, 7]);
+    expect(parsePageSelection(" 7 , 2-3, 2 ")).toEqual([2, 3, 7]);
+    for (const bad of ["", "0", "3-1", "a", "1,,2", "-2"])
+      expect(() => parsePageSelection(bad), bad).toThrow(/pages:/);
   });
 });

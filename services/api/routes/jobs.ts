@@ -65,7 +65,8 @@ export function jobsRouter(deps: {
     const index = (name: string): number => {
       const v = req.query[name];
       if (v === undefined) return 0;
-      const n = Number(v);
+      // Decimal digits only: Number("") and Number("0x0") are 0, which is not what was asked.
+      const n = typeof v === "string" && /^\d{1,9}$/.test(v) ? Number(v) : Number.NaN;
       if (!Number.isInteger(n) || n < 0) {
         throw new InputError(`${name}: a non-negative integer`, { code: "bad_request", field: name });
       }
