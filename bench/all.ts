@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- part ...]`: every benchmark, one after the other (they would disturb each other
  * if run together), and docs/results/performance.md with what they printed.
- * Parts: compressors, model, pipeline, service (default: all, in that order).
+ * Parts: compressors, model, pipeline, service, llm (default: all, in that order).
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -42,6 +42,12 @@ const PARTS: Record<string, Part> = {
     script: "bench/service.ts",
     args: ["--seconds", "20", "--markdown"],
     note: "API and worker processes, clients over loopback. `npx tsx bench/service.ts`.",
+  },
+  llm: {
+    title: "vtc in front of an LLM server: encoder cache and proxy overhead",
+    script: "bench/llm.ts",
+    args: ["--requests", "20"],
+    note: "Real processes: a back vtc (VTC_ACCEPT_EMBEDS=1) and a front vtc (VTC_LLM_URL -> back). `npx tsx bench/llm.ts`.",
   },
 };
 

@@ -94,8 +94,8 @@ export interface Config {
   llm: RemoteLlmConfig | null;
   /** vtc's own chat endpoint takes vLLM-style `image_embeds` parts (VTC_ACCEPT_EMBEDS=1; off by default). */
   acceptEmbeds: boolean;
-  /** Encoder-output cache of the workers: its directory and byte cap (0: off). */
-  encoderCache: { dir: string; bytes: number };
+  /** Encoder-output cache of the workers: its directory (null: `<dataDir>/encoder-cache`) and byte cap (0: off). */
+  encoderCache: { dir: string | null; bytes: number };
 }
 
 export interface ChatConfig {
@@ -287,7 +287,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     llm: remoteLlm(env),
     acceptEmbeds: flag(env, "VTC_ACCEPT_EMBEDS"),
     encoderCache: {
-      dir: path.resolve(env.VTC_ENCODER_CACHE_DIR || path.join(env.VTC_DATA_DIR || ".data", "encoder-cache")),
+      // null: <dataDir>/encoder-cache, resolved where the worker starts (dataDir may be set after loading)
+      dir: env.VTC_ENCODER_CACHE_DIR ? path.resolve(env.VTC_ENCODER_CACHE_DIR) : null,
       bytes: int(env, "VTC_ENCODER_CACHE_BYTES", 256 * 1024 * 1024),
     },
   };

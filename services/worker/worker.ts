@@ -4,6 +4,7 @@
  * threads and hands the jobs back to the queue for another worker.
  */
 import os from "node:os";
+import path from "node:path";
 import { Worker, type WorkerOptions } from "bullmq";
 import type { Config } from "../../common/config.ts";
 import { QUEUE_NAMES } from "../shared/queues.ts";
@@ -35,7 +36,10 @@ export function createWorkerService(
       modelDir: config.modelDir,
       limits: config.limits,
       llm: config.llm,
-      encoderCache: config.encoderCache,
+      encoderCache: {
+        dir: config.encoderCache.dir ?? path.join(config.dataDir, "encoder-cache"),
+        bytes: config.encoderCache.bytes,
+      },
       ortThreads: ortThreadsPerInference(config.workerConcurrency, os.availableParallelism()),
     },
     opts.runnerModule ?? PIPELINE_RUNNER,

@@ -3,6 +3,7 @@
  * none lost, none run to completion twice. A fifth of the requests are sent twice with one
  * Idempotency-Key, as a client retrying after a lost answer would: the retry gets the same job.
  */
+import { loadConfig } from "../../common/config.ts";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -38,7 +39,8 @@ beforeAll(async () => {
     startWorkerProcess(env),
     startWorkerProcess(env),
   ])) as [ApiProcess, WorkerProcess, WorkerProcess];
-  probe = new QueueProbe(redis.url, "vtc");
+  // The processes use the default prefix ({vtc}, hash-tagged).
+  probe = new QueueProbe(redis.url, loadConfig({}).queuePrefix);
 }, 60_000);
 
 afterAll(async () => {
