@@ -19,7 +19,7 @@ beforeAll(() => {
 }, 300_000);
 
 beforeAll(async () => {
-  h = await startApi("dist-worker");
+  h = await startApi("dist-worker", { limits: { maxFiles: 64 } });
 });
 afterAll(async () => h?.close());
 
@@ -38,6 +38,7 @@ function startWorker(shutdownMs: number): Promise<Proc> {
       VTC_DATA_DIR: h.config.dataDir,
       VTC_SHUTDOWN_TIMEOUT_MS: String(shutdownMs),
       VTC_WORKER_METRICS_PORT: "0",
+      VTC_MAX_FILES: "64",
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -62,10 +63,13 @@ function startWorker(shutdownMs: number): Promise<Proc> {
   });
 }
 
-/** A job of 16 held-out scenes: long enough (seconds) to be stopped in the middle. */
-async function submitLongJob(): Promise<string> {
+/**
+ * A job of `count` held-out scenes: long enough (seconds) to be stopped in the middle. The hand-back
+ * case uses 64: on a quiet machine 16 scenes could finish inside the shutdown grace and complete.
+ */
+async function submitLongJob(count = 16): Promise<string> {
   const files: Array<[string, Uint8Array]> = [];
-  for (let i = 0; i < 16; i++) {
+  for (let i = 0; i < count; i++) {
     const name = `s${String(i).padStart(4, "0")}.png`;
     files.push([name, fs.readFileSync(`models/vtc-tiny/eval/scenes/${name}`)]);
   }
@@ -111,7 +115,7 @@ describe("compiled worker (node dist/services/worker/main.js) on SIGTERM", () =>
 
   it("hands the job back when the bound is too short; another worker completes it; exit 0", async () => {
     const first = await startWorker(100);
-    const id = await submitLongJob();
+    const id = await submitLongJob(64);
     await untilRunning(id);
     first.child.kill("SIGTERM");
     // Exit 0, not a crash: the thread is asked to stop at its next stage before it is terminated
@@ -126,7 +130,7 @@ describe("compiled worker (node dist/services/worker/main.js) on SIGTERM", () =>
       const events = await readEvents(`${h.base}/v1/jobs/${id}/events`);
       expect(events.at(-1)!.event, JSON.stringify(events.at(-1))).toBe("completed");
       const done = await (await fetch(`${h.base}/v1/jobs/${id}`)).json();
-      expect(done.result.images).toHaveLength(16);
+      expect(done.result.images).toHaveLength(64);
     } finally {
       second.child.kill("SIGTERM");
       expect(await exitCode(second, 30_000), second.out()).toBe(0);
