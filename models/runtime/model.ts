@@ -29,22 +29,31 @@ export interface LoadOptions extends CreateSessionOptions {
 export class Model {
   readonly manifest: Manifest;
   readonly dir: string;
-  readonly tokenizer: WordLevelTokenizer;
+  private readonly tokenizerPath: string;
+  private tokenizerLoaded: WordLevelTokenizer | undefined;
   readonly encoder: SessionHandle;
   readonly projector: SessionHandle;
   private readonly decoderSession: SessionHandle | undefined;
 
-  private constructor(loaded: LoadedManifest, tokenizer: WordLevelTokenizer, sessions: SessionHandle[]) {
+  private constructor(
+    loaded: LoadedManifest,
+    sessions: SessionHandle[],
+    tokenizer: WordLevelTokenizer | undefined,
+  ) {
     this.manifest = loaded.manifest;
     this.dir = loaded.dir;
-    this.tokenizer = tokenizer;
+    this.tokenizerPath = loaded.paths.tokenizer;
+    this.tokenizerLoaded = tokenizer;
     [this.encoder, this.projector, this.decoderSession] = sessions;
   }
 
   static async load(dir: string = defaultModelDir(), opts: LoadOptions = {}): Promise<Model> {
     const { withDecoder = true, ...sessionOptions } = opts;
     const loaded = readManifest(dir);
-    const tokenizer = WordLevelTokenizer.fromFile(loaded.paths.tokenizer);
+    // The embedded decoder needs its tokenizer at once; in front of a remote LLM only the text-conditioned
+    // methods read it (a real LLM's BPE tokenizer is not one this loader reads: those methods then fail
+    // with the tokenizer's error, the others run).
+    const tokenizer = withDecoder ? WordLevelTokenizer.fromFile(loaded.paths.tokenizer) : undefined;
     // One at a time: the machine may be small, and the warning of a provider fallback comes once per file.
     const sessions: SessionHandle[] = [];
     const files = [loaded.paths.visionEncoder, loaded.paths.projector];
@@ -52,9 +61,15 @@ export class Model {
     for (const p of files) {
       sessions.push(await createSession(p, sessionOptions));
     }
-    const model = new Model(loaded, tokenizer, sessions);
+    const model = new Model(loaded, sessions, tokenizer);
     model.checkIo();
     return model;
+  }
+
+  /** The word-level tokenizer, read on first use. */
+  get tokenizer(): WordLevelTokenizer {
+    this.tokenizerLoaded ??= WordLevelTokenizer.fromFile(this.tokenizerPath);
+    return this.tokenizerLoaded;
   }
 
   /** Whether the decoder is loaded (not when a remote LLM answers). */
