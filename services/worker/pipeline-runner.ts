@@ -35,8 +35,10 @@ export const createRunner: CreateRunner = async (init) => {
   // The worker's inference shares the machine with its own event loop, the API, Redis and other
   // threads: onnxruntime's idle threads sleep rather than spin (VTC_ORT_SPINNING=1 overrides).
   // Measured on 2 cores, one client: spinning threads added about 10 ms to every job's latency.
+  // With a remote LLM (VTC_LLM_URL) the decoder is never run: it is not loaded, and may be absent.
   const MODEL_OPTIONS = {
     allowSpinning: false,
+    withDecoder: !init.llm,
     ...(init.ortThreads ? { intraOpNumThreads: init.ortThreads } : {}),
   };
   const blobs = await openBlobStore(init.dataDir, init.blobStore);
