@@ -89,6 +89,8 @@ class Slot {
    * even while inference keeps the thread's event loop from seeing messages.
    */
   private readonly abortFlag = new Int32Array(new SharedArrayBuffer(4));
+  /** 1 while the thread's last reported stage is decode or preprocess (written by the thread). */
+  private readonly decodingFlag = new Int32Array(new SharedArrayBuffer(4));
   /** Why kill() stopped this thread. */
   stoppedWith: Error | null = null;
 
@@ -98,7 +100,13 @@ class Slot {
     private readonly opts: PoolOptions = {},
   ) {
     this.worker = new Worker(BOOT, {
-      workerData: { entry: ENTRY, runnerModule, init, abortFlag: this.abortFlag },
+      workerData: {
+        entry: ENTRY,
+        runnerModule,
+        init,
+        abortFlag: this.abortFlag,
+        decodingFlag: this.decodingFlag,
+      },
       ...(opts.maxHeapMb ? { resourceLimits: { maxOldGenerationSizeMb: opts.maxHeapMb } } : {}),
     });
     this.ready = new Promise((resolve, reject) => {
@@ -144,7 +152,7 @@ class Slot {
 
   /** A thread that ran out of heap while decoding failed on its input; anything else is ours. */
   private explain(err: Error): Error {
-    const decoding = this.pending?.stage === "decode" || this.pending?.stage === "preprocess";
+    const decoding = Atomics.load(this.decodingFlag, 0) === 1;
     if ((err as { code?: string }).code === "ERR_WORKER_OUT_OF_MEMORY" && decoding && this.opts.maxHeapMb) {
       return tooComplex(
         `files: decoding the upload needed more than the memory limit of ${this.opts.maxHeapMb} MB`,
@@ -202,6 +210,7 @@ class Slot {
     try {
       return await new Promise<PipelineJobResult>((resolve, reject) => {
         this.pending = { id, resolve, reject, progress: watch, ...(pictures ? { pictures } : {}) };
+        Atomics.store(this.decodingFlag, 0, 0);
         this.worker.postMessage({ type: "run", id, task } satisfies ToThread);
       });
     } finally {

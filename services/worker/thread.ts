@@ -22,11 +22,14 @@ export type FromThread =
   | { type: "pictures-failed"; id: number; error: WireError };
 
 const port = parentPort!;
-const { runnerModule, init, abortFlag } = workerData as {
+const { runnerModule, init, abortFlag, decodingFlag } = workerData as {
   runnerModule: string;
   init: RunnerInit;
   abortFlag?: Int32Array;
+  decodingFlag?: Int32Array;
 };
+/** Stages in which running out of heap is the upload's fault (pool.ts, explain). */
+const DECODING = new Set(["decode", "preprocess"]);
 const post = (m: FromThread) => port.postMessage(m);
 
 try {
@@ -49,6 +52,12 @@ try {
           // The pool's shutdown flag: the pipeline stops at its next stage (see pool.ts, stop).
           if (abortFlag && Atomics.load(abortFlag, 0) === 1)
             controller.abort(new Error("aborted by the pool"));
+          // Written to shared memory, not only posted: a thread that dies of its heap limit right
+          // after reporting a stage may die before the message is read on the other side.
+          if (decodingFlag) {
+            const stage = (progress as { stage?: string }).stage ?? "";
+            Atomics.store(decodingFlag, 0, DECODING.has(stage) ? 1 : 0);
+          }
           post({ type: "progress", id: msg.id, progress });
         },
         controller.signal,
