@@ -29,8 +29,8 @@ describe("model evaluation", () => {
   });
 
   it("reproduces the Python evaluation on the whole held-out set (TokenFLEX 4 x 4, results.json pool4)", async () => {
-    // The cheapest of the methods evaluate.py measures: every path of the service (decoding, crop rule,
-    // encoder, a compressor, position features, projector, decoder) on all 2217 questions.
+    // The cheapest of the methods models/training/evaluate_v2.py measures: every path of the service
+    // (decoding, crop rule, encoder, a compressor, position features, projector, decoder) on every held-out question.
     const py = JSON.parse(readFileSync(path.join(MODEL_DIR, "eval", "results.json"), "utf8")) as {
       counts: Record<string, number>;
       accuracy: Record<string, Record<string, number>>;
