@@ -21,7 +21,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { readEvalSet } from "./model-eval.ts";
+import { readEvalSet } from "./eval-set.ts";
 import { readManifest } from "../models/runtime/manifest.ts";
 import { parseJobRequest, requestLimits } from "../pipeline/request.ts";
 import { runPipeline } from "../pipeline/run.ts";
