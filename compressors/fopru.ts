@@ -93,6 +93,7 @@ export default defineMethod({
   needsNote: "attention[select]; else keys[select] + clsQuery[select]; else the feature norm",
   budget: "required",
   optionsSchema: schema,
+  layerOptions: ["layer"],
   async run(ctx, k, opts) {
     const layer = opts.layer ?? ctx.input.selectLayer;
     const { sig, direction } = significance(ctx, layer, opts.includeCls);

@@ -53,6 +53,12 @@ interface Common<S extends z.ZodObject> extends MethodInfo {
   /** zod object of the options (strict: unknown keys are refused), with defaults and descriptions. */
   optionsSchema: S;
   /**
+   * Options that name an encoder layer (1-based, as the manifest numbers them). The edge checks them
+   * against the model's exported layers, so a bad layer is a 400 instead of a silent fallback or a
+   * failure in the worker (issue 14).
+   */
+  layerOptions?: readonly string[];
+  /**
    * Documents: when present, the method decides all crops together; keep/ratio is then an optional
    * total cap over the crops (ratio of all crop patches) and the global view passes through. Without
    * it, every crop and the global view are compressed on their own with the per-image budget.
@@ -113,6 +119,8 @@ export interface MethodEntry extends MethodInfo {
   /** How compressDocument() reads keep/ratio: "total" (a cap over all crops) or "per-view". */
   documentBudget: "total" | "per-view";
   optionsSchema: z.ZodObject;
+  /** Options that name an encoder layer (see Common.layerOptions). */
+  layerOptions: readonly string[];
   /** The options every omitted key takes. */
   defaults: Record<string, unknown>;
   /** Validates options (CompressorInputError naming the option) and binds them. */
@@ -208,6 +216,7 @@ export function defineMethod<S extends z.ZodObject>(spec: MethodSpec<S>): Method
     budget: defaults.rule,
     documentBudget: spec.document ? "total" : "per-view",
     optionsSchema: spec.optionsSchema,
+    layerOptions: spec.layerOptions ?? [],
     defaults: defaults.options,
     prepare,
   };

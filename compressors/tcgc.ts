@@ -237,6 +237,7 @@ export default defineMethod({
     "keys[low] (else features) for repetitiveness; CLS-to-patch attention of the select and low layers (attention[l], else keys[l] + clsQuery[l])",
   budget: "cap",
   optionsSchema: tcgcSchema,
+  layerOptions: ["lowLayer"],
   async run(ctx, cap, opts) {
     const a = await analyzeCrop(ctx, opts);
     const { nLocal, nOutliers, scale } = applyCap([a], cap);

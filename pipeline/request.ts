@@ -50,6 +50,8 @@ export interface RequestLimits {
   maxKeep: number;
   /** The largest `maxTokens`. */
   maxNewTokens: number;
+  /** The encoder layers a layer option may name (1-based): those the model exports. */
+  layers: readonly number[];
 }
 
 /** Generated tokens when a request names none, and the most a request may ask for. */
@@ -61,14 +63,26 @@ export function maxKeepOf(manifest: Pick<Manifest, "grid" | "projector">): numbe
   return manifest.projector.token_budget?.max ?? manifest.grid[0] * manifest.grid[1];
 }
 
+/**
+ * The layers a layer option may name: the manifest's exported layers (attention, keys, ...), else
+ * every block 1..num_layers (a model that exports no per-layer output still has layers, and the
+ * methods fall back as docs/methods.md says).
+ */
+export function exportedLayersOf(manifest: Pick<Manifest, "encoder">): number[] {
+  const named = Object.keys(manifest.encoder.layers).map(Number).filter(Number.isInteger);
+  if (named.length > 0) return named.sort((a, b) => a - b);
+  return Array.from({ length: manifest.encoder.num_layers }, (_, i) => i + 1);
+}
+
 export function requestLimits(
-  manifest: Pick<Manifest, "grid" | "projector">,
+  manifest: Pick<Manifest, "grid" | "projector" | "encoder">,
   limits: { maxPromptChars: number },
 ): RequestLimits {
   return {
     maxPromptChars: limits.maxPromptChars,
     maxKeep: maxKeepOf(manifest),
     maxNewTokens: MAX_NEW_TOKENS,
+    layers: exportedLayersOf(manifest),
   };
 }
 
@@ -196,6 +210,17 @@ export function parseJobRequest(
     prepared = method.prepare(f.options);
   } catch (err) {
     throw err instanceof InputError ? renameField(err, names) : err;
+  }
+  for (const name of method.layerOptions) {
+    const layer = prepared.options[name];
+    if (typeof layer === "number" && !limits.layers.includes(layer)) {
+      const field = `options.${name}`;
+      fail(
+        `${field}: the model exports layers ${limits.layers.join(", ")} (got ${layer})`,
+        { code: "bad_option", field, limit: Math.max(...limits.layers) },
+        names,
+      );
+    }
   }
   if (f.keep !== undefined && f.ratio !== undefined) {
     fail("ratio: give keep or ratio, not both", { code: "bad_budget", field: "ratio" }, names);

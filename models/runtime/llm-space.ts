@@ -141,7 +141,15 @@ export async function supplyLlmInputs(
     } else missing.push(`projected: the ${model.name} projector is not declared per-token`);
   }
   if (needs.includes("instruction")) {
-    const rows = instructionRows(model, prompt ?? "");
+    let rows: Float32Array | undefined;
+    try {
+      rows = instructionRows(model, prompt ?? "");
+    } catch (err) {
+      // A tokenizer this loader does not read (a real LLM's BPE, in front of a remote LLM): the method
+      // runs without text conditioning and reports the fallback, as for any other missing input.
+      missing.push(`instruction: ${(err as Error).message}`);
+      return missing;
+    }
     if (rows) {
       for (const v of views) {
         v.input.instruction = rows;

@@ -113,8 +113,14 @@ export function readManifest(dir: string = defaultModelDir()): LoadedManifest {
   };
 }
 
-/** For readiness probes: whether the manifest reads and every file it names is there. */
-export async function checkModelDir(dir: string): Promise<{ ok: boolean; detail: string }> {
+/**
+ * For readiness probes: whether the manifest reads and every file it names is there (the decoder only
+ * when it is needed: not when a remote LLM answers).
+ */
+export async function checkModelDir(
+  dir: string,
+  opts: { withDecoder?: boolean } = {},
+): Promise<{ ok: boolean; detail: string }> {
   let loaded: LoadedManifest;
   try {
     loaded = readManifest(dir);
@@ -123,7 +129,11 @@ export async function checkModelDir(dir: string): Promise<{ ok: boolean; detail:
   }
   const missing: string[] = [];
   const { visionEncoder, projector, decoder, tokenizer } = loaded.paths;
-  for (const file of [visionEncoder, projector, decoder, tokenizer]) {
+  const needed =
+    opts.withDecoder === false
+      ? [visionEncoder, projector, tokenizer]
+      : [visionEncoder, projector, decoder, tokenizer];
+  for (const file of needed) {
     await access(file).catch(() => missing.push(path.relative(dir, file)));
   }
   const name = loaded.manifest.name;

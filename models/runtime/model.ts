@@ -16,32 +16,79 @@ export interface ViewPixels {
   data: Uint8Array;
 }
 
+/** How to load: the session options, and whether to load the decoder at all. */
+export interface LoadOptions extends CreateSessionOptions {
+  /**
+   * false when a remote LLM answers (VTC_LLM_URL): the decoder is never run, so it is not loaded and
+   * its file may be absent (a LLaVA export without `--with-llm` has none; loading a 7B decoder only
+   * to leave it idle would cost its whole size in memory). Default true.
+   */
+  withDecoder?: boolean;
+}
+
 export class Model {
   readonly manifest: Manifest;
   readonly dir: string;
-  readonly tokenizer: WordLevelTokenizer;
+  private readonly tokenizerPath: string;
+  private tokenizerLoaded: WordLevelTokenizer | undefined;
   readonly encoder: SessionHandle;
   readonly projector: SessionHandle;
-  readonly decoder: SessionHandle;
+  private readonly decoderSession: SessionHandle | undefined;
 
-  private constructor(loaded: LoadedManifest, tokenizer: WordLevelTokenizer, sessions: SessionHandle[]) {
+  private constructor(
+    loaded: LoadedManifest,
+    sessions: SessionHandle[],
+    tokenizer: WordLevelTokenizer | undefined,
+  ) {
     this.manifest = loaded.manifest;
     this.dir = loaded.dir;
-    this.tokenizer = tokenizer;
-    [this.encoder, this.projector, this.decoder] = sessions;
+    this.tokenizerPath = loaded.paths.tokenizer;
+    this.tokenizerLoaded = tokenizer;
+    [this.encoder, this.projector, this.decoderSession] = sessions;
   }
 
-  static async load(dir: string = defaultModelDir(), opts: CreateSessionOptions = {}): Promise<Model> {
+  static async load(dir: string = defaultModelDir(), opts: LoadOptions = {}): Promise<Model> {
+    const { withDecoder = true, ...sessionOptions } = opts;
     const loaded = readManifest(dir);
-    const tokenizer = WordLevelTokenizer.fromFile(loaded.paths.tokenizer);
+    // The embedded decoder needs its tokenizer at once; in front of a remote LLM only the text-conditioned
+    // methods read it (a real LLM's BPE tokenizer is not one this loader reads: those methods then fail
+    // with the tokenizer's error, the others run).
+    const tokenizer = withDecoder ? WordLevelTokenizer.fromFile(loaded.paths.tokenizer) : undefined;
     // One at a time: the machine may be small, and the warning of a provider fallback comes once per file.
     const sessions: SessionHandle[] = [];
-    for (const p of [loaded.paths.visionEncoder, loaded.paths.projector, loaded.paths.decoder]) {
-      sessions.push(await createSession(p, opts));
+    const files = [loaded.paths.visionEncoder, loaded.paths.projector];
+    if (withDecoder) files.push(loaded.paths.decoder);
+    for (const p of files) {
+      sessions.push(await createSession(p, sessionOptions));
     }
-    const model = new Model(loaded, tokenizer, sessions);
+    const model = new Model(loaded, sessions, tokenizer);
     model.checkIo();
     return model;
+  }
+
+  /** The word-level tokenizer, read on first use. */
+  get tokenizer(): WordLevelTokenizer {
+    this.tokenizerLoaded ??= WordLevelTokenizer.fromFile(this.tokenizerPath);
+    return this.tokenizerLoaded;
+  }
+
+  /** Whether the decoder is loaded (not when a remote LLM answers). */
+  get hasDecoder(): boolean {
+    return this.decoderSession !== undefined;
+  }
+
+  /** The decoder session; an error naming the reason when the model was loaded without it. */
+  get decoder(): SessionHandle {
+    if (!this.decoderSession) {
+      throw new Error(
+        `${this.name}: loaded without its decoder (a remote LLM answers, VTC_LLM_URL); the embedded decoder cannot run`,
+      );
+    }
+    return this.decoderSession;
+  }
+
+  private get sessions(): SessionHandle[] {
+    return [this.encoder, this.projector, ...(this.decoderSession ? [this.decoderSession] : [])];
   }
 
   get name(): string {
@@ -75,7 +122,7 @@ export class Model {
    * why it failed. Reported in every job result and in /readyz, so the slow path is never silent.
    */
   get providerFallback(): string | undefined {
-    const h = [this.encoder, this.projector, this.decoder].find((s) => s.fallback);
+    const h = this.sessions.find((s) => s.fallback);
     if (!h) return undefined;
     const asked = h.requested.filter((p) => p !== "cpu").join(",");
     return `${asked} requested, running on ${h.providers.join(",")}: ${h.fallback}`;
@@ -97,12 +144,13 @@ export class Model {
     need(this.encoder, [m.encoder.features, m.encoder.cls, ...layerNames], "output");
     need(this.projector, [m.projector.inputs.features, m.projector.inputs.positions], "input");
     need(this.projector, [m.projector.output], "output");
+    if (!this.decoderSession) return;
     need(
-      this.decoder,
+      this.decoderSession,
       [m.decoder.inputs.input_ids, m.decoder.inputs.visual, m.decoder.inputs.visual_mask],
       "input",
     );
-    need(this.decoder, [m.decoder.output], "output");
+    need(this.decoderSession, [m.decoder.output], "output");
   }
 
   /** Normalised NCHW float32 for a batch of views, each image_size x image_size. */
@@ -242,20 +290,21 @@ export class Model {
   }
 
   async release(): Promise<void> {
-    await Promise.all([this.encoder, this.projector, this.decoder].map((h) => h.session.release()));
+    await Promise.all(this.sessions.map((h) => h.session.release()));
   }
 }
 
 const cache = new Map<string, Promise<Model>>();
 
 /** The process's (thread's) model for `dir`, loaded on first use and reused. */
-export function loadModel(dir: string = defaultModelDir(), opts: CreateSessionOptions = {}): Promise<Model> {
-  let p = cache.get(dir);
+export function loadModel(dir: string = defaultModelDir(), opts: LoadOptions = {}): Promise<Model> {
+  const key = opts.withDecoder === false ? `${dir}\0without-decoder` : dir;
+  let p = cache.get(key);
   if (!p) {
     p = Model.load(dir, opts);
-    cache.set(dir, p);
+    cache.set(key, p);
     // A failed load is not cached: the next call tries again (e.g. after the files were fixed).
-    p.catch(() => cache.delete(dir));
+    p.catch(() => cache.delete(key));
   }
   return p;
 }

@@ -60,7 +60,7 @@ export async function createApiContext(config: Config): Promise<ApiContext> {
     }),
     modelName: async () => (await manifest()).name,
     readiness: {
-      models: () => checkModelDir(config.modelDir),
+      models: () => checkModelDir(config.modelDir, { withDecoder: config.llm === null }),
       workers: () => readWorkerStatuses(redis, config.queuePrefix),
     },
     requestConnections: () => [redis, queueConnection],

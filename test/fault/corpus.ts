@@ -287,6 +287,9 @@ export async function buildCorpus(): Promise<Case[]> {
   cases.push(field("layout-bad", { layout: "sideways" }));
   cases.push(field("prompt-empty", { prompt: "" }));
   cases.push(field("prompt-long", { prompt: "q".repeat(5000) }));
+  // Layers the model does not export: refused at the edge, not a silent fallback or a worker failure.
+  cases.push(field("fopru-layer-999", { method: "fopru", keep: "9", options: '{"layer":999}' }));
+  cases.push(field("tcgc-lowlayer-999", { method: "tcgc", keep: "", options: '{"lowLayer":999}' }));
   // Hostile JSON on the chat route.
   const chat = (name: string, body: string): Case => ({
     name: `chat-${name}`,

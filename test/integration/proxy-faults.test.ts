@@ -217,3 +217,51 @@ describe("upstream faults", () => {
     expect(Date.now() - t0).toBeLessThan(30_000);
   }, 120_000);
 });
+
+describe("what goes upstream", () => {
+  it("the body vLLM gets: our model name, image_embeds parts in place, max_tokens as the client asked", async () => {
+    // A plain HTTP peer that records the request and answers one completion: what crosses the wire.
+    const seen: Json[] = [];
+    const recorder = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        seen.push(JSON.parse(Buffer.concat(chunks).toString("utf8")));
+        res.setHeader("content-type", "application/json");
+        res.end(
+          JSON.stringify({
+            id: "cmpl-1",
+            object: "chat.completion",
+            created: 0,
+            model: manifest.name,
+            choices: [{ index: 0, message: { role: "assistant", content: "ok" }, finish_reason: "stop" }],
+            usage: { prompt_tokens: 40, completion_tokens: 1, total_tokens: 41 },
+          }),
+        );
+      });
+    });
+    await new Promise<void>((r) => recorder.listen(0, "127.0.0.1", r));
+    try {
+      const url = `http://127.0.0.1:${(recorder.address() as AddressInfo).port}/v1`;
+      const f = await front("recorded", llm(url));
+      // 1000 is above the embedded decoder's limit: the upstream decides, vtc must not clamp it.
+      const res = await post(f.h.base, chatBody({ max_tokens: 1000, temperature: 0.3 }));
+      expect(res.status, res.text).toBe(200);
+      expect(res.body.choices[0].message.content).toBe("ok");
+      expect(seen).toHaveLength(1);
+      const sent = seen[0];
+      expect(sent.max_tokens).toBe(1000);
+      expect(sent.temperature).toBe(0.3);
+      expect(sent.model).toBe(manifest.name);
+      expect(sent.vtc).toBeUndefined();
+      expect(sent.messages.map((m: Json) => m.role)).toEqual(["system", "user", "assistant", "user"]);
+      const types = sent.messages[3].content.map((p: Json) => p.type);
+      expect(types).toEqual(["text", "image_embeds"]);
+      expect(typeof sent.messages[3].content[1].image_embeds).toBe("string");
+      expect(JSON.stringify(sent)).not.toContain("image_url");
+    } finally {
+      recorder.closeAllConnections();
+      await new Promise((r) => recorder.close(r));
+    }
+  }, 120_000);
+});

@@ -3,9 +3,11 @@
  * decoder) stands in for vLLM, and a front vtc (VTC_LLM_URL -> the back) compresses, projects and
  * sends `image_embeds` over HTTP. Every byte crosses the real path: encode, compress, project,
  * serialize (.npy / torch.save), HTTP, deserialize, decode. On held-out questions across methods the
- * front's answers equal the in-process pipeline's for the same request.
+ * front's answers equal the in-process pipeline's for the same request. The front's model folder has
+ * no decoder.onnx, as a LLaVA export without `--with-llm`: in remote mode the decoder is not needed.
  */
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeEmbedsPayload } from "../../io/payload.ts";
@@ -28,8 +30,20 @@ type Json = any;
 let back: VtcProcess;
 let front: VtcProcess;
 let model: Model;
+let decoderless: string;
+
+/** The committed model's folder without its decoder (links to every other file). */
+function decoderlessCopy(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vtc-no-decoder-"));
+  for (const name of fs.readdirSync(MODEL_DIR)) {
+    if (name === readManifest(MODEL_DIR).manifest.files.decoder) continue;
+    fs.symlinkSync(path.join(MODEL_DIR, name), path.join(dir, name));
+  }
+  return dir;
+}
 
 beforeAll(async () => {
+  decoderless = decoderlessCopy();
   [back, model] = await Promise.all([
     startVtcProcess("back", { VTC_ACCEPT_EMBEDS: "1" }),
     loadModel(MODEL_DIR),
@@ -38,11 +52,22 @@ beforeAll(async () => {
     VTC_LLM_URL: `${back.base}/v1`,
     VTC_LLM_MODEL: manifest.name,
     VTC_LLM_TIMEOUT_MS: "30000",
+    VTC_MODEL_DIR: decoderless,
   });
 }, 150_000);
 
 afterAll(async () => {
   await Promise.all([front?.stop(), back?.stop()]);
+  fs.rmSync(decoderless, { recursive: true, force: true });
+});
+
+describe("a front whose model folder has no decoder", () => {
+  it("is ready (/readyz) and has no decoder file to load", async () => {
+    expect(fs.existsSync(path.join(decoderless, readManifest(MODEL_DIR).manifest.files.decoder))).toBe(false);
+    const res = await fetch(`${front.base}/readyz`);
+    const body = (await res.json()) as Json;
+    expect(res.status, JSON.stringify(body)).toBe(200);
+  });
 });
 
 async function post(base: string, body: unknown): Promise<{ status: number; body: Json }> {

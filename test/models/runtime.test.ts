@@ -1,9 +1,10 @@
-import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { defaultModelDir } from "../../common/config.ts";
-import { readManifest } from "../../models/runtime/manifest.ts";
+import { checkModelDir, readManifest } from "../../models/runtime/manifest.ts";
+import { supplyLlmInputs } from "../../models/runtime/llm-space.ts";
 import { Model, loadModel, unloadModels } from "../../models/runtime/model.ts";
 import { createSession, ort, parseProviders } from "../../models/runtime/session.ts";
 import { MODEL_DIR } from "./reference.ts";
@@ -94,6 +95,44 @@ describe("model loading", () => {
       expect(m.encoder.select_layer).toBe(23);
       expect(m.projector.inputs.positions).toBeUndefined();
       expect(m.crop_rule?.crop_size).toBe(336);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("loads without the decoder for a remote LLM: the file may be absent, running it is a clear error", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "vtc-no-decoder-"));
+    try {
+      const { decoder: decoderFile, tokenizer: tokenizerFile } = readManifest(MODEL_DIR).manifest.files;
+      for (const f of readdirSync(MODEL_DIR)) {
+        if (f !== decoderFile && f !== tokenizerFile) symlinkSync(path.join(MODEL_DIR, f), path.join(dir, f));
+      }
+      // A real LLM's tokenizer (BPE) is not one the word-level loader reads; in front of a remote LLM
+      // only the text-conditioned methods need it, so the model loads and the error comes on first use.
+      writeFileSync(
+        path.join(dir, tokenizerFile),
+        JSON.stringify({ model: { type: "BPE", vocab: {}, merges: [] } }),
+      );
+      // With the embedded decoder asked for, the load fails at once (its tokenizer, then its file).
+      await expect(Model.load(dir)).rejects.toThrow(/WordLevel|decoder/);
+      expect((await checkModelDir(dir)).ok).toBe(false);
+      expect(await checkModelDir(dir, { withDecoder: false })).toMatchObject({ ok: true });
+      const m = await loadModel(dir, { withDecoder: false });
+      expect(m.hasDecoder).toBe(false);
+      const [input] = await m.encode([
+        { width: m.imageSize, height: m.imageSize, data: new Uint8Array(m.imageSize ** 2 * 3).fill(128) },
+      ]);
+      expect(input.features.length).toBe(m.numPatches * m.featureDim);
+      await expect(m.logits([[1]], new Float32Array(m.width), 1)).rejects.toThrow(
+        /loaded without its decoder.*VTC_LLM_URL/,
+      );
+      expect(() => m.tokenizer).toThrow(/expected a WordLevel model, got "BPE"/);
+      // The text-conditioned methods then run without their instruction rows and say why.
+      const missing = await supplyLlmInputs(m, ["instruction"], [{ input, place: { kind: "image" } }], "red");
+      expect(missing).toHaveLength(1);
+      expect(missing[0]).toMatch(/^instruction: /);
+      expect(input.instruction).toBeUndefined();
+      expect((await loadModel(MODEL_DIR)).hasDecoder).toBe(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

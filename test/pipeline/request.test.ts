@@ -50,6 +50,36 @@ describe("parseJobRequest", () => {
     });
   });
 
+  it("checks layer options against the layers the model exports (fopru layer, tcgc lowLayer)", () => {
+    const exported = Object.keys(readManifest().manifest.encoder.layers).map(Number);
+    expect(limits.layers).toEqual(exported);
+    const top = Math.max(...exported);
+    for (const [method, option] of [
+      ["fopru", "layer"],
+      ["tcgc", "lowLayer"],
+    ] as const) {
+      const err = rejected({ method, keep: 9, options: { [option]: 999 }, prompt: "q" });
+      expect([err.code, err.field, err.limit, err.status]).toEqual([
+        "bad_option",
+        `options.${option}`,
+        top,
+        400,
+      ]);
+      expect(err.message).toContain("999");
+      const ok = parseJobRequest({ method, keep: 9, options: { [option]: top }, prompt: "q" }, limits);
+      expect(ok.options[option]).toBe(top);
+    }
+    // A layer inside the model but not exported (layer 2 of vtc-tiny) is refused too: tcgc would fail in the worker.
+    const missing = [...Array(readManifest().manifest.encoder.num_layers).keys()]
+      .map((i) => i + 1)
+      .find((l) => !exported.includes(l));
+    if (missing !== undefined) {
+      expect(rejected({ method: "tcgc", options: { lowLayer: missing }, prompt: "q" }).field).toBe(
+        "options.lowLayer",
+      );
+    }
+  });
+
   it("names the field and the limit for every other bad input", () => {
     expect(rejected({ method: "nope", prompt: "q" })).toMatchObject({
       code: "unknown_method",
