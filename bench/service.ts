@@ -4,8 +4,11 @@
  * 1, 4 and 16 concurrent connections. Each client uploads a held-out scene (POST /v1/jobs), follows its
  * Server-Sent Events until `completed`, and starts the next job. Reports jobs per second, p50/p99 of
  * the end-to-end latency, the latency the API and queue add over the same request run in-process
- * (runPipeline, median of the same image, method and budget), and the largest event-loop delay the API
- * process saw during each level (prom-client's monitorEventLoopDelay max, reset at every scrape).
+ * (runPipeline, median of the same image, method and budget, with the model loaded as the worker loads
+ * it; measured before and after the one-client level, so both see the same machine), and the largest
+ * event-loop delay the API process saw during each level (prom-client's monitorEventLoopDelay max, reset
+ * at every scrape). For the one-client level, where that time goes: the POST, the wait for a worker,
+ * the worker, and the way back to the client, from the timestamps BullMQ keeps on each job.
  *
  * Then throughput against the number of worker processes (1, 2, 3 by default) at a fixed number of
  * clients, with the CPU time the API and the workers spent per job (from /proc), which bounds what
@@ -21,10 +24,15 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { readEvalSet } from "./model-eval.ts";
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import { readEvalSet } from "./eval-set.ts";
 import { readManifest } from "../models/runtime/manifest.ts";
 import { parseJobRequest, requestLimits } from "../pipeline/request.ts";
 import { runPipeline } from "../pipeline/run.ts";
+import { loadModel } from "../models/runtime/model.ts";
+import { ortThreadsPerInference } from "../services/worker/runner.ts";
+import { QUEUE_NAMES } from "../services/shared/queues.ts";
 import { defaultModelDir, loadConfig, loadLimits } from "../common/config.ts";
 import { median, percentile } from "../common/stats.ts";
 import { startRedis } from "../test/fault/processes.ts";
@@ -91,8 +99,16 @@ async function waitReady(base: string, ms = 60_000): Promise<void> {
   throw new Error(`service at ${base} not ready within ${ms} ms`);
 }
 
+/** One job as the client saw it: its id, when it started (epoch ms), the POST's and the whole time. */
+interface JobTiming {
+  id: string;
+  start: number;
+  postMs: number;
+  ms: number;
+}
+
 /** Uploads one job and resolves when its SSE stream reports completion. */
-async function oneJob(base: string, image: Buffer, prompt: string): Promise<number> {
+async function oneJob(base: string, image: Buffer, prompt: string): Promise<JobTiming> {
   const t0 = performance.now();
   const form = new FormData();
   form.append("file", new Blob([new Uint8Array(image)], { type: "image/png" }), "scene.png");
@@ -102,6 +118,7 @@ async function oneJob(base: string, image: Buffer, prompt: string): Promise<numb
   const post = await fetch(`${base}/v1/jobs`, { method: "POST", body: form });
   if (post.status !== 202) throw new Error(`POST /v1/jobs: ${post.status} ${await post.text()}`);
   const { id } = (await post.json()) as { id: string };
+  const postMs = performance.now() - t0;
   const res = await fetch(`${base}/v1/jobs/${id}/events`);
   const reader = res.body!.getReader();
   const dec = new TextDecoder();
@@ -111,8 +128,9 @@ async function oneJob(base: string, image: Buffer, prompt: string): Promise<numb
     if (done) throw new Error(`job ${id}: event stream ended without completion`);
     buf += dec.decode(value, { stream: true });
     if (/^event: completed$/m.test(buf)) {
+      const ms = performance.now() - t0;
       await reader.cancel();
-      return performance.now() - t0;
+      return { id, start: performance.timeOrigin + t0, postMs, ms };
     }
     if (/^event: failed$/m.test(buf)) throw new Error(`job ${id} failed: ${buf.slice(-400)}`);
   }
@@ -142,16 +160,71 @@ async function waitWorkers(base: string, n: number, ms = 120_000): Promise<void>
 }
 
 /** `c` closed-loop clients for `secs`: the latencies and the wall time, s. */
-async function runClients(base: string, c: number, secs: number): Promise<{ lat: number[]; wall: number }> {
-  const lat: number[] = [];
+async function runClients(
+  base: string,
+  c: number,
+  secs: number,
+): Promise<{ lat: number[]; jobs: JobTiming[]; wall: number }> {
+  const jobs: JobTiming[] = [];
   const t0 = performance.now();
   const end = t0 + secs * 1000;
   await Promise.all(
     Array.from({ length: c }, async () => {
-      while (performance.now() < end) lat.push(await oneJob(base, image, q.question));
+      while (performance.now() < end) jobs.push(await oneJob(base, image, q.question));
     }),
   );
-  return { lat, wall: (performance.now() - t0) / 1000 };
+  return { lat: jobs.map((j) => j.ms), jobs, wall: (performance.now() - t0) / 1000 };
+}
+
+/**
+ * Where the time of these jobs went, from what BullMQ stored on each (`timestamp` when the API added
+ * it, `processedOn` when a worker took it, `finishedOn` when the worker finished it; Date.now() of
+ * each process, one machine's clock, 1 ms steps) and the pipeline's own total.
+ */
+async function breakdown(jobs: JobTiming[]): Promise<string[]> {
+  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const queue = new Queue(QUEUE_NAMES.pipeline, { connection, prefix });
+  const seg = {
+    post: [] as number[],
+    pickup: [] as number[],
+    worker: [] as number[],
+    pipeline: [] as number[],
+    back: [] as number[],
+    total: [] as number[],
+  };
+  try {
+    for (const j of jobs) {
+      const job = await queue.getJob(j.id);
+      if (!job?.processedOn || !job.finishedOn) continue;
+      seg.post.push(j.postMs);
+      seg.pickup.push(job.processedOn - job.timestamp);
+      seg.worker.push(job.finishedOn - job.processedOn);
+      seg.pipeline.push((job.returnvalue as { timings: { total: number } }).timings.total);
+      seg.back.push(j.start + j.ms - job.finishedOn);
+      seg.total.push(j.ms);
+    }
+  } finally {
+    await queue.close();
+    connection.disconnect(); // a connection passed in is the caller's to close
+  }
+  const row = (what: string, v: number[]) =>
+    `| ${what} | ${median(v).toFixed(1)} | ${percentile(v, 90).toFixed(1)} |`;
+  return [
+    "",
+    `Where the time of the one-client jobs goes (${seg.total.length} jobs; medians of each part, which need not add up to the median of the whole):`,
+    "",
+    "| part | p50 ms | p90 ms |",
+    "|---|---|---|",
+    row(
+      "POST /v1/jobs until its 202 (upload parsed and hashed, file probed and stored, job added)",
+      seg.post,
+    ),
+    row("job added until a worker took it (BullMQ's timestamp to processedOn)", seg.pickup),
+    row("in the worker (processedOn to finishedOn)", seg.worker),
+    row("... of which the pipeline (the result's timings.total)", seg.pipeline),
+    row("worker finished until the client read `completed` on its event stream", seg.back),
+    row("the whole job, as the client saw it", seg.total),
+  ];
 }
 
 async function loopMaxLagSeconds(base: string): Promise<number> {
@@ -165,28 +238,32 @@ const scenes = readEvalSet(modelDir).filter((q) => q.kind === "scene");
 const q = scenes[0];
 const image = readFileSync(path.join(modelDir, "eval", q.image));
 
-// The same request in-process, for the overhead of the API and the queue.
-const inproc: number[] = [];
-for (let i = 0; i < 23; i++) {
-  const t = performance.now();
-  await runPipeline(
-    {
-      ...parseJobRequest(
-        { prompt: q.question, method: METHOD, keep: KEEP },
-        requestLimits(readManifest(modelDir).manifest, loadLimits()),
-      ),
-      files: [{ bytes: image, name: "scene.png" }],
-    },
-    {},
-  );
-  if (i >= 3) inproc.push(performance.now() - t);
+// The same request in-process, for the overhead of the API and the queue: the model loaded with the
+// options the worker's thread uses (one intra-op thread on 2 cores, no spinning; pipeline-runner.ts).
+const model = await loadModel(modelDir, {
+  allowSpinning: false,
+  intraOpNumThreads: ortThreadsPerInference(1, os.availableParallelism()),
+});
+const request = parseJobRequest(
+  { prompt: q.question, method: METHOD, keep: KEEP },
+  requestLimits(readManifest(modelDir).manifest, loadLimits()),
+);
+async function inProcess(runs: number, warmup = 0): Promise<number[]> {
+  const ms: number[] = [];
+  for (let i = 0; i < runs + warmup; i++) {
+    const t = performance.now();
+    await runPipeline({ ...request, files: [{ bytes: image, name: "scene.png" }] }, { model });
+    if (i >= warmup) ms.push(performance.now() - t);
+  }
+  return ms;
 }
+const inproc = await inProcess(20, 3);
 
 const port = await freePort();
 // Hash-tagged, like the default ({vtc}).
 const prefix = `{vtc-bench-${process.pid}}`;
 const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), "vtc-bench-"));
-const env = {
+const env: NodeJS.ProcessEnv = {
   ...process.env,
   PORT: String(port),
   VTC_QUEUE_PREFIX: prefix,
@@ -197,24 +274,36 @@ const base = `http://127.0.0.1:${port}`;
 const api = start("services/api/main.ts", env);
 const workers = [start("services/worker/main.ts", env)];
 const lines: string[] = [];
+const inprocAfter: number[] = [];
 try {
   await waitReady(base);
   await oneJob(base, image, q.question); // warm-up: the worker thread loads the model
-  lines.push(
-    `Each job: one 96 x 96 held-out scene, method ${METHOD}, keep ${KEEP}, a one-word answer. Redis: ${privateRedis ? "a private redis-server started by the benchmark" : "REDIS_URL"}. One API process and one worker process (WORKER_CONCURRENCY=${loadConfig(env).workerConcurrency}) on this machine; clients in the benchmark process; ${seconds} s per level. In-process runPipeline on the same request: median ${median(inproc).toFixed(1)} ms (p99 ${percentile(inproc, 99).toFixed(1)} ms, 20 runs).`,
-    "",
-    "| concurrent clients | jobs | jobs per second | p50 ms | p99 ms | added over in-process (p50) ms | API event-loop delay max ms |",
-    "|---|---|---|---|---|---|---|",
-  );
+  const rows: string[] = [];
+  let parts: string[] = [];
   for (const c of levels) {
     await loopMaxLagSeconds(base); // reset the API's event-loop histogram
-    const { lat, wall } = await runClients(base, c, seconds);
+    const { lat, jobs, wall } = await runClients(base, c, seconds);
     const lag = await loopMaxLagSeconds(base);
-    lines.push(
-      `| ${c} | ${lat.length} | ${(lat.length / wall).toFixed(2)} | ${median(lat).toFixed(1)} | ${percentile(lat, 99).toFixed(1)} | ${(median(lat) - median(inproc)).toFixed(1)} | ${(lag * 1000).toFixed(1)} |`,
+    if (c === 1) {
+      // In-process again right after, so its median covers the same stretch of the machine's load.
+      inprocAfter.push(...(await inProcess(20)));
+      inproc.push(...inprocAfter);
+      parts = await breakdown(jobs);
+    }
+    rows.push(
+      `| ${c} | ${lat.length} | ${(lat.length / wall).toFixed(2)} | ${median(lat).toFixed(1)} | ${percentile(lat, 99).toFixed(1)} | ${(median(lat) - median(inproc)).toFixed(1)} | ${(median(lat) / median(inproc)).toFixed(2)} | ${(lag * 1000).toFixed(1)} |`,
     );
-    if (!values.markdown) process.stderr.write(`${lines.at(-1)}\n`);
+    if (!values.markdown) process.stderr.write(`${rows.at(-1)}\n`);
   }
+  const before = inproc.slice(0, 20);
+  lines.push(
+    `Each job: one 96 x 96 held-out scene, method ${METHOD}, keep ${KEEP}, a one-word answer. Redis: ${privateRedis ? "a private redis-server started by the benchmark" : "REDIS_URL"}. One API process and one worker process (WORKER_CONCURRENCY=${loadConfig(env).workerConcurrency}) on this machine; clients in the benchmark process; ${seconds} s per level. In-process runPipeline on the same request, the model loaded as the worker loads it: median ${median(inproc).toFixed(1)} ms (p99 ${percentile(inproc, 99).toFixed(1)} ms, ${inproc.length} runs${inprocAfter.length ? `: median ${median(before).toFixed(1)} ms in the 20 before the one-client level, ${median(inprocAfter).toFixed(1)} ms in the 20 after it` : ""}). "Added" and "x in-process" compare each p50 with that median.`,
+    "",
+    "| concurrent clients | jobs | jobs per second | p50 ms | p99 ms | added over in-process (p50) ms | x in-process (p50) | API event-loop delay max ms |",
+    "|---|---|---|---|---|---|---|---|",
+    ...rows,
+    ...parts,
+  );
   if (workerCounts.length > 0) {
     const cores = os.availableParallelism();
     lines.push(

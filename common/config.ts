@@ -81,6 +81,11 @@ export interface Config {
   /** Finished jobs (and their idempotency keys) are kept this long, seconds. */
   jobRetentionSec: number;
   /**
+   * The worker draws a job's kept.png after the job completes: GET kept.png waits for it up to this
+   * long after completion, then answers 500 (the worker stopped before drawing it).
+   */
+  keptPngWaitMs: number;
+  /**
    * The API sweeps blobs older than the job retention (plus an hour) and stale upload temporaries
    * this often, seconds; 0 turns the sweep off.
    */
@@ -276,6 +281,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     lockDurationMs: int(env, "VTC_LOCK_DURATION_MS", 4000, 1000),
     shutdownTimeoutMs: int(env, "VTC_SHUTDOWN_TIMEOUT_MS", 30_000),
     jobRetentionSec: int(env, "VTC_JOB_RETENTION_SEC", 24 * 3600),
+    keptPngWaitMs: int(env, "VTC_KEPT_PNG_WAIT_MS", 30_000),
     blobSweepIntervalSec: int(env, "VTC_BLOB_SWEEP_INTERVAL_SEC", 3600),
     workerMetricsPort: int(env, "VTC_WORKER_METRICS_PORT", 9464),
     limits: loadLimits(env),

@@ -6,6 +6,8 @@ import type { Job, Queue } from "bullmq";
 import type { WireError } from "../../common/errors.ts";
 import {
   JOB_NAMES,
+  JOB_PICTURES_FIELD,
+  type JobPictures,
   type JobProgress,
   type PipelineJobData,
   type PipelineJobResult,
@@ -78,6 +80,12 @@ export class JobRepository {
 
   async status(id: string): Promise<JobStatus> {
     return statusOf(await this.queue.getJobState(id));
+  }
+
+  /** kept.png of a completed job as its worker recorded them after completion (null: not yet). */
+  async pictures(id: string): Promise<JobPictures | null> {
+    const raw = await (await this.queue.backend.client).hget(this.queue.toKey(id), JOB_PICTURES_FIELD);
+    return raw ? (JSON.parse(raw) as JobPictures) : null;
   }
 
   /** The job's log lines and how many there are. */

@@ -14,7 +14,9 @@ import { probeMedia } from "../shared/media.ts";
 import type {
   EmbedsJobRef,
   JobFileRef,
+  JobPictures,
   JobProgress,
+  KeptPictureRef,
   PipelineJobData,
   PipelineJobResult,
 } from "../shared/queues.ts";
@@ -326,14 +328,60 @@ export class JobsService {
     return ref;
   }
 
-  /** kept.png of one image or PDF page of a completed job (default: the first). */
-  async picture(id: string, file = 0, page = 0): Promise<{ sha256: string; size: number }> {
-    const first = await this.artifact(id, "keptPng");
-    const pictures = (await this.find(id)).result?.artifacts?.pictures;
-    if (!pictures) return first;
-    const hit = pictures.find((p) => p.file === file && p.page === page);
-    if (!hit) throw notFound(`kept.png of file ${file} page ${page} of job ${id}`);
-    return { sha256: hit.sha256, size: hit.size };
+  /**
+   * kept.png of one image or PDF page of a completed job (default: the first). The worker draws them
+   * after the job completes; asked for before they are there, this waits for them, up to
+   * `config.keptPngWaitMs` after the job completed, then answers 500 (never drawn: the worker stopped).
+   */
+  async picture(
+    id: string,
+    file = 0,
+    page = 0,
+    signal?: AbortSignal,
+  ): Promise<{ sha256: string; size: number }> {
+    const job = await this.find(id);
+    if (job.status !== "completed") {
+      throw new VtcError(`job ${id} is ${job.status}; its artifacts exist once it completes`, {
+        code: "not_found",
+      });
+    }
+    const one = (pictures: KeptPictureRef[]) => {
+      const hit = pictures.find((p) => p.file === file && p.page === page);
+      if (!hit) throw notFound(`kept.png of file ${file} page ${page} of job ${id}`);
+      return { sha256: hit.sha256, size: hit.size };
+    };
+    const a = job.result?.artifacts;
+    // Jobs completed by workers that drew kept.png before completing carry them in the result.
+    if (a?.pictures) return one(a.pictures);
+    if (a?.keptPng) return a.keptPng;
+    if (!a?.picturesLater) throw notFound(`kept.png of job ${id}`);
+    if (!job.result?.images.some((i) => i.file === file && i.page === page))
+      throw notFound(`kept.png of file ${file} page ${page} of job ${id}`);
+    const drawn = await this.drawnPictures(id, job.finishedAt ?? Date.now(), signal);
+    if ("error" in drawn) {
+      throw new VtcError(`kept.png of job ${id} could not be drawn: ${drawn.error.message}`, {
+        code: "internal",
+      });
+    }
+    return one(drawn.pictures);
+  }
+
+  /** The job's kept.png as the worker recorded them, polled until `keptPngWaitMs` after `finishedAt`. */
+  private async drawnPictures(id: string, finishedAt: number, signal?: AbortSignal): Promise<JobPictures> {
+    const deadline = finishedAt + this.deps.config.keptPngWaitMs;
+    // Drawn in tens of milliseconds after completion: first looks close together, then further apart.
+    for (let pause = 5; ; pause = Math.min(2 * pause, 200)) {
+      const drawn = await this.repo.pictures(id);
+      if (drawn) return drawn;
+      const left = deadline - Date.now();
+      if (left <= 0 || signal?.aborted) {
+        throw new VtcError(
+          `kept.png of job ${id} was not drawn within ${this.deps.config.keptPngWaitMs} ms of the job's completion (its worker stopped before drawing it, or is far behind)`,
+          { code: "internal" },
+        );
+      }
+      await new Promise((r) => setTimeout(r, Math.min(pause, left)));
+    }
   }
 }
 

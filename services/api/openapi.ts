@@ -212,6 +212,11 @@ export function buildOpenApi(limits: Limits, requestLimits: RequestLimits, catal
           operationId: "getKeptPng",
           tags: ["jobs"],
           summary: "The image with kept, merged and dropped patches drawn (one per image or PDF page)",
+          description:
+            "The worker draws it just after the job completes: the job's result does not wait for the picture. " +
+            "A request made before the picture is there waits for it (tens of milliseconds on a small image), " +
+            "up to VTC_KEPT_PNG_WAIT_MS (default 30 s) after the job completed. 404 while the job has not " +
+            "completed, or for a file or page the job does not have.",
           parameters: [
             idParam,
             index("file", "Which file of the job"),
@@ -223,6 +228,10 @@ export function buildOpenApi(limits: Limits, requestLimits: RequestLimits, catal
             ...PARTIAL("image/png"),
             "400": ERRORS["400"],
             "404": ERRORS["404"],
+            "500": fail(
+              "The picture could not be drawn, or was not there VTC_KEPT_PNG_WAIT_MS after the job completed " +
+                "(its worker stopped before drawing it)",
+            ),
           },
         },
       },

@@ -72,6 +72,19 @@ export interface JobProgress {
   percent: number;
 }
 
+/** kept.png of one image (`file`) or PDF page (`page`, 0-based) of a job, in the blob store. */
+export type KeptPictureRef = BlobRef & { file: number; page: number };
+
+/**
+ * kept.png of a job's images and pages, drawn by the worker after the job completed (drawing them took
+ * longer than the rest of a small job: the result goes first), or why they could not be drawn. Kept in
+ * the job's own Redis hash (field JOB_PICTURES_FIELD), so it expires with the job.
+ */
+export type JobPictures = { pictures: KeptPictureRef[] } | { error: WireError };
+
+/** The field of a job's BullMQ hash that holds its JobPictures (JSON); BullMQ ignores fields it does not know. */
+export const JOB_PICTURES_FIELD = "vtcPictures";
+
 /**
  * A completed job's result: the pipeline's result (answer, per-image and per-view token counts,
  * text tokens, timings per stage, model, method with resolved options) without the bytes, which are
@@ -85,9 +98,15 @@ export type PipelineJobResult = Omit<PipelineResult, "tokens" | "pictures" | "em
     result?: BlobRef;
     /** Compressed tokens, safetensors in the layout of `vtc tensors` output. */
     tokens?: BlobRef;
-    /** kept.png of the first image or page (`pictures` has one per image or page). */
+    /**
+     * How many kept.png (one per image or page) the worker draws after completing the job; they
+     * arrive in the job's JOB_PICTURES_FIELD.
+     */
+    picturesLater?: number;
+    /** Jobs completed by workers that drew kept.png first: the first image's or page's... */
     keptPng?: BlobRef;
-    pictures?: Array<BlobRef & { file: number; page: number }>;
+    /** ...and every image's or page's. */
+    pictures?: KeptPictureRef[];
     /** Mode "embeds": per view, (tokens, hidden) float32 .npy, in the order of `embeds`. */
     embeds?: BlobRef[];
     /** Mode "embeds": every view in one safetensors file (`view_<i>` tensors, the views in metadata). */

@@ -1,8 +1,9 @@
 /**
  * The runner the worker threads use: reads the job's files from the blob store, runs the in-process
  * pipeline (`pipeline/run.ts`: decode -> preprocess -> encode -> compress -> project -> LLM), and stores
- * the artifacts (result JSON, compressed tokens as safetensors, kept.png per image or page) back in
- * the blob store. The model is loaded once per thread and kept.
+ * the artifacts (result JSON, compressed tokens as safetensors) back in the blob store. kept.png of
+ * each image or page is drawn and stored after the result is handed back (`drawPictures`): on a small
+ * image it took longer than the rest of the job. The model is loaded once per thread and kept.
  */
 import { loadModel } from "../../models/runtime/model.ts";
 import { decodeNpy, encodeNpy } from "../../io/npy.ts";
@@ -15,7 +16,7 @@ import { runPipeline } from "../../pipeline/run.ts";
 import { InputError } from "../../common/errors.ts";
 import { BlobNotFoundError, type BlobStore } from "../shared/blob-store.ts";
 import { openBlobStore } from "../shared/blob-store-config.ts";
-import type { JobProgress, PipelineJobResult } from "../shared/queues.ts";
+import type { JobProgress, KeptPictureRef, PipelineJobResult } from "../shared/queues.ts";
 import type { CreateRunner } from "./runner.ts";
 
 /** A referenced blob; one that is not in the store is the job's fault (enqueued directly, or swept). */
@@ -81,11 +82,11 @@ export const createRunner: CreateRunner = async (init) => {
         );
         const out: PipelineJobResult = { ...result, artifacts: {} };
         out.artifacts.result = await blobs.put(Buffer.from(JSON.stringify({ ...result, jobId: task.jobId })));
-        return out;
+        return { result: out };
       }
       let last = "";
       const result = await runPipeline(
-        { ...request, files, wantTokens: true, wantPicture: true },
+        { ...request, files, wantTokens: true, wantPicture: "later" },
         {
           model,
           limits: init.limits,
@@ -101,15 +102,14 @@ export const createRunner: CreateRunner = async (init) => {
           },
         },
       );
-      const { tokens, pictures, embeds: views, ...fields } = result;
+      const { tokens, pictures: _none, drawPictures, embeds: views, ...fields } = result;
       const rest: Omit<PipelineJobResult, "artifacts"> = fields;
       if (views) rest.embeds = views.map(({ data: _d, ...meta }) => meta);
       // The artifacts are independent blobs: stored at once, not one round trip after another.
-      const [tokensRef, resultRef, embedsRef, ...pictureRefs] = await Promise.all([
+      const [tokensRef, resultRef, embedsRef] = await Promise.all([
         tokens ? blobs.put(tokens) : undefined,
         blobs.put(Buffer.from(JSON.stringify({ ...rest, jobId: task.jobId }))),
         views ? blobs.put(embedsSafetensors(views)) : undefined,
-        ...(pictures ?? []).map(async (p) => ({ ...(await blobs.put(p.png)), file: p.file, page: p.page })),
       ]);
       const artifacts: PipelineJobResult["artifacts"] = { result: resultRef };
       if (tokensRef) artifacts.tokens = tokensRef;
@@ -122,12 +122,17 @@ export const createRunner: CreateRunner = async (init) => {
           ),
         );
       }
-      if (pictureRefs.length) {
-        artifacts.pictures = pictureRefs;
-        const { file: _f, page: _p, ...first } = pictureRefs[0];
-        artifacts.keptPng = first;
-      }
-      return { ...rest, artifacts };
+      if (!drawPictures || result.images.length === 0) return { result: { ...rest, artifacts } };
+      artifacts.picturesLater = result.images.length;
+      return {
+        result: { ...rest, artifacts },
+        drawPictures: async (): Promise<KeptPictureRef[]> => {
+          const drawn = await drawPictures();
+          return Promise.all(
+            drawn.map(async (p) => ({ ...(await blobs.put(p.png)), file: p.file, page: p.page })),
+          );
+        },
+      };
     },
   };
 };

@@ -9,7 +9,7 @@ import {
 } from "../shared/queues.ts";
 import { isLlmError, isTransientLlmError } from "../../pipeline/llm/errors.ts";
 import { checkJobData } from "./job-data.ts";
-import { AbortedError, type InferencePool } from "./pool.ts";
+import { AbortedError, type InferencePool, type OnPictures } from "./pool.ts";
 import { progressWriter } from "./progress-writer.ts";
 
 /**
@@ -22,6 +22,8 @@ export async function processCompress(
   job: Job<PipelineJobData, PipelineJobResult>,
   token?: string,
   timeoutMs?: number,
+  /** Takes the job's kept.png as its thread draws them after the result (JobPicturesWriter). */
+  onPictures?: (jobId: string, drawing: Parameters<OnPictures>[0]) => void,
 ): Promise<PipelineJobResult> {
   // Progress goes to the job's log (the history, which an SSE stream replays) and to job.progress
   // (the latest, with a `progress` event). Both commands go out together on the worker's connection,
@@ -41,7 +43,12 @@ export async function processCompress(
     const data = checkJobData(job.data);
     // Store the defaults it filled in, so the job reads back as complete as one the API made.
     if (JSON.stringify(data) !== JSON.stringify(job.data)) await job.updateData(data);
-    const result = await pool.run({ jobId: job.id!, data }, (p) => progress.report(p), timeoutMs);
+    const result = await pool.run(
+      { jobId: job.id!, data },
+      (p) => progress.report(p),
+      timeoutMs,
+      onPictures && ((drawing) => onPictures(job.id!, drawing)),
+    );
     await progress.settle();
     return result;
   } catch (err) {
@@ -61,11 +68,21 @@ export async function processCompress(
   }
 }
 
-export function dispatcher(pool: InferencePool, jobTimeoutMs?: number) {
+export function dispatcher(
+  pool: InferencePool,
+  jobTimeoutMs?: number,
+  onPictures?: (jobId: string, drawing: Parameters<OnPictures>[0]) => void,
+) {
   return async (job: Job, token?: string): Promise<unknown> => {
     switch (job.name) {
       case JOB_NAMES.compress:
-        return processCompress(pool, job as Job<PipelineJobData, PipelineJobResult>, token, jobTimeoutMs);
+        return processCompress(
+          pool,
+          job as Job<PipelineJobData, PipelineJobResult>,
+          token,
+          jobTimeoutMs,
+          onPictures,
+        );
       default:
         throw new UnrecoverableError(`no processor for job "${job.name}"`);
     }

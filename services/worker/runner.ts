@@ -6,7 +6,7 @@
  */
 import type { RemoteLlmConfig } from "../../pipeline/llm/remote.ts";
 import type { BlobStoreConfig, Limits } from "../../common/config.ts";
-import type { JobProgress, PipelineJobData, PipelineJobResult } from "../shared/queues.ts";
+import type { JobProgress, KeptPictureRef, PipelineJobData, PipelineJobResult } from "../shared/queues.ts";
 
 export interface RunnerInit {
   dataDir: string;
@@ -54,9 +54,16 @@ export interface RunnerInfo {
   providerFallback: string | null;
 }
 
+/** What a run gives: the job's result, and the kept.png still to draw once the result is handed on. */
+export interface RunOutput {
+  result: PipelineJobResult;
+  /** Draws and stores kept.png of every image or page; the thread calls it after posting the result. */
+  drawPictures?: () => Promise<KeptPictureRef[]>;
+}
+
 export interface Runner {
   /** `signal` aborts between pipeline stages (a shutdown hands the job back without killing native code). */
-  run(task: RunTask, progress: (p: JobProgress) => void, signal?: AbortSignal): Promise<PipelineJobResult>;
+  run(task: RunTask, progress: (p: JobProgress) => void, signal?: AbortSignal): Promise<RunOutput>;
   /** Undefined while the model is not loaded (or for runners without a model). */
   info?(): RunnerInfo | undefined;
   close?(): Promise<void>;

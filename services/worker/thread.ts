@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { toWire, type WireError } from "../../common/errors.ts";
+import type { KeptPictureRef } from "../shared/queues.ts";
 import type { CreateRunner, RunnerInfo, RunnerInit, RunTask } from "./runner.ts";
 
 export type ToThread =
@@ -14,8 +15,11 @@ export type FromThread =
   | { type: "ready"; info?: RunnerInfo }
   | { type: "init-failed"; error: WireError }
   | { type: "progress"; id: number; progress: unknown }
-  | { type: "done"; id: number; result: unknown }
-  | { type: "error"; id: number; error: WireError };
+  /** `pictures`: kept.png is drawn next; a `pictures` or `pictures-failed` message for `id` follows. */
+  | { type: "done"; id: number; result: unknown; pictures: boolean }
+  | { type: "error"; id: number; error: WireError }
+  | { type: "pictures"; id: number; pictures: KeptPictureRef[] }
+  | { type: "pictures-failed"; id: number; error: WireError };
 
 const port = parentPort!;
 const { runnerModule, init, abortFlag, decodingFlag } = workerData as {
@@ -40,8 +44,9 @@ try {
     if (msg.type !== "run") return;
     const controller = new AbortController();
     running.set(msg.id, controller);
+    let draw: (() => Promise<KeptPictureRef[]>) | undefined;
     try {
-      const result = await runner.run(
+      const { result, drawPictures } = await runner.run(
         msg.task,
         (progress) => {
           // The pool's shutdown flag: the pipeline stops at its next stage (see pool.ts, stop).
@@ -57,11 +62,21 @@ try {
         },
         controller.signal,
       );
-      post({ type: "done", id: msg.id, result });
+      draw = drawPictures;
+      post({ type: "done", id: msg.id, result, pictures: Boolean(draw) });
     } catch (err) {
       post({ type: "error", id: msg.id, error: toWire(err) });
     } finally {
       running.delete(msg.id);
+    }
+    // The job is answered; its pictures are drawn now. The pool may already have sent the next job,
+    // which this thread starts at the drawing's first await (the PNG encoding and the blob writes).
+    if (draw) {
+      try {
+        post({ type: "pictures", id: msg.id, pictures: await draw() });
+      } catch (err) {
+        post({ type: "pictures-failed", id: msg.id, error: toWire(err) });
+      }
     }
   });
   post({ type: "ready", info: runner.info?.() });

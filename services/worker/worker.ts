@@ -14,6 +14,7 @@ import { createWorkerMetrics, type WorkerMetrics } from "./metrics.ts";
 import { ortThreadsPerInference } from "./runner.ts";
 import { InferencePool, PIPELINE_RUNNER } from "./pool.ts";
 import { dispatcher } from "./processors.ts";
+import { JobPicturesWriter } from "./job-pictures.ts";
 
 export interface WorkerService {
   worker: Worker;
@@ -45,21 +46,29 @@ export function createWorkerService(
     opts.runnerModule ?? PIPELINE_RUNNER,
     { decodeTimeoutMs: config.decodeTimeoutMs, maxHeapMb: config.threadMaxHeapMb },
   );
-  const worker = new Worker(QUEUE_NAMES.pipeline, dispatcher(pool, config.jobTimeoutMs), {
-    connection: createRedis(config.redisUrl),
-    prefix: config.queuePrefix,
-    // Stored on every job it processes (job.processedBy): which replica ran what.
-    name: workerId(),
-    concurrency: config.workerConcurrency,
-    // Short locks: the event loop that renews them (every lockDuration / 2) never runs inference.
-    // A stalled job is one seen active without a lock by two checks in a row, so a job whose worker
-    // died runs again within lockDuration + 2 x stalledInterval = 2 x lockDurationMs; it goes back to
-    // the queue as often as it has attempts instead of failing on its second stall.
-    lockDuration: config.lockDurationMs,
-    stalledInterval: Math.max(500, Math.round(config.lockDurationMs / 2)),
-    maxStalledCount: config.jobAttempts,
-    ...opts.workerOptions,
-  });
+  // kept.png is drawn after each job completes; the writer records it on the job (its own connection).
+  const pictures = new JobPicturesWriter(createRedis(config.redisUrl));
+  const worker: Worker = new Worker(
+    QUEUE_NAMES.pipeline,
+    dispatcher(pool, config.jobTimeoutMs, (jobId, drawing) =>
+      pictures.track(worker.toKey(jobId), jobId, drawing),
+    ),
+    {
+      connection: createRedis(config.redisUrl),
+      prefix: config.queuePrefix,
+      // Stored on every job it processes (job.processedBy): which replica ran what.
+      name: workerId(),
+      concurrency: config.workerConcurrency,
+      // Short locks: the event loop that renews them (every lockDuration / 2) never runs inference.
+      // A stalled job is one seen active without a lock by two checks in a row, so a job whose worker
+      // died runs again within lockDuration + 2 x stalledInterval = 2 x lockDurationMs; it goes back to
+      // the queue as often as it has attempts instead of failing on its second stall.
+      lockDuration: config.lockDurationMs,
+      stalledInterval: Math.max(500, Math.round(config.lockDurationMs / 2)),
+      maxStalledCount: config.jobAttempts,
+      ...opts.workerOptions,
+    },
+  );
   const metrics = createWorkerMetrics();
   metrics.watch(worker);
   let stopping: Promise<{ released: boolean }> | null = null;
@@ -69,6 +78,7 @@ export function createWorkerService(
     metrics,
     shutdown(timeoutMs = config.shutdownTimeoutMs) {
       stopping ??= (async () => {
+        const deadline = Date.now() + timeoutMs;
         let released = false;
         const timer = setTimeout(() => {
           released = true;
@@ -78,7 +88,10 @@ export function createWorkerService(
           await worker.close();
         } finally {
           clearTimeout(timer);
+          // The completed jobs' kept.png are drawn in the threads: give them what is left of the time.
+          await pictures.flush(Math.max(1000, deadline - Date.now()));
           await pool.close();
+          pictures.close();
         }
         return { released };
       })();

@@ -41,10 +41,17 @@ export interface Service {
   close(): Promise<void>;
 }
 
-/** The API on an ephemeral port and a warmed-up worker, both on the embedded model. */
-export async function startService(label: string, config: Partial<Config> = {}): Promise<Service> {
+/**
+ * The API on an ephemeral port and a warmed-up worker, both on the embedded model; `runnerModule`
+ * replaces the worker threads' runner (default: the real pipeline's).
+ */
+export async function startService(
+  label: string,
+  config: Partial<Config> = {},
+  runnerModule?: string,
+): Promise<Service> {
   const h = await startApi(label, { config: { modelDir: MODEL_DIR, jobAttempts: 2, ...config } });
-  const worker = createWorkerService(h.config);
+  const worker = createWorkerService(h.config, runnerModule ? { runnerModule } : {});
   await worker.worker.waitUntilReady();
   await worker.pool.warm();
   return {

@@ -72,7 +72,11 @@ export function jobsRouter(deps: {
       }
       return n;
     };
-    const ref = await jobs.picture(req.params.id, index("file"), index("page"));
+    // The worker may still be drawing it (it does after the job completes): the request waits, and
+    // stops waiting when the client goes.
+    const gone = new AbortController();
+    res.on("close", () => gone.abort());
+    const ref = await jobs.picture(req.params.id, index("file"), index("page"), gone.signal);
     await sendArtifact(req, res, blobs, ref, "image/png");
   });
 
