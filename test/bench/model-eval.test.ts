@@ -91,5 +91,5 @@ describe("model evaluation", () => {
       // results.json rounds to 4 decimals; allow one question of float-level disagreement per split.
       expect(Math.abs(correct - py.accuracy.pool4[name] * n), name).toBeLessThanOrEqual(1.01);
     }
-  }, 240_000); // all 2217 questions: about a minute on an idle machine, several on a busy one
+  }, 240_000); // every held-out question: v1's 2,217 took about a minute on an idle machine, several on a busy one
 });
