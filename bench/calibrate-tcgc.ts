@@ -9,7 +9,8 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { answerFromTokens, compressEncoded, encodeEvalImage, readEvalSet } from "./model-eval.ts";
+import { answerFromTokens, compressEncoded, encodeEvalImage } from "./eval-answer.ts";
+import { readEvalSet } from "./eval-set.ts";
 import { defaultModelDir } from "../common/config.ts";
 import { loadModel } from "../models/runtime/model.ts";
 import { EmbeddedDecoder } from "../pipeline/llm/embedded.ts";

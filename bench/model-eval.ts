@@ -1,43 +1,40 @@
 /**
  * `npm run model:eval`: held-out accuracy of the embedded model, run in TypeScript with onnxruntime-node
- * on the committed eval set (models/vtc-tiny/eval: PNGs + questions.jsonl), through the same code as the
- * service (the pipeline's stages: views, encode, compress, project): sharp decoding, the crop rule, the encoder, a compressor, position features, the projector
- * and the decoder (answer = the argmax word after the prompt, as the Python evaluation reads it).
+ * on the committed eval set (models/vtc-tiny/eval), through the service's own stages (bench/eval-answer.ts).
  *
- *   npm run model:eval -- [--method none] [--keep K | --ratio R] [--opt k=v ...] [--limit N] [--json FILE] [--model DIR]
+ *   npm run model:eval -- [--model DIR] [--limit N] [--json FILE] [--check-bars]
+ *       The reference rows and the bars of issue 11, as models/training/evaluate_v2.py prints them
+ *       (bench/reference-rows.ts, bench/bars.ts): all tokens; background dropped; global view only;
+ *       crops only; blind; random 11% over 3 seeds (mean and spread); CLS attention 11%; TokenFLEX 6 x 6
+ *       and 4 x 4; the question-only priors; accuracy per question type; each bar PASS or FAIL.
+ *       --check-bars: exit code 1 when a bar fails (2 when documents got another crop grid than the set's).
+ *   npm run model:eval -- --method M [--keep K | --ratio R] [--opt k=v ...] [--limit N] [--json FILE] [--model DIR]
+ *       One method: accuracy per kind, question type and target size, next to the most common answer
+ *       per template.
  *
- * Prints accuracy with all tokens (or the given method), per question type, small vs large targets,
- * scenes and documents separately, next to the most-common-answer-per-type baseline.
+ * --limit N: the first N images of each kind (a quick look; the bars are then those of the subset).
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { getMethod } from "../compressors/index.ts";
-import type { Budget, CompressorInput, CompressorOutput } from "../compressors/types.ts";
+import type { Budget } from "../compressors/types.ts";
 import { defaultModelDir, loadLimits } from "../common/config.ts";
-import { instructionRows, supplyLlmInputs } from "../models/runtime/llm-space.ts";
-import { loadModel, type Model } from "../models/runtime/model.ts";
-import { StageClock } from "../pipeline/clock.ts";
-import { compressViews, encodeViews } from "../pipeline/compress.ts";
+import { loadModel } from "../models/runtime/model.ts";
 import { EmbeddedDecoder } from "../pipeline/llm/embedded.ts";
-import type { ViewPlace } from "../models/runtime/positions.ts";
-import { projectViews } from "../pipeline/project.ts";
-import { buildViews } from "../pipeline/views.ts";
 import { parseOptPairs } from "../cli/options.ts";
-
-export interface EvalQuestion {
-  id: string;
-  image: string;
-  kind: "scene" | "doc";
-  question: string;
-  answer: string;
-  type: string;
-  target_patches: number;
-  small: boolean;
-  crop_grid: [number, number] | null;
-  width: number;
-  height: number;
-}
+import { formatReferenceTable, type ReferenceTable, referenceTable } from "./bars.ts";
+import { answerQuestions, encodeEvalImage } from "./eval-answer.ts";
+import {
+  byImage,
+  type EvalQuestion,
+  isSmall,
+  mostCommonAnswer,
+  readBackground,
+  readEvalSet,
+  subsetImages,
+  templateOf,
+} from "./eval-set.ts";
+import { measureReference, RATIO_11, REFERENCE_METHODS } from "./reference-rows.ts";
 
 export interface EvalRow {
   q: EvalQuestion;
@@ -79,114 +76,6 @@ function cell(rows: EvalRow[]): Cell {
   };
 }
 
-export function readEvalSet(modelDir: string): EvalQuestion[] {
-  const file = path.join(modelDir, "eval", "questions.jsonl");
-  return readFileSync(file, "utf8")
-    .split("\n")
-    .filter((l) => l.trim() !== "")
-    .map((l) => JSON.parse(l) as EvalQuestion);
-}
-
-/** One held-out image, decoded and encoded as the service does: a scene is one view; a document its crops then its global view. */
-export interface EncodedImage {
-  kind: "scene" | "doc";
-  inputs: CompressorInput[];
-  places: ViewPlace[];
-  cropGrid?: { rows: number; cols: number };
-}
-
-export async function encodeEvalImage(
-  model: Model,
-  bytes: Buffer,
-  name: string,
-  kind: "scene" | "doc",
-  limits = loadLimits({}),
-): Promise<EncodedImage> {
-  // The pipeline's own stages: a scene is one image view, a document its crops then its global view.
-  const layout = kind === "scene" ? "image" : "document";
-  const [unit] = await buildViews([{ bytes, name }], layout, model, limits, new StageClock());
-  const inputs = await encodeViews(model, unit.views);
-  const places = unit.views.map((v) => v.place);
-  return { kind, inputs, places, ...(unit.report.cropGrid ? { cropGrid: unit.report.cropGrid } : {}) };
-}
-
-/** Adds `projected` (each patch through the projector; docs/methods.md#the-contract) to every view, once. */
-async function withProjected(model: Model, enc: EncodedImage): Promise<void> {
-  if (enc.inputs.every((i) => i.projected)) return;
-  const views = enc.inputs.map((input, v) => ({ input, place: enc.places[v] }));
-  await supplyLlmInputs(model, ["projected"], views, undefined);
-}
-
-/** Compresses an encoded image's views: a document through compressDocument (TCGC's cap, global view). */
-export function compressEncoded(
-  enc: EncodedImage,
-  method: string,
-  budget: Budget,
-  options: Record<string, unknown>,
-): Promise<CompressorOutput[]> {
-  return compressViews(enc.inputs, enc.kind === "doc", { method, budget, options });
-}
-
-/**
- * Compresses an encoded image and returns the first answer word of each question. A method that
- * reads `instruction` (DART, CDPruner) compresses once per question with that question's
- * embedding rows (with `usePrompt` false: never, to measure what the question adds); every other
- * method compresses once for all the questions. `k`: visual tokens per compression, averaged.
- */
-export async function answerQuestions(
-  model: Model,
-  llm: EmbeddedDecoder,
-  enc: EncodedImage,
-  run: { method: string; budget: Budget; options: Record<string, unknown>; usePrompt?: boolean },
-  questions: string[],
-): Promise<{ answers: string[]; k: number; fallbacks: string[] }> {
-  const needs = getMethod(run.method).needs;
-  if (needs.includes("projected")) await withProjected(model, enc);
-  const fallbacks = new Set<string>();
-  const note = (outs: CompressorOutput[]) => {
-    for (const o of outs) for (const f of o.stats.fallbacks) fallbacks.add(f);
-  };
-  if (run.usePrompt === false || !needs.includes("instruction")) {
-    const outs = await compressEncoded(enc, run.method, run.budget, run.options);
-    note(outs);
-    return {
-      ...(await answerFromTokens(model, llm, outs, enc.places, questions)),
-      fallbacks: [...fallbacks],
-    };
-  }
-  const answers: string[] = [];
-  let k = 0;
-  try {
-    for (const q of questions) {
-      const rows = instructionRows(model, q);
-      for (const input of enc.inputs) input.instruction = rows;
-      const outs = await compressEncoded(enc, run.method, run.budget, run.options);
-      note(outs);
-      const r = await answerFromTokens(model, llm, outs, enc.places, [q]);
-      answers.push(r.answers[0]);
-      k += r.k / questions.length;
-    }
-  } finally {
-    for (const input of enc.inputs) input.instruction = undefined;
-  }
-  return { answers, k, fallbacks: [...fallbacks] };
-}
-
-/** Projects the compressed tokens with their position features and returns the first answer word of each question. */
-export async function answerFromTokens(
-  model: Model,
-  llm: EmbeddedDecoder,
-  outs: CompressorOutput[],
-  places: ViewPlace[],
-  questions: string[],
-): Promise<{ answers: string[]; k: number }> {
-  const { visual, count: k } = await projectViews(
-    model,
-    outs.map((out, v) => ({ out, place: places[v] })),
-  );
-  return { answers: await llm.firstWords(questions, visual, k), k };
-}
-
 export async function evaluate(opts: {
   modelDir?: string;
   method?: string;
@@ -204,31 +93,16 @@ export async function evaluate(opts: {
   const llm = new EmbeddedDecoder(model);
   const limits = loadLimits({});
   const all = readEvalSet(modelDir);
-  const byImage = new Map<string, EvalQuestion[]>();
-  for (const q of all) byImage.set(q.image, [...(byImage.get(q.image) ?? []), q]);
-  let images = [...byImage.keys()].sort();
-  if (opts.limitImages) {
-    // Keep the scene/document mix: take the first N of each kind.
-    const scenes = images.filter((i) => byImage.get(i)![0].kind === "scene").slice(0, opts.limitImages);
-    const docs = images.filter((i) => byImage.get(i)![0].kind === "doc").slice(0, opts.limitImages);
-    images = [...scenes, ...docs];
-  }
-  // Baseline: the most common answer of each question type over the whole held-out set.
-  const counts = new Map<string, Map<string, number>>();
-  for (const q of all) {
-    const m = counts.get(q.type) ?? new Map<string, number>();
-    m.set(q.answer, (m.get(q.answer) ?? 0) + 1);
-    counts.set(q.type, m);
-  }
-  const common = new Map(
-    [...counts].map(([t, m]) => [t, [...m].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0][0]]),
-  );
+  const { images: names, questions: byName } = byImage(all);
+  const images = subsetImages(names, byName, opts.limitImages);
+  // Baseline: the most common answer of each question template over the whole held-out set.
+  const common = mostCommonAnswer(all, templateOf);
 
   const rows: EvalRow[] = [];
   let mismatches = 0;
   const tokenSums = { scene: [0, 0], doc: [0, 0] };
   for (let i = 0; i < images.length; i++) {
-    const qs = byImage.get(images[i])!;
+    const qs = byName.get(images[i])!;
     const bytes = readFileSync(path.join(modelDir, "eval", images[i]));
     const enc = await encodeEvalImage(model, bytes, images[i], qs[0].kind, limits);
     const want = qs[0].crop_grid;
@@ -250,7 +124,7 @@ export async function evaluate(opts: {
         q,
         predicted: answers[j],
         correct: answers[j] === q.answer,
-        baseline: common.get(q.type) === q.answer,
+        baseline: common.get(templateOf(q)) === q.answer,
         tokens: k,
       });
     });
@@ -258,13 +132,14 @@ export async function evaluate(opts: {
   }
   const scenes = rows.filter((r) => r.q.kind === "scene");
   const docs = rows.filter((r) => r.q.kind === "doc");
+  // Small = a footprint of 1..4 patches (isSmall); large = the rest, footprint-less questions included.
   const bySplit: Record<string, Cell> = {
-    "scenes, small targets": cell(scenes.filter((r) => r.q.small)),
-    "scenes, large targets": cell(scenes.filter((r) => !r.q.small)),
-    "documents, small targets": cell(docs.filter((r) => r.q.small)),
-    "documents, large targets": cell(docs.filter((r) => !r.q.small)),
-    "all, small targets": cell(rows.filter((r) => r.q.small)),
-    "all, large targets": cell(rows.filter((r) => !r.q.small)),
+    "scenes, small targets": cell(scenes.filter((r) => isSmall(r.q))),
+    "scenes, large targets": cell(scenes.filter((r) => !isSmall(r.q))),
+    "documents, small targets": cell(docs.filter((r) => isSmall(r.q))),
+    "documents, large targets": cell(docs.filter((r) => !isSmall(r.q))),
+    "all, small targets": cell(rows.filter((r) => isSmall(r.q))),
+    "all, large targets": cell(rows.filter((r) => !isSmall(r.q))),
   };
   const types = [...new Set(rows.map((r) => r.q.type))].sort();
   const byType = Object.fromEntries(types.map((t) => [t, cell(rows.filter((r) => r.q.type === t))]));
@@ -288,6 +163,90 @@ export async function evaluate(opts: {
     ms: performance.now() - t0,
   };
   return { report, rows };
+}
+
+export interface ReferenceReport extends ReferenceTable {
+  model: string;
+  modelDir: string;
+  tokens_per_view_11pct: number;
+  images: { scene: number; doc: number };
+  /** Mean visual tokens per image given to the decoder, per row and kind. */
+  meanVisualTokens: Record<string, { scenes: number; documents: number }>;
+  cropGridMismatches: number;
+  subset: boolean;
+  encodeMs: number;
+  ms: number;
+}
+
+/** The reference rows and bars of issue 11 (evaluate_v2.py's run) on the held-out set, or its first N images of each kind. */
+export async function evaluateReference(opts: {
+  modelDir?: string;
+  limitImages?: number;
+  /** Only these rows (default: all of REFERENCE_METHODS; BAR_ROWS: what the bars read). */
+  methods?: readonly string[];
+  onImage?: (done: number, total: number) => void;
+}): Promise<ReferenceReport> {
+  const t0 = performance.now();
+  const modelDir = opts.modelDir ?? defaultModelDir();
+  const model = await loadModel(modelDir);
+  const llm = new EmbeddedDecoder(model);
+  const all = readEvalSet(modelDir);
+  const { images: names, questions } = byImage(all);
+  const index = new Map(names.map((n, i) => [n, i]));
+  const chosen = subsetImages(names, questions, opts.limitImages);
+  const background = readBackground(modelDir);
+  const m = await measureReference({
+    model,
+    llm,
+    images: chosen.map((name) => ({
+      name,
+      index: index.get(name)!,
+      bytes: readFileSync(path.join(modelDir, "eval", name)),
+      questions: questions.get(name)!,
+    })),
+    background,
+    // A v1 eval set has no background.json: that row (and its bars) cannot be measured.
+    methods: (opts.methods ?? REFERENCE_METHODS).filter((r) => background || r !== "background"),
+    onImage: opts.onImage,
+  });
+  const table = referenceTable(m.questions, m.correct, mostCommonAnswer(all, templateOf));
+  const per = (sum: number, n: number) => (n ? sum / n : 0);
+  return {
+    model: model.name,
+    modelDir,
+    tokens_per_view_11pct: Math.max(1, Math.floor(model.numPatches * RATIO_11)),
+    ...table,
+    images: m.images,
+    meanVisualTokens: Object.fromEntries(
+      Object.entries(m.tokens).map(([r, t]) => [
+        r,
+        { scenes: per(t.scene, m.images.scene), documents: per(t.doc, m.images.doc) },
+      ]),
+    ),
+    cropGridMismatches: m.cropGridMismatches,
+    subset: chosen.length < names.length,
+    encodeMs: m.encodeMs,
+    ms: performance.now() - t0,
+  };
+}
+
+export function formatReference(r: ReferenceReport): string {
+  const lines = [
+    `${r.model} held-out evaluation, reference rows and issue-11 bars: ${r.images.scene} scenes, ${r.images.doc} documents${r.subset ? " (a subset: --limit)" : ""}; 11% = ${r.tokens_per_view_11pct} tokens per view; ${(r.ms / 1000).toFixed(1)} s (encoding ${(r.encodeMs / 1000).toFixed(1)} s)`,
+  ];
+  if (r.cropGridMismatches)
+    lines.push(`WARNING: ${r.cropGridMismatches} documents got a crop grid different from the eval set's`);
+  if (!r.accuracy.background)
+    lines.push("no eval/background.json (a v1 eval set): the background row is not measured");
+  lines.push(...formatReferenceTable(r));
+  const t = r.meanVisualTokens;
+  lines.push(
+    `mean visual tokens per document: ${Object.entries(t)
+      .filter(([k]) => !k.startsWith("random11_s") || k.endsWith("s0"))
+      .map(([k, v]) => `${k.replace(/_s0$/, "")} ${v.documents.toFixed(0)}`)
+      .join(", ")}`,
+  );
+  return lines.join("\n");
 }
 
 function fmt(c: Cell): string {
@@ -324,6 +283,15 @@ export function formatReport(r: EvalReport): string {
   return lines.join("\n");
 }
 
+/** The reference run's exit code: 2 when a document got another crop grid than the set's, 1 when `checkBars` and a bar fails. */
+export function referenceExitCode(
+  r: Pick<ReferenceReport, "bars" | "cropGridMismatches">,
+  checkBars: boolean,
+): number {
+  if (r.cropGridMismatches > 0) return 2;
+  return checkBars && r.bars.some((b) => !b.ok) ? 1 : 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values: v } = parseArgs({
     args: argv,
@@ -335,23 +303,32 @@ async function main(argv: string[]): Promise<number> {
       limit: { type: "string" },
       json: { type: "string" },
       model: { type: "string" },
+      "check-bars": { type: "boolean", default: false },
     },
   });
+  const modelDir = v.model ? path.resolve(v.model) : undefined;
+  const limitImages = v.limit ? Number(v.limit) : undefined;
+  const onImage = (done: number, total: number) => {
+    if (process.stderr.isTTY) process.stderr.write(`\r${done}/${total} images`);
+  };
+  const clear = () => {
+    if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
+  };
+  if (!v.method) {
+    if (v.keep || v.ratio || v.opt) throw new Error("--keep, --ratio and --opt go with --method");
+    const report = await evaluateReference({ modelDir, limitImages, onImage });
+    clear();
+    process.stdout.write(`${formatReference(report)}\n`);
+    if (v.json) writeFileSync(v.json, `${JSON.stringify(report, null, 1)}\n`);
+    return referenceExitCode(report, v["check-bars"] ?? false);
+  }
+  if (v["check-bars"]) throw new Error("--check-bars goes with the reference run (no --method)");
   let budget: Budget = {};
   if (v.keep) budget = { keep: Number(v.keep) };
   else if (v.ratio) budget = { ratio: Number(v.ratio) };
   const options = parseOptPairs(v.opt, (m) => new Error(m));
-  const { report } = await evaluate({
-    modelDir: v.model ? path.resolve(v.model) : undefined,
-    method: v.method,
-    budget,
-    options,
-    limitImages: v.limit ? Number(v.limit) : undefined,
-    onImage: (done, total) => {
-      if (process.stderr.isTTY) process.stderr.write(`\r${done}/${total} images`);
-    },
-  });
-  if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
+  const { report } = await evaluate({ modelDir, method: v.method, budget, options, limitImages, onImage });
+  clear();
   process.stdout.write(`${formatReport(report)}\n`);
   if (v.json) writeFileSync(v.json, `${JSON.stringify(report, null, 2)}\n`);
   return report.cropGridMismatches > 0 ? 1 : 0;

@@ -9,7 +9,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { median } from "../common/stats.ts";
 import { METHOD_NAMES } from "../compressors/index.ts";
-import { readEvalSet } from "./model-eval.ts";
+import { readEvalSet } from "./eval-set.ts";
 import { defaultModelDir, loadLimits } from "../common/config.ts";
 import { parseJobRequest, requestLimits } from "../pipeline/request.ts";
 import { loadModel } from "../models/runtime/model.ts";

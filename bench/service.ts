@@ -26,7 +26,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
-import { readEvalSet } from "./model-eval.ts";
+import { readEvalSet } from "./eval-set.ts";
 import { readManifest } from "../models/runtime/manifest.ts";
 import { parseJobRequest, requestLimits } from "../pipeline/request.ts";
 import { runPipeline } from "../pipeline/run.ts";

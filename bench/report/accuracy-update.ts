@@ -1,8 +1,8 @@
 /**
  * `npm run eval -- --methods a,b --update`: reruns some methods and puts their rows into the existing
  * docs/results/accuracy.md (rows of the same label replaced, new labels appended), redrawing the plots
- * from the merged tables. The full run takes over an hour on a busy 2-core machine; a method added
- * later should not need all the others rerun. The header keeps the full run's metadata and gains a
+ * from the merged tables; the per-question-type tables get the same rows merged. The full run takes
+ * over an hour on a busy 2-core machine; a method added later should not need all the others rerun. The header keeps the full run's metadata and gains a
  * line saying which rows came from which later run.
  */
 import type { Series } from "./plot.ts";
@@ -17,15 +17,22 @@ export interface TableRow {
   acc: number;
 }
 
-export interface AccuracyDoc {
-  /** Lines before "### Scenes". */
+/** One "### title" table of accuracy.md: the lines between its title and its header kept as they were. */
+export interface MdTable {
+  title: string;
+  pre: string[];
+  /** The two header lines. */
   head: string[];
-  /** The two header lines of each table. */
-  tableHead: string[];
-  scenes: TableRow[];
-  docs: TableRow[];
-  /** Lines after the last table. */
-  tail: string[];
+  rows: TableRow[];
+  /** Lines after the table, up to the next title (or the end). */
+  after: string[];
+}
+
+export interface AccuracyDoc {
+  /** Lines before the first table's title. */
+  head: string[];
+  /** Every titled table, in order: "Scenes", "Documents", then the per-question-type tables. */
+  tables: MdTable[];
 }
 
 export function rowOf(line: string): TableRow {
@@ -44,28 +51,30 @@ export function rowOf(line: string): TableRow {
 
 export function parseAccuracyMd(md: string): AccuracyDoc {
   const lines = md.split("\n");
-  const at = (title: string) => lines.findIndex((l) => l.trim() === title);
-  const s = at("### Scenes");
-  const d = at("### Documents");
-  if (s < 0 || d < 0) throw new Error("accuracy.md: no '### Scenes' / '### Documents' tables to update");
-  const table = (from: number) => {
-    const rows: TableRow[] = [];
-    let i = from + 1;
-    while (i < lines.length && !lines[i].startsWith("|")) i++;
+  const titles = lines.flatMap((l, i) => (l.startsWith("### ") ? [i] : []));
+  const tables: MdTable[] = [];
+  for (const [t, at] of titles.entries()) {
+    const end = t + 1 < titles.length ? titles[t + 1] : lines.length;
+    let i = at + 1;
+    while (i < end && !lines[i].startsWith("|")) i++;
+    const pre = lines.slice(at + 1, i);
     const head = lines.slice(i, i + 2);
     i += 2;
-    while (i < lines.length && lines[i].startsWith("|")) rows.push(rowOf(lines[i++]));
-    return { head, rows, end: i };
-  };
-  const sc = table(s);
-  const dc = table(d);
-  return {
-    head: lines.slice(0, s),
-    tableHead: sc.head,
-    scenes: sc.rows,
-    docs: dc.rows,
-    tail: lines.slice(dc.end),
-  };
+    const rows: TableRow[] = [];
+    while (i < end && lines[i].startsWith("|")) rows.push(rowOf(lines[i++]));
+    tables.push({ title: lines[at].slice(4).trim(), pre, head, rows, after: lines.slice(i, end) });
+  }
+  for (const title of ["Scenes", "Documents"]) {
+    if (!tables.some((t) => t.title === title)) {
+      throw new Error("accuracy.md: no '### Scenes' / '### Documents' tables to update");
+    }
+  }
+  return { head: lines.slice(0, titles[0]), tables };
+}
+
+/** The table titled `title` ("Scenes", "Documents", "Scenes: accuracy % per question type", ...). */
+export function tableOf(doc: AccuracyDoc, title: string): MdTable | undefined {
+  return doc.tables.find((t) => t.title === title);
 }
 
 /** Fresh rows replace old rows of the same label (all its budgets); new labels go at the end. */
@@ -98,16 +107,13 @@ export function renderAccuracyMd(doc: AccuracyDoc, note: string): string {
     ...head,
     note,
     "",
-    "### Scenes",
-    "",
-    ...doc.tableHead,
-    ...doc.scenes.map((r) => r.line),
-    "",
-    "### Documents",
-    "",
-    ...doc.tableHead,
-    ...doc.docs.map((r) => r.line),
-    ...doc.tail,
+    ...doc.tables.flatMap((t) => [
+      `### ${t.title}`,
+      ...t.pre,
+      ...t.head,
+      ...t.rows.map((r) => r.line),
+      ...t.after,
+    ]),
   ].join("\n");
 }
 
@@ -116,7 +122,8 @@ export function seriesOf(rows: TableRow[]): Series[] {
   const full = fullAccuracy(rows);
   const byLabel = new Map<string, Series>();
   for (const r of rows) {
-    if (r.label.startsWith("none")) continue;
+    // The all-tokens row is every line's first point; reference rows (budget "-") are no budget's.
+    if (r.label.startsWith("none") || r.budget === "-") continue;
     const s = byLabel.get(r.label) ?? { name: r.label, points: [[1, full]] };
     s.points.push([r.kept, r.acc]);
     byLabel.set(r.label, s);

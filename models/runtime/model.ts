@@ -247,6 +247,11 @@ export class Model {
   /**
    * Decoder logits for a batch of token id rows (padded with pad_id to the same length) reading the same
    * K visual tokens (K x width). Returns [B, T, vocab] flattened.
+   *
+   * K = 0 (no visual token: the evaluation's blind baseline) is fed as one zero token with visual_mask 0,
+   * as the training and models/training/evaluate_v2.py do: the exported decoder cannot take an empty
+   * visual axis (onnxruntime fails in the cross-attention MatMul), and a masked-out token is read as no
+   * token. A decoder without a visual_mask input cannot be asked that, so K = 0 is an error there.
    */
   async logits(
     rows: readonly number[][],
@@ -260,17 +265,25 @@ export class Model {
     rows.forEach((r, i) => {
       for (let j = 0; j < r.length; j++) ids[i * t + j] = BigInt(r[j]);
     });
-    const vis = new Float32Array(b * k * this.width);
-    for (let i = 0; i < b; i++) vis.set(visual.subarray(0, k * this.width), i * k * this.width);
+    const blind = k === 0;
+    if (blind && !m.decoder.inputs.visual_mask) {
+      throw new Error(
+        `${this.name}: the decoder has no visual_mask input, so it cannot read zero visual tokens`,
+      );
+    }
+    const kFed = blind ? 1 : k;
+    const vis = new Float32Array(b * kFed * this.width);
+    if (!blind) for (let i = 0; i < b; i++) vis.set(visual.subarray(0, k * this.width), i * k * this.width);
     const feeds: Record<string, ort.Tensor> = {
       [m.decoder.inputs.input_ids]: new ort.Tensor("int64", ids, [b, t]),
-      [m.decoder.inputs.visual]: new ort.Tensor("float32", vis, [b, k, this.width]),
+      [m.decoder.inputs.visual]: new ort.Tensor("float32", vis, [b, kFed, this.width]),
     };
     if (m.decoder.inputs.visual_mask) {
-      feeds[m.decoder.inputs.visual_mask] = new ort.Tensor("float32", new Float32Array(b * k).fill(1), [
-        b,
-        k,
-      ]);
+      feeds[m.decoder.inputs.visual_mask] = new ort.Tensor(
+        "float32",
+        new Float32Array(b * kFed).fill(blind ? 0 : 1),
+        [b, kFed],
+      );
     }
     const out = await this.decoder.session.run(feeds);
     return { data: out[m.decoder.output].data as Float32Array, t };

@@ -6,9 +6,11 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REDIS_URL } from "../helpers/redis.ts";
 import { form, type Harness, readEvents, startApi } from "./harness.ts";
+import { EVAL_DIR } from "./model-fixtures.ts";
 
 let h: Harness;
 let worker: ChildProcess;
@@ -71,10 +73,20 @@ describe("ORT_EXECUTION_PROVIDERS=cuda without the CUDA provider", () => {
   });
 
   it("every job result carries the fallback", async () => {
+    // A held-out question about a large target (TokenFLEX at 25% keeps it): the CPU fallback answers right.
+    const q = fs
+      .readFileSync(path.join(EVAL_DIR, "questions.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map(
+        (l) =>
+          JSON.parse(l) as { image: string; kind: string; question: string; answer: string; small: boolean },
+      )
+      .find((x) => x.kind === "scene" && !x.small)!;
     const res = await fetch(`${h.base}/v1/jobs`, {
       method: "POST",
-      body: form([["s.png", fs.readFileSync("models/vtc-tiny/eval/scenes/s0000.png")]], {
-        prompt: "what shape is the large blue object",
+      body: form([["s.png", fs.readFileSync(path.join(EVAL_DIR, q.image))]], {
+        prompt: q.question,
         method: "tokenflex",
         ratio: 0.25,
       }),
@@ -83,7 +95,7 @@ describe("ORT_EXECUTION_PROVIDERS=cuda without the CUDA provider", () => {
     const events = await readEvents(`${h.base}${links.events}`);
     expect(events.at(-1)!.event, out).toBe("completed");
     const view = await (await fetch(`${h.base}${links.self}`)).json();
-    expect(view.result.answer).toBe("triangle");
+    expect(view.result.answer).toBe(q.answer);
     expect(view.result.model.providers).toEqual(["cpu"]);
     expect(view.result.model.requestedProviders).toEqual(["cuda", "cpu"]);
     expect(view.result.model.providerFallback).toMatch(/^cuda requested, running on cpu: /);

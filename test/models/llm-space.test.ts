@@ -14,7 +14,8 @@ import {
   projectPatches,
   supplyLlmInputs,
 } from "../../models/runtime/llm-space.ts";
-import { answerQuestions, encodeEvalImage, readEvalSet } from "../../bench/model-eval.ts";
+import { answerQuestions, encodeEvalImage } from "../../bench/eval-answer.ts";
+import { readEvalSet } from "../../bench/eval-set.ts";
 import { Model, loadModel } from "../../models/runtime/model.ts";
 import { readOnnxInitializer } from "../../models/runtime/onnx-initializer.ts";
 import { ort } from "../../models/runtime/session.ts";
@@ -93,18 +94,24 @@ function variant(name: string, edit: (m: Record<string, Record<string, unknown>>
 }
 
 describe("the decoder's embedding table", () => {
+  // Its shape is the manifest's (vocabulary size x decoder width), whatever model is committed.
+  const { decoder } = JSON.parse(readFileSync(path.join(MODEL_DIR, "manifest.json"), "utf8")) as {
+    decoder: { vocab_size: number; width: number };
+  };
+  const shape = [decoder.vocab_size, decoder.width];
+  const W = decoder.width;
   it("is read from decoder.onnx exactly as onnxruntime holds it", async () => {
     const bytes = readFileSync(path.join(MODEL_DIR, "decoder.onnx"));
     const ours = readOnnxInitializer(bytes, "dec.emb.weight");
-    expect(ours.dims).toEqual([62, 128]);
+    expect(ours.dims).toEqual(shape);
     const s = await ort.InferenceSession.create(withInitializerOutput(bytes, "dec.emb.weight", ours.dims));
     const feeds = {
       input_ids: new ort.Tensor("int64", BigInt64Array.of(2n, 5n), [1, 2]),
-      visual: new ort.Tensor("float32", new Float32Array(128), [1, 1, 128]),
+      visual: new ort.Tensor("float32", new Float32Array(W), [1, 1, W]),
       visual_mask: new ort.Tensor("float32", Float32Array.of(1), [1, 1]),
     };
     const out = await s.run(feeds, ["dec.emb.weight"]);
-    expect(Array.from(out["dec.emb.weight"].dims)).toEqual([62, 128]);
+    expect(Array.from(out["dec.emb.weight"].dims)).toEqual(shape);
     expect(ours.data).toEqual(out["dec.emb.weight"].data);
     await s.release();
     expect(() => readOnnxInitializer(bytes, "no.such.weight")).toThrow(/no initializer named no.such.weight/);
@@ -113,14 +120,14 @@ describe("the decoder's embedding table", () => {
   it("gives the instruction rows of a prompt's words (no BOS), unknown words as [UNK]", async () => {
     const model = await loadModel(MODEL_DIR);
     const table = embeddingTable(model)!;
-    expect([table.rows, table.width]).toEqual([62, 128]);
+    expect([table.rows, table.width]).toEqual(shape);
     const prompt = "what colour is the zebra";
     const ids = model.tokenizer.encode(prompt, { addSpecialTokens: false }).ids;
     expect(ids).toContain(model.manifest.decoder.unk_id);
     const rows = instructionRows(model, prompt)!;
-    expect(rows.length).toBe(ids.length * 128);
+    expect(rows.length).toBe(ids.length * W);
     ids.forEach((id, t) => {
-      expect(rows.subarray(t * 128, (t + 1) * 128)).toEqual(table.data.subarray(id * 128, (id + 1) * 128));
+      expect(rows.subarray(t * W, (t + 1) * W)).toEqual(table.data.subarray(id * W, (id + 1) * W));
     });
     expect(instructionRows(model, "")).toBeUndefined();
     expect(instructionRows(model, "   ")).toBeUndefined();
@@ -134,7 +141,7 @@ describe("the decoder's embedding table", () => {
     });
     writeFileSync(
       path.join(dir, "emb.safetensors"),
-      writeSafetensors({ embed_tokens: { dtype: "F32", shape: [62, 128], data: want.data } }),
+      writeSafetensors({ embed_tokens: { dtype: "F32", shape, data: want.data } }),
     );
     const model = await Model.load(dir);
     try {
@@ -152,7 +159,8 @@ describe("projected: the projector on each patch", () => {
     const [input] = await model.encode([img]);
     const place = { kind: "crop", row: 1, col: 0, rows: 2, cols: 3 } as const;
     const all = await projectPatches(model, input, place);
-    expect(all.length).toBe(144 * 128);
+    const W = model.width;
+    expect(all.length).toBe(model.numPatches * W);
     const d = model.featureDim;
     for (const i of [0, 17, 143]) {
       const one = await model.project(
@@ -160,8 +168,8 @@ describe("projected: the projector on each patch", () => {
         positionFeatures([[i]], model.grid, place),
         1,
       );
-      const got = all.subarray(i * 128, (i + 1) * 128);
-      for (let c = 0; c < 128; c++) expect(Math.abs(got[c] - one[c])).toBeLessThan(1e-5);
+      const got = all.subarray(i * W, (i + 1) * W);
+      for (let c = 0; c < W; c++) expect(Math.abs(got[c] - one[c])).toBeLessThan(1e-5);
     }
   });
 
@@ -173,9 +181,9 @@ describe("projected: the projector on each patch", () => {
     expect(await supplyLlmInputs(model, ["projected", "instruction"], views, "what shape is red")).toEqual(
       [],
     );
-    expect(input.projected!.length).toBe(144 * 128);
-    expect(input.instruction!.length).toBe(4 * 128);
-    expect(input.width).toBe(128);
+    expect(input.projected!.length).toBe(model.numPatches * model.width);
+    expect(input.instruction!.length).toBe(4 * model.width); // four words
+    expect(input.width).toBe(model.width);
     const [plain] = await model.encode([img]);
     expect(
       await supplyLlmInputs(model, ["features"], [{ input: plain, place: { kind: "image" } }], "x"),

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
-import { readEvalSet } from "../../bench/model-eval.ts";
+import { readEvalSet } from "../../bench/eval-set.ts";
 import { chooseCropGrid, documentViews } from "../../pipeline/crops.ts";
 import { decodeFile } from "../../pipeline/decode.ts";
 import type { RgbImage } from "../../pipeline/image.ts";

@@ -143,6 +143,34 @@ describe("model loading", () => {
     expect(defaultModelDir({ VTC_MODEL_DIR: "/srv/models/llava" })).toBe("/srv/models/llava");
   });
 
+  it("zero visual tokens (the blind baseline) are one masked-out placeholder, whatever it holds", async () => {
+    // evaluate_v2.py feeds the decoder one zero token with visual_mask 0 when no token is kept; an empty
+    // visual axis fails in onnxruntime. The mask must hide the placeholder: random values read the same.
+    const model = await loadModel(MODEL_DIR);
+    const dec = model.manifest.decoder;
+    const rows = [model.tokenizer.encode("is there a red circle", { addSpecialTokens: true }).ids];
+    const t = rows[0].length;
+    const blind = await model.logits(rows, new Float32Array(0), 0);
+    expect(blind.t).toBe(t);
+    expect(blind.data.length).toBe(t * dec.vocab_size);
+    expect(blind.data.every(Number.isFinite)).toBe(true);
+    const noise = Float32Array.from({ length: model.width }, (_, i) => Math.sin(i * 12.9898) * 3);
+    const out = await model.decoder.session.run({
+      [dec.inputs.input_ids]: new ort.Tensor("int64", BigInt64Array.from(rows[0], BigInt), [1, t]),
+      [dec.inputs.visual]: new ort.Tensor("float32", noise, [1, 1, model.width]),
+      [dec.inputs.visual_mask!]: new ort.Tensor("float32", new Float32Array(1), [1, 1]),
+    });
+    const masked = out[dec.output].data as Float32Array;
+    let diff = 0;
+    for (let i = 0; i < masked.length; i++) diff = Math.max(diff, Math.abs(masked[i] - blind.data[i]));
+    expect(diff).toBeLessThan(1e-4);
+    // The same token unmasked is read: the placeholder's mask, not its zeros, makes the decoder blind.
+    const seen = await model.logits(rows, noise, 1);
+    let moved = 0;
+    for (let i = 0; i < masked.length; i++) moved = Math.max(moved, Math.abs(seen.data[i] - blind.data[i]));
+    expect(moved).toBeGreaterThan(1e-3);
+  });
+
   it("fails with a clear message on a missing model directory", async () => {
     await expect(loadModel("/nonexistent/model")).rejects.toThrow(/manifest .*could not be read/);
   });
