@@ -81,6 +81,16 @@ export class JobRepository {
     return this.read(job, state);
   }
 
+  /**
+   * The job, known to be in `state` (its QueueEvents event said so): one read instead of two. Only for
+   * final states: BullMQ writes the job's result before it sends the event.
+   */
+  async findIn(id: string, state: "completed"): Promise<StoredJob | null> {
+    const job = await this.queue.getJob(id);
+    if (!job || job.name !== JOB_NAMES.compress) return null;
+    return this.read(job, state);
+  }
+
   async status(id: string): Promise<JobStatus> {
     return statusOf(await this.queue.getJobState(id));
   }

@@ -64,10 +64,14 @@ export async function streamJobEvents(
     write("progress", progress, seq);
     lastSent = seq;
   };
-  const finish = async (): Promise<void> => {
+  /** The end, once the job is finished (`completed`: its event said so, the job need not be asked). */
+  const finish = async (completed = false): Promise<void> => {
     // The log is complete once the job is finished (the worker writes its reports first): both reads
     // go out together.
-    const [view, log] = await Promise.all([jobs.get(id), jobs.progressLog(id, lastSent)]);
+    const [view, log] = await Promise.all([
+      completed ? jobs.getCompleted(id) : jobs.get(id),
+      jobs.progressLog(id, lastSent),
+    ]);
     if (view.status !== "completed" && view.status !== "failed") return; // a retry is coming
     for (const e of log.entries) if (e.seq > lastSent) write("progress", e.progress, e.seq);
     lastSent = Math.max(lastSent, log.count);
@@ -79,13 +83,15 @@ export async function streamJobEvents(
   const held: Array<() => Promise<void>> = [];
   const unsubscribe = hub.subscribe(id, (e) => {
     const step =
-      e.type === "completed" || e.type === "failed"
-        ? finish
-        : e.type === "progress"
-          ? () => report(e.data as ProgressEvent | undefined)
-          : e.type === "active"
-            ? async () => write("active", { id })
-            : async () => write("retrying", { id, delay: e.type === "retrying" ? e.delay : undefined });
+      e.type === "completed"
+        ? () => finish(true)
+        : e.type === "failed"
+          ? () => finish()
+          : e.type === "progress"
+            ? () => report(e.data as ProgressEvent | undefined)
+            : e.type === "active"
+              ? async () => write("active", { id })
+              : async () => write("retrying", { id, delay: e.type === "retrying" ? e.delay : undefined });
     if (started) void serially(step);
     else held.push(step);
   });

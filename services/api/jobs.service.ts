@@ -215,6 +215,13 @@ export class JobsService {
     return this.view(await this.find(id));
   }
 
+  /** The job, which its `completed` event says is completed (one Redis read, not two). */
+  async getCompleted(id: string): Promise<JobView> {
+    const job = await this.repo.findIn(id, "completed");
+    if (!job) throw notFound(`job ${id}`);
+    return this.view(job);
+  }
+
   view(job: StoredJob): JobView {
     const { data } = job;
     let result: JobView["result"] = null;

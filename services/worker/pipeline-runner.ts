@@ -44,7 +44,8 @@ export const createRunner: CreateRunner = async (init) => {
     withDecoder: !init.llm,
     ...(init.ortThreads ? { intraOpNumThreads: init.ortThreads } : {}),
   };
-  const blobs = await openBlobStore(init.dataDir, init.blobStore);
+  // This thread waits for its blobs anyway: read and written without trips through libuv's pool.
+  const blobs = await openBlobStore(init.dataDir, init.blobStore, { syncIo: true });
   // Load the model now so the first job does not pay for it; a failure here is retried per job.
   const loaded = await loadModel(init.modelDir, MODEL_OPTIONS).catch(() => undefined);
   const llm = init.llm ? new RemoteLlm(init.llm) : undefined;
