@@ -1,6 +1,6 @@
 /**
  * Per-token position features for the projector, from each output token's `sources`
- * (models/vtc-tiny/manifest.json `projector.positions`; Python: models/training/model.py pos_features,
+ * (models/vtc-tiny/manifest.json `projector.positions`; Python: models/training/positions.py pos_features,
  * view_pos). With G the view's grid side (12):
  *   u = mean over sources of (col + 0.5) / G, v = mean of (row + 0.5) / G (view-local);
  *   scene or global view: x = u, y = v; crop (i, j) of a rows x cols grid: x = (j + u) / cols, y = (i + v) / rows;

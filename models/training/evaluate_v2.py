@@ -19,8 +19,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import gen  # noqa: E402
 import tok  # noqa: E402
+from common import to_tensor  # noqa: E402
 from export_v2 import load_models  # noqa: E402
-from model_v2 import GRID, SELECT_LAYER, pool_sources, tokenflex_pool, view_pos  # noqa: E402
+from model_v2 import GRID, SELECT_LAYER  # noqa: E402
+from positions import pool_sources, tokenflex_pool, view_pos  # noqa: E402
 
 N = GRID * GRID
 K11 = max(1, int(N * 0.11))
@@ -58,7 +60,6 @@ def select(method, feats, attn, bg, img_k):
 
 @torch.no_grad()
 def measure(work, out):
-    from train_all import to_tensor
     enc, proj, dec, vocab = load_models(work)
     inv = {i: w for w, i in vocab.items()}
     rows = [json.loads(line) for line in open(os.path.join(out, "eval", "questions.jsonl"))]

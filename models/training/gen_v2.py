@@ -1,7 +1,7 @@
 """Generator v2 (vtc-tiny v2, issue 11): document pages you have to read, scenes as in v1, dense labels,
 line bindings, image-level facts for the CLS objective, and each question's real footprint.
 
-Everything is a pure function of (split seed, index), as in v1 (gen.py stays as it is, so v1 reproduces).
+Everything is a pure function of (split seed, index). Scenes, the crop rule and the global view are gen.py's.
 Documents: text drawn with our own 5x7 bitmap font (FONT below, one glyph = 6 x 8 px, about one 8-px patch
 tall) at random pixel positions; many distinct targets per page ("K:47" key-value lines with distinct keys and
 distinct values, a table of two-digit cells, a bar chart whose bars carry letter labels) plus filler words; the

@@ -23,8 +23,9 @@ import torch.nn.functional as F
 
 import gen_v2
 import tok
-from model_v2 import DF, DecoderV2, ProjectorV2, pool_sources, tokenflex_pool, view_pos
-from train_all import encode_questions, lr_at, make_opt, save_ckpt
+from common import encode_questions, lr_at, make_opt, save_ckpt
+from model_v2 import DF, DecoderV2, ProjectorV2
+from positions import pool_sources, tokenflex_pool, view_pos
 
 MODES = ["all", "independent", "global_whole", "crops_whole", "background", "pool", "blind"]
 MODE_P = [0.15, 0.25, 0.10, 0.10, 0.15, 0.20, 0.05]

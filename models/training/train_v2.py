@@ -1,4 +1,4 @@
-"""vtc-tiny v2 (issue 11): the whole pipeline in one command. v1 (train_all.py) is left as it is.
+"""vtc-tiny v2 (issue 11): the whole pipeline in one command (npm run model:train passes --out models/vtc-tiny).
 
   /usr/bin/python3 models/training/train_v2.py [--minutes 100] [--threads 1] [--work DIR] [--out DIR] [--tiny]
 
@@ -29,8 +29,8 @@ sys.path.insert(0, HERE)
 import gen  # noqa: E402
 import gen_v2  # noqa: E402
 import tok  # noqa: E402
+from common import lr_at, make_opt, save_ckpt, to_tensor  # noqa: E402
 from model_v2 import EncoderV2  # noqa: E402
-from train_all import lr_at, make_opt, save_ckpt, to_tensor  # noqa: E402
 
 T0 = time.time()
 

@@ -68,8 +68,8 @@ describe("model evaluation", () => {
   });
 
   it("reproduces the Python evaluation on the whole held-out set (TokenFLEX 4 x 4, results.json pool4)", async () => {
-    // The cheapest of the methods evaluate.py measures: every path of the service (decoding, crop rule,
-    // encoder, a compressor, position features, projector, decoder) on all 2217 questions.
+    // The cheapest of the methods models/training/evaluate_v2.py measures: every path of the service
+    // (decoding, crop rule, encoder, a compressor, position features, projector, decoder) on every held-out question.
     const py = JSON.parse(readFileSync(path.join(MODEL_DIR, "eval", "results.json"), "utf8")) as {
       counts: Record<string, number>;
       accuracy: Record<string, Record<string, number>>;
@@ -91,5 +91,5 @@ describe("model evaluation", () => {
       // results.json rounds to 4 decimals; allow one question of float-level disagreement per split.
       expect(Math.abs(correct - py.accuracy.pool4[name] * n), name).toBeLessThanOrEqual(1.01);
     }
-  }, 240_000); // all 2217 questions: about a minute on an idle machine, several on a busy one
+  }, 240_000); // every held-out question: v1's 2,217 took about a minute on an idle machine, several on a busy one
 });
