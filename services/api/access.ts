@@ -57,40 +57,24 @@ export function authenticate(cfg: Pick<AccessConfig, "keyHashes" | "authOff">): 
   };
 }
 
-/** Fixed one-minute windows per client in Redis; over the limit: 429 with the seconds to the next window. */
-export function rateLimit(redis: Redis, prefix: string, perMinute: number): RequestHandler {
-  return (req, res, next) => {
-    if (perMinute <= 0 || HEALTH.test(req.path)) return next();
-    const now = Date.now();
-    const window = Math.floor(now / 60_000);
-    const key = `${prefix}:access:rate:${clientOf(res)}:${window}`;
-    redis
-      .multi()
-      .incr(key)
-      .pexpire(key, 61_000)
-      .exec()
-      .then((out) => {
-        const count = Number(out?.[0]?.[1] ?? 0);
-        if (count > perMinute) {
-          const wait = ((window + 1) * 60_000 - now) / 1000;
-          return next(refuse(res, wait, `more than ${perMinute} requests in a minute; try again later`));
-        }
-        next();
-      }, next);
-  };
-}
-
 const JOB_ROUTES = new Set(["/v1/jobs", "/v1/batches", "/v1/chat/completions"]);
 
 /**
- * Admits one request to a client's job set, in one script (one round trip, atomic, so two replicas
- * admitting at once cannot both pass the limit): drops the finished jobs (completed, failed, or gone:
- * BullMQ keeps a job's hash at `<queue key><id>` and its finished ids in `<queue key>completed` and
- * `<queue key>failed`) and placeholders older than ARGV[4] ms, adds the request's placeholder, and
- * takes it back when the set is then over ARGV[3]. Returns 1 when admitted, 0 when over the limit.
- * KEYS[1]: the client's set; KEYS[2]: the queue's key prefix. ARGV: now, placeholder, max, stale ms.
+ * A job request's admission, in one script (one round trip, atomic, so two replicas admitting at once
+ * cannot both pass a limit). First the rate limit (ARGV[5] requests a minute, 0: none) on the
+ * client's counter of this minute (KEYS[3]); then the quota (ARGV[3] jobs): drops from the client's
+ * job set (KEYS[1]) the finished jobs (completed, failed, or gone: BullMQ keeps a job's hash at
+ * `<queue key><id>` and its finished ids in `<queue key>completed` and `<queue key>failed`; KEYS[2] is
+ * the queue key) and placeholders older than ARGV[4] ms, adds the request's placeholder (ARGV[2]), and
+ * takes it back when the set is then over the quota. Returns -1 over the rate limit, 0 over the quota,
+ * 1 admitted. ARGV[1]: now, ms.
  */
 const ADMIT_JOB = `local now = tonumber(ARGV[1])
+if tonumber(ARGV[5]) > 0 then
+  local count = redis.call("INCR", KEYS[3])
+  redis.call("PEXPIRE", KEYS[3], 61000)
+  if count > tonumber(ARGV[5]) then return -1 end
+end
 local members = redis.call("ZRANGE", KEYS[1], 0, -1, "WITHSCORES")
 for i = 1, #members, 2 do
   local id = members[i]
@@ -112,44 +96,81 @@ end
 return 1`;
 
 type AdmitJob = (
-  key: string,
+  jobsKey: string,
   queueKey: string,
+  rateKey: string,
   now: number,
   placeholder: string,
   max: number,
   staleMs: number,
+  perMinute: number,
 ) => Promise<number>;
 
 /**
- * At most `max` jobs queued or running per client. A sorted set per client in Redis holds its job ids
- * (and one placeholder per request in flight); finished jobs are dropped from it when the client
- * submits again (ADMIT_JOB).
+ * Per-client limits kept in Redis, one round trip per request:
+ * - a rate limit: fixed one-minute windows; over `perMinute` requests, 429 with the seconds to the
+ *   next window;
+ * - a job quota on the job routes: at most `maxActiveJobs` jobs queued or running. A sorted set per
+ *   client holds its job ids (and one placeholder per request in flight); finished jobs are dropped
+ *   from it when the client submits again (ADMIT_JOB, which checks the rate limit too).
+ * 0 turns either off.
  */
-export function jobQuota(redis: Redis, queue: Queue, prefix: string, max: number): RequestHandler {
-  redis.defineCommand("vtcAdmitJob", { numberOfKeys: 2, lua: ADMIT_JOB });
-  const admit = (redis as unknown as { vtcAdmitJob: AdmitJob }).vtcAdmitJob.bind(redis);
+export function admission(
+  redis: Redis,
+  queue: Queue,
+  prefix: string,
+  limits: { perMinute: number; maxActiveJobs: number },
+): RequestHandler {
+  const { perMinute, maxActiveJobs: max } = limits;
+  redis.defineCommand("vtcAdmitJob", { numberOfKeys: 3, lua: ADMIT_JOB });
+  const admitJob = (redis as unknown as { vtcAdmitJob: AdmitJob }).vtcAdmitJob.bind(redis);
   const queueKey = queue.toKey("");
+  const overRate = (res: Response, now: number, window: number) =>
+    refuse(
+      res,
+      ((window + 1) * 60_000 - now) / 1000,
+      `more than ${perMinute} requests in a minute; try again later`,
+    );
   return async (req, res, next) => {
-    if (max <= 0 || req.method !== "POST" || !JOB_ROUTES.has(req.path)) return next();
+    if (HEALTH.test(req.path)) return next();
+    const now = Date.now();
+    const window = Math.floor(now / 60_000);
+    const rateKey = `${prefix}:access:rate:${clientOf(res)}:${window}`;
     try {
+      if (max <= 0 || req.method !== "POST" || !JOB_ROUTES.has(req.path)) {
+        if (perMinute <= 0) return next();
+        const out = await redis.multi().incr(rateKey).pexpire(rateKey, 61_000).exec();
+        return next(Number(out?.[0]?.[1] ?? 0) > perMinute ? overRate(res, now, window) : undefined);
+      }
       const key = `${prefix}:access:jobs:${clientOf(res)}`;
       const placeholder = `req:${randomUUID()}`;
-      if (!(await admit(key, queueKey, Date.now(), placeholder, max, 15 * 60_000))) {
+      const admitted = await admitJob(key, queueKey, rateKey, now, placeholder, max, 15 * 60_000, perMinute);
+      if (admitted < 0) return next(overRate(res, now, window));
+      if (admitted === 0) {
         return next(
           refuse(res, 5, `more than ${max} jobs queued or running for this client; wait for some to finish`),
         );
       }
-      // The job ids of the answer replace the placeholder.
+      // The job ids of the answer replace the placeholder, in one write.
+      let released = false;
       const json = res.json.bind(res);
       res.json = (body: unknown) => {
         const b = body as { id?: string; items?: Array<{ id?: string }> } | null;
         const ids = [b?.id, ...(b?.items ?? []).map((i) => i.id)].filter((x): x is string => !!x);
         if (res.statusCode === 202 && ids.length) {
-          redis.zadd(key, ...ids.flatMap((id) => [String(Date.now()), id])).catch(() => {});
+          released = true;
+          redis
+            .multi()
+            .zadd(key, ...ids.flatMap((id) => [String(Date.now()), id]))
+            .zrem(key, placeholder)
+            .exec()
+            .catch(() => {});
         }
         return json(body);
       };
-      res.on("close", () => void redis.zrem(key, placeholder).catch(() => {}));
+      res.on("close", () => {
+        if (!released) redis.zrem(key, placeholder).catch(() => {});
+      });
       next();
     } catch (err) {
       next(err);

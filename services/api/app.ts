@@ -13,7 +13,7 @@ import { ChatProxyService } from "./chat-proxy.service.ts";
 import { ChatService } from "./chat.service.ts";
 import type { JobEventsHub } from "./events.ts";
 import { errorHandler } from "./http-errors.ts";
-import { authenticate, jobQuota, rateLimit, streamCaps } from "./access.ts";
+import { admission, authenticate, streamCaps } from "./access.ts";
 import { redisGate } from "./redis-gate.ts";
 import { securityHeaders } from "./server.ts";
 import { JobsService } from "./jobs.service.ts";
@@ -51,9 +51,13 @@ export function createApp(deps: AppDeps): Express & { metrics: Metrics } {
   const access = deps.config.access;
   app.use(authenticate(access));
   app.use(redisGate(deps.requestConnections ?? (() => [deps.redis])));
-  app.use(rateLimit(deps.redis, deps.config.queuePrefix, access.rateLimitPerMin));
+  app.use(
+    admission(deps.redis, deps.queue, deps.config.queuePrefix, {
+      perMinute: access.rateLimitPerMin,
+      maxActiveJobs: access.maxActiveJobs,
+    }),
+  );
   app.use(streamCaps(access.maxStreamsPerKey, access.maxStreams));
-  app.use(jobQuota(deps.redis, deps.queue, deps.config.queuePrefix, access.maxActiveJobs));
   const jobs = new JobsService(deps);
   const batches = new BatchesService({ queue: deps.queue, redis: deps.redis, config: deps.config, jobs });
   app.use(jobsRouter({ jobs, hub: deps.hub, blobs: deps.blobs, config: deps.config }));

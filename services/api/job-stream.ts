@@ -49,10 +49,21 @@ export async function streamJobEvents(
     const idLine = eventId === undefined ? "" : `id: ${eventId}\n`;
     res.write(`${idLine}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   };
+  /** Several events at once go out in one write to the socket, not one each. */
+  const together = (send: () => void) => {
+    res.cork();
+    try {
+      send();
+    } finally {
+      res.uncork();
+    }
+  };
   /** Sends the progress entries after the last one sent; returns how many entries the log holds. */
   const pump = async (): Promise<number> => {
     const { count, entries } = await jobs.progressLog(id, lastSent);
-    for (const e of entries) write("progress", e.progress, e.seq);
+    together(() => {
+      for (const e of entries) write("progress", e.progress, e.seq);
+    });
     lastSent = Math.max(lastSent, count);
     return count;
   };
@@ -73,9 +84,12 @@ export async function streamJobEvents(
       jobs.progressLog(id, lastSent),
     ]);
     if (view.status !== "completed" && view.status !== "failed") return; // a retry is coming
-    for (const e of log.entries) if (e.seq > lastSent) write("progress", e.progress, e.seq);
+    together(() => {
+      // The reports no event announced (job-progress.ts sends few), then the end.
+      for (const e of log.entries) if (e.seq > lastSent) write("progress", e.progress, e.seq);
+      write(view.status, view, log.count + 1);
+    });
     lastSent = Math.max(lastSent, log.count);
-    write(view.status, view, log.count + 1);
     close();
   };
 

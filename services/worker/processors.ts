@@ -5,16 +5,14 @@ import { InputError, toWire, VtcError } from "../../common/errors.ts";
 import {
   JOB_NAMES,
   type JobPictures,
-  type JobProgress,
   type KeptPngJobData,
   type PipelineJobData,
-  type ProgressEvent,
   type PipelineJobResult,
 } from "../shared/queues.ts";
 import { isLlmError, isTransientLlmError } from "../../pipeline/llm/errors.ts";
 import { checkJobData } from "./job-data.ts";
 import { AbortedError, type InferencePool } from "./pool.ts";
-import { progressWriter } from "./progress-writer.ts";
+import { jobProgress } from "./job-progress.ts";
 
 /**
  * Runs one compress job in the inference pool. Bad input fails at once (UnrecoverableError, with the
@@ -27,32 +25,8 @@ export async function processCompress(
   token?: string,
   timeoutMs?: number,
 ): Promise<PipelineJobResult> {
-  // Progress goes to the job's log (the history, which an SSE stream replays) and to job.progress
-  // (the latest, with a `progress` event). Both commands go out together on the worker's connection,
-  // the log entry first; should the event still arrive first, a stream reads the entry on the next
-  // event or at the end, never loses it. One report at a time, per stage: see progress-writer.ts.
-  // The event carries `seq`, the entry's position in the log, so a stream sends the report without
-  // reading the log back (job-stream.ts): the first entry's position comes from Redis (the log may
-  // hold earlier attempts), the next ones follow it; a failed write makes the next one ask again.
-  let seq: number | null = null;
-  const progress = progressWriter<JobProgress>(
-    async (p) => {
-      const entry = JSON.stringify({ progress: p });
-      try {
-        if (seq === null) {
-          seq = await job.log(entry);
-          await job.updateProgress({ ...p, seq } satisfies ProgressEvent);
-        } else {
-          seq += 1;
-          await Promise.all([job.log(entry), job.updateProgress({ ...p, seq } satisfies ProgressEvent)]);
-        }
-      } catch (err) {
-        seq = null;
-        throw err;
-      }
-    },
-    (a, b) => a.stage === b.stage,
-  );
+  // Progress: every report in the job's log, `progress` events at most every 100 ms (job-progress.ts).
+  const progress = jobProgress(job);
   try {
     // A job enqueued directly with bad data fails here with bad_request naming the field.
     const data = checkJobData(job.data);
@@ -61,10 +35,10 @@ export async function processCompress(
     // Redis round trip for nothing.
     if (!isDeepStrictEqual(data, job.data)) await job.updateData(data);
     const result = await pool.run({ jobId: job.id!, data }, (p) => progress.report(p), timeoutMs);
-    await progress.settle();
+    await progress.end();
     return result;
   } catch (err) {
-    await progress.settle();
+    await progress.end();
     if (err instanceof AbortedError && token) {
       await job.moveToDelayed(Date.now(), token);
       throw new DelayedError(`released: ${err.message}`);

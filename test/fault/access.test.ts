@@ -149,6 +149,10 @@ describe("quotas and caps per key", () => {
     const wait = Number(limited?.headers.get("retry-after"));
     expect(wait).toBeGreaterThanOrEqual(1);
     expect(wait).toBeLessThanOrEqual(60);
+    // A job request counts against the same minute (checked with the quota, in one script).
+    const post = await submit(api.base, ["r.png", await colour(7)], undefined, K2);
+    expect(post.status).toBe(429);
+    expect((post.body as { error: { message: string } }).error.message).toMatch(/requests in a minute/);
     expect((await get("/healthz")).status).toBe(200);
     expect((await get("/v1/jobs/nope", K1)).status).toBe(404);
   });
