@@ -81,8 +81,8 @@ export interface Config {
   /** Finished jobs (and their idempotency keys) are kept this long, seconds. */
   jobRetentionSec: number;
   /**
-   * The worker draws a job's kept.png after the job completes: GET kept.png waits for it up to this
-   * long after completion, then answers 500 (the worker stopped before drawing it).
+   * A worker draws a job's kept.png when it is first asked for: GET kept.png waits for the drawing up
+   * to this long, then answers 503 with Retry-After (the drawing goes on).
    */
   keptPngWaitMs: number;
   /**

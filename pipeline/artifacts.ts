@@ -18,10 +18,13 @@ export interface KeptView {
   unit: number;
 }
 
-/** kept.png of every image or page: the patches each crop (or the image) kept, on the decoded image. */
+/**
+ * kept.png of every image or page: the patches each crop (or the image) kept, on the decoded image.
+ * `kept`: every view of `units` in order, with the patch sources of its output tokens.
+ */
 export async function keptPictures(
   units: ImageUnit[],
-  kept: KeptView[],
+  kept: ReadonlyArray<{ view: View; unit: number; out: Pick<CompressorOutput, "sources"> }>,
   model: Model,
 ): Promise<NonNullable<PipelineResult["pictures"]>> {
   const pictures: NonNullable<PipelineResult["pictures"]> = [];

@@ -11,6 +11,9 @@ import type { Limits } from "../common/config.ts";
 import { renderPdf } from "./pdf.ts";
 import { type FileKind, SUPPORTED_KINDS, sniffType } from "./sniff.ts";
 
+// No libvips operation cache: every upload is decoded once (see services/shared/media.ts).
+sharp.cache(false);
+
 export interface DecodedPage {
   image: RgbImage;
   /** 0 for images; the page index for PDFs. */

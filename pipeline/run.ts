@@ -107,8 +107,7 @@ export async function runPipeline(
   };
   if (request.wantTokens || request.mode === "tokens")
     result.tokens = tokensFile(kept, images, model, result);
-  if (request.wantPicture === "later") result.drawPictures = () => keptPictures(units, kept, model);
-  else if (request.wantPicture) result.pictures = await keptPictures(units, kept, model);
+  if (request.wantPicture) result.pictures = await keptPictures(units, kept, model);
   clock.finish();
   clock.progress(llm ? "llm" : "compress", 100);
   return result;

@@ -26,11 +26,8 @@ export interface PipelineRequest extends JobRequest {
   files: PipelineFile[];
   /** Return the compressed tokens as safetensors (always on in mode "tokens"). */
   wantTokens?: boolean;
-  /**
-   * Return kept.png for each image or page: drawn before the result (`true`), or `"later"`: the result's
-   * `drawPictures` draws them when called, so a caller can hand the result on first (the worker does).
-   */
-  wantPicture?: boolean | "later";
+  /** Return kept.png for each image or page (the service draws them when asked: redraw.ts). */
+  wantPicture?: boolean;
 }
 
 export interface PipelineContext {
@@ -123,6 +120,4 @@ export interface PipelineResult {
   /** Present when asked for. */
   tokens?: Buffer;
   pictures?: Array<{ file: number; page: number; png: Buffer }>;
-  /** With `wantPicture: "later"`: draws what `pictures` would hold (it keeps the decoded images until then). */
-  drawPictures?: () => Promise<NonNullable<PipelineResult["pictures"]>>;
 }

@@ -81,32 +81,60 @@ export function rateLimit(redis: Redis, prefix: string, perMinute: number): Requ
 }
 
 const JOB_ROUTES = new Set(["/v1/jobs", "/v1/batches", "/v1/chat/completions"]);
-const FINISHED = new Set(["completed", "failed", "unknown"]);
+
+/**
+ * Admits one request to a client's job set, in one script (one round trip, atomic, so two replicas
+ * admitting at once cannot both pass the limit): drops the finished jobs (completed, failed, or gone:
+ * BullMQ keeps a job's hash at `<queue key><id>` and its finished ids in `<queue key>completed` and
+ * `<queue key>failed`) and placeholders older than ARGV[4] ms, adds the request's placeholder, and
+ * takes it back when the set is then over ARGV[3]. Returns 1 when admitted, 0 when over the limit.
+ * KEYS[1]: the client's set; KEYS[2]: the queue's key prefix. ARGV: now, placeholder, max, stale ms.
+ */
+const ADMIT_JOB = `local now = tonumber(ARGV[1])
+local members = redis.call("ZRANGE", KEYS[1], 0, -1, "WITHSCORES")
+for i = 1, #members, 2 do
+  local id = members[i]
+  local stale
+  if string.sub(id, 1, 4) == "req:" then
+    stale = tonumber(members[i + 1]) < now - tonumber(ARGV[4])
+  else
+    stale = redis.call("EXISTS", KEYS[2] .. id) == 0
+      or redis.call("ZSCORE", KEYS[2] .. "completed", id) ~= false
+      or redis.call("ZSCORE", KEYS[2] .. "failed", id) ~= false
+  end
+  if stale then redis.call("ZREM", KEYS[1], id) end
+end
+redis.call("ZADD", KEYS[1], now, ARGV[2])
+if redis.call("ZCARD", KEYS[1]) > tonumber(ARGV[3]) then
+  redis.call("ZREM", KEYS[1], ARGV[2])
+  return 0
+end
+return 1`;
+
+type AdmitJob = (
+  key: string,
+  queueKey: string,
+  now: number,
+  placeholder: string,
+  max: number,
+  staleMs: number,
+) => Promise<number>;
 
 /**
  * At most `max` jobs queued or running per client. A sorted set per client in Redis holds its job ids
  * (and one placeholder per request in flight); finished jobs are dropped from it when the client
- * submits again. Two replicas admitting at once both add, then both count: the later one over the
- * limit takes its entry back, so the quota is never exceeded.
+ * submits again (ADMIT_JOB).
  */
 export function jobQuota(redis: Redis, queue: Queue, prefix: string, max: number): RequestHandler {
+  redis.defineCommand("vtcAdmitJob", { numberOfKeys: 2, lua: ADMIT_JOB });
+  const admit = (redis as unknown as { vtcAdmitJob: AdmitJob }).vtcAdmitJob.bind(redis);
+  const queueKey = queue.toKey("");
   return async (req, res, next) => {
     if (max <= 0 || req.method !== "POST" || !JOB_ROUTES.has(req.path)) return next();
     try {
       const key = `${prefix}:access:jobs:${clientOf(res)}`;
-      const members = await redis.zrange(key, "0", "-1", "WITHSCORES");
-      const stale: string[] = [];
-      for (let i = 0; i < members.length; i += 2) {
-        const [id, score] = [members[i], Number(members[i + 1])];
-        if (id.startsWith("req:")) {
-          if (score < Date.now() - 15 * 60_000) stale.push(id);
-        } else if (FINISHED.has(await queue.getJobState(id))) stale.push(id);
-      }
-      if (stale.length) await redis.zrem(key, ...stale);
       const placeholder = `req:${randomUUID()}`;
-      await redis.zadd(key, Date.now(), placeholder);
-      if ((await redis.zcard(key)) > max) {
-        await redis.zrem(key, placeholder);
+      if (!(await admit(key, queueKey, Date.now(), placeholder, max, 15 * 60_000))) {
         return next(
           refuse(res, 5, `more than ${max} jobs queued or running for this client; wait for some to finish`),
         );

@@ -26,8 +26,9 @@ export function toErrorAnswer(err: unknown): { status: number; body: ErrorBody }
 export const errorHandler: ErrorRequestHandler = (err, _req, res, _next) => {
   const { status, body } = toErrorAnswer(err);
   if (body.error.code === "redis_unavailable") res.setHeader("Retry-After", String(RETRY_AFTER_SEC));
-  // The outage is logged once by the connection (logOutages), not once per request.
-  else if (status >= 500) console.error("[api]", err);
+  // The outage is logged once by the connection (logOutages), not once per request; `not_ready`
+  // (try again: kept.png still drawing) is an answer, not a fault.
+  else if (status >= 500 && body.error.code !== "not_ready") console.error("[api]", err);
   if (res.headersSent) {
     res.end();
     return;

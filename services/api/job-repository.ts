@@ -8,9 +8,12 @@ import {
   JOB_NAMES,
   JOB_PICTURES_FIELD,
   type JobPictures,
+  keptPngJobId,
+  type KeptPngJobData,
   type JobProgress,
   type PipelineJobData,
   type PipelineJobResult,
+  type ProgressEvent,
 } from "../shared/queues.ts";
 
 export type JobStatus = "queued" | "active" | "completed" | "failed" | "delayed" | "unknown";
@@ -78,14 +81,54 @@ export class JobRepository {
     return this.read(job, state);
   }
 
+  /**
+   * The job, known to be in `state` (its QueueEvents event said so): one read instead of two. Only for
+   * final states: BullMQ writes the job's result before it sends the event.
+   */
+  async findIn(id: string, state: "completed"): Promise<StoredJob | null> {
+    const job = await this.queue.getJob(id);
+    if (!job || job.name !== JOB_NAMES.compress) return null;
+    return this.read(job, state);
+  }
+
   async status(id: string): Promise<JobStatus> {
     return statusOf(await this.queue.getJobState(id));
   }
 
-  /** kept.png of a completed job as its worker recorded them after completion (null: not yet). */
-  async pictures(id: string): Promise<JobPictures | null> {
-    const raw = await (await this.queue.backend.client).hget(this.queue.toKey(id), JOB_PICTURES_FIELD);
-    return raw ? (JSON.parse(raw) as JobPictures) : null;
+  /**
+   * kept.png of a completed job as a worker recorded them (null: not yet), and the state of the job
+   * that draws them (BullMQ's state; `unknown`: there is none), read together.
+   */
+  async pictureStatus(id: string): Promise<{
+    recorded: JobPictures | null;
+    drawing: { state: string; reason?: string };
+  }> {
+    const client = await this.queue.backend.client;
+    const [raw, state] = await Promise.all([
+      client.hget(this.queue.toKey(id), JOB_PICTURES_FIELD),
+      this.queue.getJobState(keptPngJobId(id)),
+    ]);
+    const reason = state === "failed" ? (await this.queue.getJob(keptPngJobId(id)))?.failedReason : undefined;
+    return {
+      recorded: raw ? (JSON.parse(raw) as JobPictures) : null,
+      drawing: { state, ...(reason ? { reason } : {}) },
+    };
+  }
+
+  /**
+   * Asks a worker to draw a completed job's kept.png: one drawing job per job (its id says which; a
+   * second request while it exists adds nothing), taken before the jobs already waiting (`lifo`: a
+   * client is waiting for it), not retried, and removed once done (a failed one after a minute, so
+   * that the clients waiting see why).
+   */
+  async requestPictures(id: string): Promise<void> {
+    await this.queue.add(JOB_NAMES.keptPng, { jobId: id } satisfies KeptPngJobData, {
+      jobId: keptPngJobId(id),
+      lifo: true,
+      attempts: 1,
+      removeOnComplete: true,
+      removeOnFail: { age: 60 },
+    });
   }
 
   /** The job's log lines and how many there are. */
@@ -96,12 +139,13 @@ export class JobRepository {
   private async read(job: Job, state?: string): Promise<StoredJob> {
     const data = job.data as PipelineJobData;
     const status = statusOf(state ?? (await job.getState()));
-    const progress =
-      status === "completed"
-        ? { stage: "done" as const, percent: 100 }
-        : typeof job.progress === "object" && job.progress !== null
-          ? (job.progress as unknown as JobProgress)
-          : null;
+    let progress: JobProgress | null = null;
+    if (status === "completed") progress = { stage: "done", percent: 100 };
+    else if (typeof job.progress === "object" && job.progress !== null) {
+      // The report without the worker's `seq` (the log position, for event streams only).
+      const { seq: _seq, ...report } = job.progress as unknown as ProgressEvent;
+      progress = report;
+    }
     const reason = job.failedReason ?? "failed";
     return {
       id: job.id!,

@@ -5,7 +5,8 @@
  * Event ids come from the job's log in Redis, which the worker appends one entry to before each
  * progress report (services/worker/processors.ts): a `progress` event's id is its entry's position
  * (1, 2, ...), the same in every API replica and across reconnects. The final `completed` or
- * `failed` event has id `entries + 1` (the end).
+ * `failed` event has id `entries + 1` (the end). The worker's report carries that position (`seq`):
+ * the next one in line is sent as it comes; anything else (a gap, a report without it) reads the log.
  *
  * - No Last-Event-ID: `state` (the job as GET /v1/jobs/:id shows it, id = entries so far, its
  *   progress the latest entry), then only what comes after it, so progress never goes backwards.
@@ -19,6 +20,8 @@ import type { Request, Response } from "express";
 import { InputError } from "../../common/errors.ts";
 import type { JobEventsHub } from "./events.ts";
 import type { JobsService } from "./jobs.service.ts";
+import type { ProgressEvent } from "../shared/queues.ts";
+import type { StoredJob } from "./job-repository.ts";
 
 /** How long a client waits before reconnecting (the `retry:` field), ms. */
 export const SSE_RETRY_MS = 1000;
@@ -32,7 +35,6 @@ export async function streamJobEvents(
 ): Promise<void> {
   const id = String(req.params.id);
   const resumeAfter = lastEventId(req);
-  await jobs.find(id); // 404 before the stream starts
 
   let closed = false;
   let lastSent = resumeAfter ?? 0;
@@ -54,11 +56,26 @@ export async function streamJobEvents(
     lastSent = Math.max(lastSent, count);
     return count;
   };
-  const finish = async (): Promise<void> => {
-    const view = await jobs.get(id);
+  /** Sends a report the worker numbered; reads the log instead when it is not the next one in line. */
+  const report = async (e: ProgressEvent | undefined): Promise<void> => {
+    if (!e || typeof e.seq !== "number" || e.seq > lastSent + 1) return void (await pump());
+    if (e.seq <= lastSent) return; // sent already (a replay, or the log read at the start had it)
+    const { seq, ...progress } = e;
+    write("progress", progress, seq);
+    lastSent = seq;
+  };
+  /** The end, once the job is finished (`completed`: its event said so, the job need not be asked). */
+  const finish = async (completed = false): Promise<void> => {
+    // The log is complete once the job is finished (the worker writes its reports first): both reads
+    // go out together.
+    const [view, log] = await Promise.all([
+      completed ? jobs.getCompleted(id) : jobs.get(id),
+      jobs.progressLog(id, lastSent),
+    ]);
     if (view.status !== "completed" && view.status !== "failed") return; // a retry is coming
-    const count = await pump();
-    write(view.status, view, count + 1);
+    for (const e of log.entries) if (e.seq > lastSent) write("progress", e.progress, e.seq);
+    lastSent = Math.max(lastSent, log.count);
+    write(view.status, view, log.count + 1);
     close();
   };
 
@@ -66,16 +83,27 @@ export async function streamJobEvents(
   const held: Array<() => Promise<void>> = [];
   const unsubscribe = hub.subscribe(id, (e) => {
     const step =
-      e.type === "completed" || e.type === "failed"
-        ? finish
-        : e.type === "progress"
-          ? async () => void (await pump())
-          : e.type === "active"
-            ? async () => write("active", { id })
-            : async () => write("retrying", { id, delay: e.type === "retrying" ? e.delay : undefined });
+      e.type === "completed"
+        ? () => finish(true)
+        : e.type === "failed"
+          ? () => finish()
+          : e.type === "progress"
+            ? () => report(e.data as ProgressEvent | undefined)
+            : e.type === "active"
+              ? async () => write("active", { id })
+              : async () => write("retrying", { id, delay: e.type === "retrying" ? e.delay : undefined });
     if (started) void serially(step);
     else held.push(step);
   });
+  // The job is read once subscribed, so an end that comes in between is either in what is read or
+  // held above; 404 before the stream starts.
+  let found: StoredJob;
+  try {
+    found = await jobs.find(id);
+  } catch (err) {
+    unsubscribe();
+    throw err;
+  }
   const heartbeat = setInterval(() => !closed && res.write(": keep-alive\n\n"), HEARTBEAT_MS);
   const close = () => {
     if (closed) return;
@@ -87,7 +115,7 @@ export async function streamJobEvents(
   req.on("close", close);
 
   try {
-    const view = await jobs.get(id);
+    const view = jobs.view(found);
     const finished = view.status === "completed" || view.status === "failed";
     if (finished && resumeAfter !== undefined) {
       const { count } = await jobs.progressLog(id, Number.MAX_SAFE_INTEGER);
@@ -111,9 +139,8 @@ export async function streamJobEvents(
         lastSent = count;
         const progress = finished || !latest ? view.progress : latest;
         write("state", { ...view, progress }, count);
-      }
+      } else if (!finished) await pump(); // the replay after Last-Event-ID
       if (finished) return finish();
-      await pump();
     });
   } finally {
     started = true;

@@ -14,7 +14,6 @@ import { probeMedia } from "../shared/media.ts";
 import type {
   EmbedsJobRef,
   JobFileRef,
-  JobPictures,
   JobProgress,
   KeptPictureRef,
   PipelineJobData,
@@ -216,6 +215,13 @@ export class JobsService {
     return this.view(await this.find(id));
   }
 
+  /** The job, which its `completed` event says is completed (one Redis read, not two). */
+  async getCompleted(id: string): Promise<JobView> {
+    const job = await this.repo.findIn(id, "completed");
+    if (!job) throw notFound(`job ${id}`);
+    return this.view(job);
+  }
+
   view(job: StoredJob): JobView {
     const { data } = job;
     let result: JobView["result"] = null;
@@ -329,9 +335,9 @@ export class JobsService {
   }
 
   /**
-   * kept.png of one image or PDF page of a completed job (default: the first). The worker draws them
-   * after the job completes; asked for before they are there, this waits for them, up to
-   * `config.keptPngWaitMs` after the job completed, then answers 500 (never drawn: the worker stopped).
+   * kept.png of one image or PDF page of a completed job (default: the first). A worker draws a job's
+   * pictures when they are first asked for (JOB_NAMES.keptPng); this waits for them, up to
+   * `config.keptPngWaitMs`, then answers 503 `not_ready` (try again: the drawing goes on).
    */
   async picture(
     id: string,
@@ -351,34 +357,43 @@ export class JobsService {
       return { sha256: hit.sha256, size: hit.size };
     };
     const a = job.result?.artifacts;
-    // Jobs completed by workers that drew kept.png before completing carry them in the result.
+    // Jobs completed by workers that drew kept.png with every job carry them in the result.
     if (a?.pictures) return one(a.pictures);
     if (a?.keptPng) return a.keptPng;
-    if (!a?.picturesLater) throw notFound(`kept.png of job ${id}`);
+    if (!a?.keptPngOnRequest) throw notFound(`kept.png of job ${id}`);
     if (!job.result?.images.some((i) => i.file === file && i.page === page))
       throw notFound(`kept.png of file ${file} page ${page} of job ${id}`);
-    const drawn = await this.drawnPictures(id, job.finishedAt ?? Date.now(), signal);
-    if ("error" in drawn) {
-      throw new VtcError(`kept.png of job ${id} could not be drawn: ${drawn.error.message}`, {
-        code: "internal",
-      });
-    }
-    return one(drawn.pictures);
+    return one(await this.drawnPictures(id, signal));
   }
 
-  /** The job's kept.png as the worker recorded them, polled until `keptPngWaitMs` after `finishedAt`. */
-  private async drawnPictures(id: string, finishedAt: number, signal?: AbortSignal): Promise<JobPictures> {
-    const deadline = finishedAt + this.deps.config.keptPngWaitMs;
-    // Drawn in tens of milliseconds after completion: first looks close together, then further apart.
-    for (let pause = 5; ; pause = Math.min(2 * pause, 200)) {
-      const drawn = await this.repo.pictures(id);
-      if (drawn) return drawn;
+  /**
+   * The job's kept.png, drawn by a worker if they are not yet: asks for the drawing when none is under
+   * way (one per job, whoever asks), then looks for the outcome, at first close together, then further
+   * apart, up to `keptPngWaitMs`.
+   */
+  private async drawnPictures(id: string, signal?: AbortSignal): Promise<KeptPictureRef[]> {
+    const waitMs = this.deps.config.keptPngWaitMs;
+    const deadline = Date.now() + waitMs;
+    for (let pause = 5; ; pause = Math.min(2 * pause, 100)) {
+      const { recorded, drawing } = await this.repo.pictureStatus(id);
+      if (recorded && "pictures" in recorded) return recorded.pictures;
+      if (recorded) {
+        throw new VtcError(`kept.png of job ${id} cannot be drawn: ${recorded.error.message}`, {
+          code: "internal",
+        });
+      }
+      if (drawing.state === "failed") {
+        throw new VtcError(`kept.png of job ${id} could not be drawn (${drawing.reason}); try again later`, {
+          code: "internal",
+        });
+      }
+      if (drawing.state === "unknown") await this.repo.requestPictures(id);
       const left = deadline - Date.now();
       if (left <= 0 || signal?.aborted) {
-        throw new VtcError(
-          `kept.png of job ${id} was not drawn within ${this.deps.config.keptPngWaitMs} ms of the job's completion (its worker stopped before drawing it, or is far behind)`,
-          { code: "internal" },
-        );
+        throw new VtcError(`kept.png of job ${id} is not drawn yet (waited ${waitMs} ms); try again`, {
+          code: "not_ready",
+          status: 503,
+        });
       }
       await new Promise((r) => setTimeout(r, Math.min(pause, left)));
     }

@@ -213,10 +213,10 @@ export function buildOpenApi(limits: Limits, requestLimits: RequestLimits, catal
           tags: ["jobs"],
           summary: "The image with kept, merged and dropped patches drawn (one per image or PDF page)",
           description:
-            "The worker draws it just after the job completes: the job's result does not wait for the picture. " +
-            "A request made before the picture is there waits for it (tens of milliseconds on a small image), " +
-            "up to VTC_KEPT_PNG_WAIT_MS (default 30 s) after the job completed. 404 while the job has not " +
-            "completed, or for a file or page the job does not have.",
+            "Drawn by a worker when first asked for (jobs do not draw it: most clients never look): the first " +
+            "request waits for the drawing (about one small job's time), later ones get the stored picture. " +
+            "Past VTC_KEPT_PNG_WAIT_MS (default 30 s) of waiting: 503 with Retry-After, the drawing goes on. " +
+            "404 while the job has not completed, or for a file or page the job does not have.",
           parameters: [
             idParam,
             index("file", "Which file of the job"),
@@ -228,10 +228,8 @@ export function buildOpenApi(limits: Limits, requestLimits: RequestLimits, catal
             ...PARTIAL("image/png"),
             "400": ERRORS["400"],
             "404": ERRORS["404"],
-            "500": fail(
-              "The picture could not be drawn, or was not there VTC_KEPT_PNG_WAIT_MS after the job completed " +
-                "(its worker stopped before drawing it)",
-            ),
+            "500": fail("The picture cannot be drawn; the message says why"),
+            "503": fail("Still being drawn after VTC_KEPT_PNG_WAIT_MS: try again after Retry-After seconds"),
           },
         },
       },

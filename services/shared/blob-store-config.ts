@@ -26,7 +26,8 @@ export { type BlobStoreConfig, loadBlobStoreConfig, type S3StoreConfig } from ".
 export async function openBlobStore(
   dataDir: string,
   config: BlobStoreConfig = { kind: "fs" },
-  opts: { checkBucket?: boolean } = {},
+  /** `syncIo`: see FsBlobStore (for worker threads; no effect on s3). */
+  opts: { checkBucket?: boolean; syncIo?: boolean } = {},
 ): Promise<BlobStore> {
   if (config.kind === "s3") {
     const { S3BlobStore } = await import("./s3-blob-store.ts");
@@ -34,7 +35,7 @@ export async function openBlobStore(
     if (opts.checkBucket) await store.ensureBucket({ create: config.createBucket });
     return store;
   }
-  return FsBlobStore.inDataDir(dataDir);
+  return FsBlobStore.inDataDir(dataDir, { syncIo: opts.syncIo });
 }
 
 /** A one-line description for startup logs (no credentials: there are none in the config). */

@@ -12,7 +12,7 @@
  * finished are protected by the sweep's `isReferenced` (they may wait in the queue for a long time).
  */
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, type Dirent, type Stats } from "node:fs";
+import fsSync, { createReadStream, type Dirent, type Stats } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import type { Readable } from "node:stream";
@@ -97,12 +97,56 @@ export async function hashFile(file: string): Promise<BlobRef> {
   return { sha256: h.digest("hex"), size };
 }
 
+/** The file calls `put`, `putFile`, `get` and `size` make: node:fs/promises, or the same made synchronously. */
+interface FileCalls {
+  stat(p: string): Promise<{ size: number }>;
+  utimes(p: string, atime: Date, mtime: Date): Promise<void>;
+  mkdir(p: string, opts: { recursive: true }): Promise<unknown>;
+  writeFile(p: string, data: Uint8Array): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  copyFile(from: string, to: string): Promise<void>;
+  readFile(p: string): Promise<Buffer>;
+}
+
+const ASYNC_CALLS: FileCalls = {
+  stat: (p) => fs.stat(p),
+  utimes: (p, a, m) => fs.utimes(p, a, m),
+  mkdir: (p, o) => fs.mkdir(p, o),
+  writeFile: (p, d) => fs.writeFile(p, d),
+  rename: (a, b) => fs.rename(a, b),
+  copyFile: (a, b) => fs.copyFile(a, b),
+  readFile: (p) => fs.readFile(p),
+};
+
+// Thrown errors become rejections (async), so callers handle both kinds alike.
+const SYNC_CALLS: FileCalls = {
+  stat: async (p) => fsSync.statSync(p),
+  utimes: async (p, a, m) => fsSync.utimesSync(p, a, m),
+  mkdir: async (p, o) => fsSync.mkdirSync(p, o),
+  writeFile: async (p, d) => fsSync.writeFileSync(p, d),
+  rename: async (a, b) => fsSync.renameSync(a, b),
+  copyFile: async (a, b) => fsSync.copyFileSync(a, b),
+  readFile: async (p) => fsSync.readFileSync(p),
+};
+
 /** Blobs at `<root>/<aa>/<bb>/<sha256>`; writes go to a temporary file and are renamed into place. */
 export class FsBlobStore implements BlobStore {
-  constructor(readonly root: string) {}
+  private readonly fs: FileCalls;
 
-  static inDataDir(dataDir: string): FsBlobStore {
-    return new FsBlobStore(path.join(dataDir, "blobs"));
+  /**
+   * `syncIo`: the reads and writes of blobs block the caller instead of going through libuv's thread
+   * pool: for a worker thread that waits for them anyway (pipeline-runner.ts), each trip through
+   * the pool cost about 0.3 ms on a loaded machine, several per job.
+   */
+  constructor(
+    readonly root: string,
+    opts: { syncIo?: boolean } = {},
+  ) {
+    this.fs = opts.syncIo ? SYNC_CALLS : ASYNC_CALLS;
+  }
+
+  static inDataDir(dataDir: string, opts: { syncIo?: boolean } = {}): FsBlobStore {
+    return new FsBlobStore(path.join(dataDir, "blobs"), opts);
   }
 
   pathOf(sha256: string): string {
@@ -114,32 +158,32 @@ export class FsBlobStore implements BlobStore {
     const sha256 = sha256Hex(bytes);
     const ref = { sha256, size: bytes.byteLength };
     const file = this.pathOf(sha256);
-    if ((await this.size(sha256)) === bytes.byteLength && (await touch(file))) return ref;
-    await fs.mkdir(path.dirname(file), { recursive: true });
+    if ((await this.size(sha256)) === bytes.byteLength && (await this.touch(file))) return ref;
+    await this.fs.mkdir(path.dirname(file), { recursive: true });
     const tmp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-    await fs.writeFile(tmp, bytes);
-    await fs.rename(tmp, file);
+    await this.fs.writeFile(tmp, bytes);
+    await this.fs.rename(tmp, file);
     return ref;
   }
 
   async putFile(file: string, ref: BlobRef): Promise<BlobRef> {
     const target = this.pathOf(ref.sha256);
-    if ((await this.size(ref.sha256)) === ref.size && (await touch(target))) return ref;
-    await fs.mkdir(path.dirname(target), { recursive: true });
+    if ((await this.size(ref.sha256)) === ref.size && (await this.touch(target))) return ref;
+    await this.fs.mkdir(path.dirname(target), { recursive: true });
     const tmp = `${target}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
     try {
-      await fs.rename(file, tmp);
+      await this.fs.rename(file, tmp);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EXDEV") throw err;
-      await fs.copyFile(file, tmp);
+      await this.fs.copyFile(file, tmp);
     }
-    await fs.rename(tmp, target);
+    await this.fs.rename(tmp, target);
     return ref;
   }
 
   async get(sha256: string): Promise<Buffer> {
     try {
-      return await fs.readFile(this.pathOf(sha256));
+      return await this.fs.readFile(this.pathOf(sha256));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new BlobNotFoundError(sha256);
       throw err;
@@ -157,7 +201,7 @@ export class FsBlobStore implements BlobStore {
 
   async size(sha256: string): Promise<number | null> {
     try {
-      return (await fs.stat(this.pathOf(sha256))).size;
+      return (await this.fs.stat(this.pathOf(sha256))).size;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT" || err instanceof BlobNotFoundError) return null;
       throw err;
@@ -169,6 +213,21 @@ export class FsBlobStore implements BlobStore {
    * unlink loses it. It needs content idle for the whole retention window to be re-stored within that
    * instant; the blob is then missing (BlobNotFoundError: a failed job or a 404), never wrong bytes.
    */
+  /**
+   * Refreshes the mtime of a stored blob (see the retention invariant above); false when it is gone
+   * (swept meanwhile), so the caller writes it again.
+   */
+  private async touch(file: string): Promise<boolean> {
+    const now = new Date();
+    try {
+      await this.fs.utimes(file, now, now);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+      throw err;
+    }
+  }
+
   async sweepBlobs(opts: SweepOptions): Promise<SweepResult> {
     const now = opts.now ?? Date.now();
     return sweepFiles(this.root, {
@@ -178,21 +237,6 @@ export class FsBlobStore implements BlobStore {
         return !(await opts.isReferenced?.(name));
       },
     });
-  }
-}
-
-/**
- * Refreshes the mtime of a stored blob (see the retention invariant above); false when it is gone
- * (swept meanwhile), so the caller writes it again.
- */
-async function touch(file: string): Promise<boolean> {
-  const now = new Date();
-  try {
-    await fs.utimes(file, now, now);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
-    throw err;
   }
 }
 

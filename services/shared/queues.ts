@@ -20,7 +20,22 @@ export const JOB_NAMES = {
    * PipelineJobData -> PipelineJobResult.
    */
   compress: "compress",
+  /**
+   * The kept.png of a completed compress job, drawn when a client first asks for one (GET kept.png):
+   * KeptPngJobData -> nothing; the pictures are recorded on the compress job (JOB_PICTURES_FIELD).
+   */
+  keptPng: "kept-png",
 } as const;
+
+export interface KeptPngJobData {
+  /** The compress job. */
+  jobId: string;
+}
+
+/** The id of the job that draws a compress job's kept.png: one at a time per job, however many ask. */
+export function keptPngJobId(jobId: string): string {
+  return `kept-png-${jobId}`;
+}
 
 /** An upload, by reference: the bytes are in the blob store under `sha256`, never in Redis. */
 export interface JobFileRef extends BlobRef {
@@ -72,13 +87,21 @@ export interface JobProgress {
   percent: number;
 }
 
+/**
+ * A report as the worker stores it in `job.progress` and sends it with the `progress` event: plus
+ * `seq`, the position of its entry in the job's log (the id an event stream gives it).
+ */
+export interface ProgressEvent extends JobProgress {
+  seq?: number;
+}
+
 /** kept.png of one image (`file`) or PDF page (`page`, 0-based) of a job, in the blob store. */
 export type KeptPictureRef = BlobRef & { file: number; page: number };
 
 /**
- * kept.png of a job's images and pages, drawn by the worker after the job completed (drawing them took
- * longer than the rest of a small job: the result goes first), or why they could not be drawn. Kept in
- * the job's own Redis hash (field JOB_PICTURES_FIELD), so it expires with the job.
+ * kept.png of a job's images and pages, drawn by a worker when a client first asked for them (drawing
+ * them cost more than the rest of a small job, for a picture most clients never look at), or why they
+ * cannot be drawn. Kept in the job's own Redis hash (field JOB_PICTURES_FIELD): it expires with the job.
  */
 export type JobPictures = { pictures: KeptPictureRef[] } | { error: WireError };
 
@@ -99,10 +122,10 @@ export type PipelineJobResult = Omit<PipelineResult, "tokens" | "pictures" | "em
     /** Compressed tokens, safetensors in the layout of `vtc tensors` output. */
     tokens?: BlobRef;
     /**
-     * How many kept.png (one per image or page) the worker draws after completing the job; they
-     * arrive in the job's JOB_PICTURES_FIELD.
+     * How many kept.png (one per image or page) can be drawn for this job: a worker draws them when a
+     * client first asks (JOB_NAMES.keptPng), and records them in the job's JOB_PICTURES_FIELD.
      */
-    picturesLater?: number;
+    keptPngOnRequest?: number;
     /** Jobs completed by workers that drew kept.png first: the first image's or page's... */
     keptPng?: BlobRef;
     /** ...and every image's or page's. */

@@ -2,8 +2,9 @@
  * The runner the worker threads use: reads the job's files from the blob store, runs the in-process
  * pipeline (`pipeline/run.ts`: decode -> preprocess -> encode -> compress -> project -> LLM), and stores
  * the artifacts (result JSON, compressed tokens as safetensors) back in the blob store. kept.png of
- * each image or page is drawn and stored after the result is handed back (`drawPictures`): on a small
- * image it took longer than the rest of the job. The model is loaded once per thread and kept.
+ * each image or page is drawn when a client first asks for it (`drawPictures`, from the job's inputs
+ * and tokens file: pipeline/redraw.ts): drawing it on every job cost more CPU than the rest of a small
+ * job. The model is loaded once per thread and kept.
  */
 import { loadModel } from "../../models/runtime/model.ts";
 import { decodeNpy, encodeNpy } from "../../io/npy.ts";
@@ -12,6 +13,7 @@ import { toFloat32 } from "../../io/tensor.ts";
 import { EncoderCache } from "../../pipeline/encoder-cache.ts";
 import { answerFromEmbeds } from "../../pipeline/embeds.ts";
 import { RemoteLlm } from "../../pipeline/llm/remote.ts";
+import { redrawKeptPictures } from "../../pipeline/redraw.ts";
 import { runPipeline } from "../../pipeline/run.ts";
 import { InputError } from "../../common/errors.ts";
 import { BlobNotFoundError, type BlobStore } from "../shared/blob-store.ts";
@@ -42,10 +44,19 @@ export const createRunner: CreateRunner = async (init) => {
     withDecoder: !init.llm,
     ...(init.ortThreads ? { intraOpNumThreads: init.ortThreads } : {}),
   };
-  const blobs = await openBlobStore(init.dataDir, init.blobStore);
+  // This thread waits for its blobs anyway: read and written without trips through libuv's pool.
+  const blobs = await openBlobStore(init.dataDir, init.blobStore, { syncIo: true });
   // Load the model now so the first job does not pay for it; a failure here is retried per job.
   const loaded = await loadModel(init.modelDir, MODEL_OPTIONS).catch(() => undefined);
   const llm = init.llm ? new RemoteLlm(init.llm) : undefined;
+  const readFiles = (refs: Array<{ sha256: string; name?: string }>) =>
+    Promise.all(
+      refs.map(async (f, i) => ({
+        bytes: await blobOf(blobs, f.sha256, `files[${i}].sha256`),
+        name: f.name,
+        sha256: f.sha256,
+      })),
+    );
   const encoderCache = init.encoderCache?.bytes
     ? new EncoderCache(init.encoderCache.dir, init.encoderCache.bytes)
     : undefined;
@@ -59,13 +70,7 @@ export const createRunner: CreateRunner = async (init) => {
     async run(task, progress, signal) {
       // The job data is a JobRequest validated at the edge (pipeline/request.ts) plus file references.
       const { files: refs, embeds, ...request } = task.data;
-      const files = await Promise.all(
-        refs.map(async (f, i) => ({
-          bytes: await blobOf(blobs, f.sha256, `files[${i}].sha256`),
-          name: f.name,
-          sha256: f.sha256,
-        })),
-      );
+      const files = await readFiles(refs);
       const model = await loadModel(init.modelDir, MODEL_OPTIONS);
       if (embeds) {
         const t = decodeNpy(await blobs.get(embeds.sha256));
@@ -82,11 +87,11 @@ export const createRunner: CreateRunner = async (init) => {
         );
         const out: PipelineJobResult = { ...result, artifacts: {} };
         out.artifacts.result = await blobs.put(Buffer.from(JSON.stringify({ ...result, jobId: task.jobId })));
-        return { result: out };
+        return out;
       }
       let last = "";
       const result = await runPipeline(
-        { ...request, files, wantTokens: true, wantPicture: "later" },
+        { ...request, files, wantTokens: true },
         {
           model,
           limits: init.limits,
@@ -102,7 +107,7 @@ export const createRunner: CreateRunner = async (init) => {
           },
         },
       );
-      const { tokens, pictures: _none, drawPictures, embeds: views, ...fields } = result;
+      const { tokens, pictures: _none, embeds: views, ...fields } = result;
       const rest: Omit<PipelineJobResult, "artifacts"> = fields;
       if (views) rest.embeds = views.map(({ data: _d, ...meta }) => meta);
       // The artifacts are independent blobs: stored at once, not one round trip after another.
@@ -122,17 +127,31 @@ export const createRunner: CreateRunner = async (init) => {
           ),
         );
       }
-      if (!drawPictures || result.images.length === 0) return { result: { ...rest, artifacts } };
-      artifacts.picturesLater = result.images.length;
-      return {
-        result: { ...rest, artifacts },
-        drawPictures: async (): Promise<KeptPictureRef[]> => {
-          const drawn = await drawPictures();
-          return Promise.all(
-            drawn.map(async (p) => ({ ...(await blobs.put(p.png)), file: p.file, page: p.page })),
-          );
-        },
-      };
+      // kept.png is drawn when a client first asks for it (drawPictures below), from the tokens file.
+      if (tokensRef && result.images.length > 0) artifacts.keptPngOnRequest = result.images.length;
+      return { ...rest, artifacts };
+    },
+    async drawPictures(task, progress, signal) {
+      const [files, tokens] = await Promise.all([
+        readFiles(task.files),
+        blobOf(blobs, task.tokens, "artifacts.tokens.sha256"),
+      ]);
+      const model = await loadModel(init.modelDir, MODEL_OPTIONS);
+      const drawn = await redrawKeptPictures(
+        files,
+        { layout: task.layout, pages: task.pages },
+        model,
+        init.limits,
+        tokens,
+        // The decode time limit (pool.ts) watches the decode stage, as for a job.
+        (stage, percent) => progress({ stage, percent }),
+        signal,
+      );
+      return Promise.all(
+        drawn.map(
+          async (p): Promise<KeptPictureRef> => ({ ...(await blobs.put(p.png)), file: p.file, page: p.page }),
+        ),
+      );
     },
   };
 };

@@ -7,15 +7,12 @@
  * event loop busy for a minute on one operator: a thread whose decode stage runs past `decodeTimeoutMs`,
  * or whose JavaScript heap outgrows `maxHeapMb` while decoding, is stopped and the job fails once
  * with the input code `too_complex`. Stopping the thread is what returns its memory.
- *
- * A job's kept.png is drawn by its thread after the result is handed back (`run`'s `onPictures`): the
- * slot is free for the next job meanwhile, which the thread starts at the drawing's first await.
  */
 import { Worker } from "node:worker_threads";
 import { fromWire, InputError } from "../../common/errors.ts";
 import type { JobProgress, KeptPictureRef, PipelineJobResult } from "../shared/queues.ts";
 import { runtimeModule, threadFiles } from "../shared/thread-files.ts";
-import type { RunnerInfo, RunnerInit, RunTask } from "./runner.ts";
+import type { PictureTask, RunnerInfo, RunnerInit, RunTask } from "./runner.ts";
 import type { FromThread, ToThread } from "./thread.ts";
 
 // Development: TypeScript through tsx; dist/: the compiled .js files (see thread-files.ts).
@@ -38,26 +35,16 @@ export class AbortedError extends Error {
   }
 }
 
+/** What a thread is asked to do: run a job, or draw the pictures of one. */
+type Task = { type: "run"; task: RunTask } | { type: "pictures"; task: PictureTask };
+
 interface Pending {
   id: number;
-  resolve(v: PipelineJobResult): void;
+  resolve(v: unknown): void;
   reject(e: Error): void;
   progress(p: JobProgress): void;
-  /** Given the drawing of the job's kept.png, when the thread draws them after the result. */
-  pictures?: OnPictures;
   /** The stage the thread last reported. */
   stage?: string;
-}
-
-/** Takes the drawing of a job's kept.png (see `InferencePool.run`). */
-export type OnPictures = (drawing: Promise<KeptPictureRef[]>) => void;
-
-/** The thread stopped (shutdown, a crash, another job's time limit) before it drew a job's kept.png. */
-export class PicturesLostError extends Error {
-  constructor(reason: string) {
-    super(`kept.png was not drawn: the inference thread stopped (${reason})`);
-    this.name = "PicturesLostError";
-  }
 }
 
 export interface PoolOptions {
@@ -78,11 +65,6 @@ class Slot {
   /** What the thread's runner reported when it was ready. */
   info: RunnerInfo | undefined;
   pending: Pending | null = null;
-  /** kept.png the thread still draws for jobs it answered, by task id. */
-  private readonly drawing = new Map<
-    number,
-    { resolve(p: KeptPictureRef[]): void; reject(e: Error): void }
-  >();
   dead = false;
   /**
    * Set to 1 to abort the running task: the thread reads it at every progress report, which works
@@ -118,33 +100,20 @@ class Slot {
         else if (m.type === "progress" && this.pending?.id === m.id) {
           this.pending.stage = (m.progress as JobProgress).stage;
           this.pending.progress(m.progress as JobProgress);
-        } else if (m.type === "done" && this.pending?.id === m.id) {
-          const p = this.settle();
-          if (m.pictures) {
-            const drawing = new Promise<KeptPictureRef[]>((resolve, reject) =>
-              this.drawing.set(m.id, { resolve, reject }),
-            );
-            drawing.catch(() => {}); // whoever takes it (p.pictures) handles the failure
-            p.pictures?.(drawing);
-          }
-          p.resolve(m.result as PipelineJobResult);
-        } else if (m.type === "error" && this.pending?.id === m.id) this.settle().reject(fromWire(m.error));
-        else if (m.type === "pictures") this.drawn(m.id)?.resolve(m.pictures);
-        else if (m.type === "pictures-failed") this.drawn(m.id)?.reject(fromWire(m.error));
+        } else if (m.type === "done" && this.pending?.id === m.id) this.settle().resolve(m.result);
+        else if (m.type === "error" && this.pending?.id === m.id) this.settle().reject(fromWire(m.error));
       };
       this.worker.on("message", onMessage);
       this.worker.on("error", (err) => {
         this.dead = true;
         reject(err);
         if (this.pending) this.settle().reject(this.explain(err));
-        this.loseDrawings(err.message);
       });
       this.worker.on("exit", (code) => {
         this.dead = true;
         const err = new Error(`inference thread exited (code ${code})`);
         reject(err);
         if (this.pending) this.settle().reject(err);
-        this.loseDrawings(err.message);
       });
     });
     this.ready.catch(() => {});
@@ -162,31 +131,14 @@ class Slot {
     return err;
   }
 
-  private drawn(id: number) {
-    const d = this.drawing.get(id);
-    this.drawing.delete(id);
-    return d;
-  }
-
-  private loseDrawings(reason: string): void {
-    for (const [id, d] of this.drawing) {
-      this.drawing.delete(id);
-      d.reject(new PicturesLostError(reason));
-    }
-  }
-
   private settle(): Pending {
     const p = this.pending!;
     this.pending = null;
     return p;
   }
 
-  async run(
-    id: number,
-    task: RunTask,
-    progress: (p: JobProgress) => void,
-    pictures?: OnPictures,
-  ): Promise<PipelineJobResult> {
+  /** Runs one task (a job, or the pictures of one) in the thread; resolves with what it answers. */
+  async run(id: number, task: Task, progress: (p: JobProgress) => void): Promise<unknown> {
     // A thread stopped while it was still starting answers with the reason it was stopped for.
     await this.ready.catch((err) => {
       throw this.stoppedWith ?? err;
@@ -208,10 +160,10 @@ class Slot {
       progress(p);
     };
     try {
-      return await new Promise<PipelineJobResult>((resolve, reject) => {
-        this.pending = { id, resolve, reject, progress: watch, ...(pictures ? { pictures } : {}) };
+      return await new Promise<unknown>((resolve, reject) => {
+        this.pending = { id, resolve, reject, progress: watch };
         Atomics.store(this.decodingFlag, 0, 0);
-        this.worker.postMessage({ type: "run", id, task } satisfies ToThread);
+        this.worker.postMessage({ ...task, id } as ToThread);
       });
     } finally {
       if (decodeTimer) clearTimeout(decodeTimer);
@@ -248,7 +200,6 @@ class Slot {
     this.dead = true;
     await this.worker.terminate();
     p?.reject(reason);
-    this.loseDrawings(reason.message);
   }
 }
 
@@ -305,17 +256,29 @@ export class InferencePool {
     this.waiters.shift()?.();
   }
 
-  /**
-   * Runs `task` in a free thread. When the runner draws kept.png after the result, `onPictures` gets
-   * the drawing (resolved with the stored pictures; rejected with the runner's error, or with
-   * PicturesLostError when the thread stops first) just before this resolves.
-   */
+  /** Runs a compress job in a free thread. */
   async run(
     task: RunTask,
     progress: (p: JobProgress) => void = () => {},
     timeoutMs?: number,
-    onPictures?: OnPictures,
   ): Promise<PipelineJobResult> {
+    return (await this.execute({ type: "run", task }, progress, timeoutMs)) as PipelineJobResult;
+  }
+
+  /** Draws and stores the kept.png of a completed job in a free thread (the runner's drawPictures). */
+  async drawPictures(
+    task: PictureTask,
+    progress: (p: JobProgress) => void = () => {},
+    timeoutMs?: number,
+  ): Promise<KeptPictureRef[]> {
+    return (await this.execute({ type: "pictures", task }, progress, timeoutMs)) as KeptPictureRef[];
+  }
+
+  private async execute(
+    task: Task,
+    progress: (p: JobProgress) => void,
+    timeoutMs?: number,
+  ): Promise<unknown> {
     const i = await this.acquire();
     const slot = this.slot(i);
     let timer: NodeJS.Timeout | null = null;
@@ -324,7 +287,7 @@ export class InferencePool {
       // are not the job's doing.
       await slot.ready.catch(() => {});
       if (timeoutMs) timer = setTimeout(() => void slot.kill(new JobTimeoutError(timeoutMs)), timeoutMs);
-      return await slot.run(this.nextId++, task, progress, onPictures);
+      return await slot.run(this.nextId++, task, progress);
     } finally {
       if (timer) clearTimeout(timer);
       this.release(i);

@@ -1,15 +1,19 @@
 /** Processors, one per job name registered in services/shared/queues.ts. */
+import { isDeepStrictEqual } from "node:util";
 import { DelayedError, type Job, UnrecoverableError } from "bullmq";
-import { InputError, toWire } from "../../common/errors.ts";
+import { InputError, toWire, VtcError } from "../../common/errors.ts";
 import {
   JOB_NAMES,
+  type JobPictures,
   type JobProgress,
+  type KeptPngJobData,
   type PipelineJobData,
+  type ProgressEvent,
   type PipelineJobResult,
 } from "../shared/queues.ts";
 import { isLlmError, isTransientLlmError } from "../../pipeline/llm/errors.ts";
 import { checkJobData } from "./job-data.ts";
-import { AbortedError, type InferencePool, type OnPictures } from "./pool.ts";
+import { AbortedError, type InferencePool } from "./pool.ts";
 import { progressWriter } from "./progress-writer.ts";
 
 /**
@@ -22,33 +26,41 @@ export async function processCompress(
   job: Job<PipelineJobData, PipelineJobResult>,
   token?: string,
   timeoutMs?: number,
-  /** Takes the job's kept.png as its thread draws them after the result (JobPicturesWriter). */
-  onPictures?: (jobId: string, drawing: Parameters<OnPictures>[0]) => void,
 ): Promise<PipelineJobResult> {
   // Progress goes to the job's log (the history, which an SSE stream replays) and to job.progress
   // (the latest, with a `progress` event). Both commands go out together on the worker's connection,
   // the log entry first; should the event still arrive first, a stream reads the entry on the next
   // event or at the end, never loses it. One report at a time, per stage: see progress-writer.ts.
+  // The event carries `seq`, the entry's position in the log, so a stream sends the report without
+  // reading the log back (job-stream.ts): the first entry's position comes from Redis (the log may
+  // hold earlier attempts), the next ones follow it; a failed write makes the next one ask again.
+  let seq: number | null = null;
   const progress = progressWriter<JobProgress>(
     async (p) => {
-      await Promise.all([
-        job.log(JSON.stringify({ progress: p })),
-        job.updateProgress(p as unknown as object),
-      ]);
+      const entry = JSON.stringify({ progress: p });
+      try {
+        if (seq === null) {
+          seq = await job.log(entry);
+          await job.updateProgress({ ...p, seq } satisfies ProgressEvent);
+        } else {
+          seq += 1;
+          await Promise.all([job.log(entry), job.updateProgress({ ...p, seq } satisfies ProgressEvent)]);
+        }
+      } catch (err) {
+        seq = null;
+        throw err;
+      }
     },
     (a, b) => a.stage === b.stage,
   );
   try {
     // A job enqueued directly with bad data fails here with bad_request naming the field.
     const data = checkJobData(job.data);
-    // Store the defaults it filled in, so the job reads back as complete as one the API made.
-    if (JSON.stringify(data) !== JSON.stringify(job.data)) await job.updateData(data);
-    const result = await pool.run(
-      { jobId: job.id!, data },
-      (p) => progress.report(p),
-      timeoutMs,
-      onPictures && ((drawing) => onPictures(job.id!, drawing)),
-    );
+    // Store the defaults it filled in, so the job reads back as complete as one the API made. Compared
+    // as values: the check's copy orders keys its own way, and a string compare cost every API job a
+    // Redis round trip for nothing.
+    if (!isDeepStrictEqual(data, job.data)) await job.updateData(data);
+    const result = await pool.run({ jobId: job.id!, data }, (p) => progress.report(p), timeoutMs);
     await progress.settle();
     return result;
   } catch (err) {
@@ -68,21 +80,70 @@ export async function processCompress(
   }
 }
 
-export function dispatcher(
+/** What drawing a job's kept.png needs besides the pool: the job, and where the outcome goes. */
+export interface PictureDeps {
+  /** The compress job whose pictures are asked for. */
+  readJob(id: string): Promise<Job<PipelineJobData, PipelineJobResult> | undefined>;
+  /** Stores the outcome on that job (JobPicturesWriter). */
+  record(id: string, value: JobPictures): Promise<void>;
+}
+
+/**
+ * Draws the kept.png of a completed compress job (JOB_NAMES.keptPng, added by the API when a client
+ * first asks for one) and records the references on that job. An error of ours (the job has no
+ * pictures, a blob is gone, a file does not decode within the limits) is recorded too: the API
+ * answers with it. Anything else fails this job, which the API sees and reports; a later request
+ * tries again. Stopped by shutdown, it goes back to the queue.
+ */
+export async function processKeptPng(
   pool: InferencePool,
-  jobTimeoutMs?: number,
-  onPictures?: (jobId: string, drawing: Parameters<OnPictures>[0]) => void,
-) {
+  job: Job<KeptPngJobData>,
+  deps: PictureDeps,
+  token?: string,
+  timeoutMs?: number,
+): Promise<void> {
+  const { jobId } = job.data;
+  let value: JobPictures;
+  try {
+    const target = await deps.readJob(jobId);
+    const artifacts = (target?.returnvalue as PipelineJobResult | null | undefined)?.artifacts;
+    if (!target || !artifacts?.tokens || !artifacts.keptPngOnRequest) {
+      throw new VtcError(`job ${jobId}: no completed job with pictures to draw`, { code: "not_found" });
+    }
+    const data = target.data;
+    const pictures = await pool.drawPictures(
+      {
+        jobId,
+        files: data.files.map((f) => ({ sha256: f.sha256, name: f.name })),
+        layout: data.layout ?? "auto",
+        ...(data.pages ? { pages: data.pages } : {}),
+        tokens: artifacts.tokens.sha256,
+      },
+      () => {},
+      timeoutMs,
+    );
+    value = { pictures };
+  } catch (err) {
+    if (err instanceof AbortedError && token) {
+      await job.moveToDelayed(Date.now(), token);
+      throw new DelayedError(`released: ${err.message}`);
+    }
+    // Bad input or nothing to draw stays true whoever tries again: recorded. Anything else (an
+    // internal error, a thread stopped or out of time) fails this job only.
+    if (!(err instanceof VtcError) || err.code === "internal") throw err;
+    value = { error: toWire(err) };
+  }
+  await deps.record(jobId, value);
+}
+
+export function dispatcher(pool: InferencePool, jobTimeoutMs?: number, pictures?: PictureDeps) {
   return async (job: Job, token?: string): Promise<unknown> => {
     switch (job.name) {
       case JOB_NAMES.compress:
-        return processCompress(
-          pool,
-          job as Job<PipelineJobData, PipelineJobResult>,
-          token,
-          jobTimeoutMs,
-          onPictures,
-        );
+        return processCompress(pool, job as Job<PipelineJobData, PipelineJobResult>, token, jobTimeoutMs);
+      case JOB_NAMES.keptPng:
+        if (!pictures) throw new UnrecoverableError("this worker draws no pictures");
+        return processKeptPng(pool, job as Job<KeptPngJobData>, pictures, token, jobTimeoutMs);
       default:
         throw new UnrecoverableError(`no processor for job "${job.name}"`);
     }

@@ -6,7 +6,13 @@
  */
 import type { RemoteLlmConfig } from "../../pipeline/llm/remote.ts";
 import type { BlobStoreConfig, Limits } from "../../common/config.ts";
-import type { JobProgress, KeptPictureRef, PipelineJobData, PipelineJobResult } from "../shared/queues.ts";
+import type {
+  JobFileRef,
+  JobProgress,
+  KeptPictureRef,
+  PipelineJobData,
+  PipelineJobResult,
+} from "../shared/queues.ts";
 
 export interface RunnerInit {
   dataDir: string;
@@ -54,16 +60,26 @@ export interface RunnerInfo {
   providerFallback: string | null;
 }
 
-/** What a run gives: the job's result, and the kept.png still to draw once the result is handed on. */
-export interface RunOutput {
-  result: PipelineJobResult;
-  /** Draws and stores kept.png of every image or page; the thread calls it after posting the result. */
-  drawPictures?: () => Promise<KeptPictureRef[]>;
+/** kept.png of a completed compress job, drawn when a client first asks for it (pipeline/redraw.ts). */
+export interface PictureTask {
+  /** The compress job. */
+  jobId: string;
+  files: Array<Pick<JobFileRef, "sha256" | "name">>;
+  layout: PipelineJobData["layout"];
+  pages?: PipelineJobData["pages"];
+  /** The job's tokens file (its `tokens` artifact). */
+  tokens: string;
 }
 
 export interface Runner {
   /** `signal` aborts between pipeline stages (a shutdown hands the job back without killing native code). */
-  run(task: RunTask, progress: (p: JobProgress) => void, signal?: AbortSignal): Promise<RunOutput>;
+  run(task: RunTask, progress: (p: JobProgress) => void, signal?: AbortSignal): Promise<PipelineJobResult>;
+  /** Draws and stores kept.png of every image or page of a completed job (runners with a pipeline). */
+  drawPictures?(
+    task: PictureTask,
+    progress: (p: JobProgress) => void,
+    signal?: AbortSignal,
+  ): Promise<KeptPictureRef[]>;
   /** Undefined while the model is not loaded (or for runners without a model). */
   info?(): RunnerInfo | undefined;
   close?(): Promise<void>;

@@ -5,21 +5,19 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { toWire, type WireError } from "../../common/errors.ts";
-import type { KeptPictureRef } from "../shared/queues.ts";
-import type { CreateRunner, RunnerInfo, RunnerInit, RunTask } from "./runner.ts";
+import type { JobProgress } from "../shared/queues.ts";
+import type { CreateRunner, PictureTask, RunnerInfo, RunnerInit, RunTask } from "./runner.ts";
 
 export type ToThread =
   | { type: "run"; id: number; task: RunTask }
+  | { type: "pictures"; id: number; task: PictureTask }
   | { type: "abort"; id: number; reason: string };
 export type FromThread =
   | { type: "ready"; info?: RunnerInfo }
   | { type: "init-failed"; error: WireError }
   | { type: "progress"; id: number; progress: unknown }
-  /** `pictures`: kept.png is drawn next; a `pictures` or `pictures-failed` message for `id` follows. */
-  | { type: "done"; id: number; result: unknown; pictures: boolean }
-  | { type: "error"; id: number; error: WireError }
-  | { type: "pictures"; id: number; pictures: KeptPictureRef[] }
-  | { type: "pictures-failed"; id: number; error: WireError };
+  | { type: "done"; id: number; result: unknown }
+  | { type: "error"; id: number; error: WireError };
 
 const port = parentPort!;
 const { runnerModule, init, abortFlag, decodingFlag } = workerData as {
@@ -41,42 +39,30 @@ try {
       running.get(msg.id)?.abort(new Error(msg.reason));
       return;
     }
-    if (msg.type !== "run") return;
+    if (msg.type !== "run" && msg.type !== "pictures") return;
     const controller = new AbortController();
     running.set(msg.id, controller);
-    let draw: (() => Promise<KeptPictureRef[]>) | undefined;
     try {
-      const { result, drawPictures } = await runner.run(
-        msg.task,
-        (progress) => {
-          // The pool's shutdown flag: the pipeline stops at its next stage (see pool.ts, stop).
-          if (abortFlag && Atomics.load(abortFlag, 0) === 1)
-            controller.abort(new Error("aborted by the pool"));
-          // Written to shared memory, not only posted: a thread that dies of its heap limit right
-          // after reporting a stage may die before the message is read on the other side.
-          if (decodingFlag) {
-            const stage = (progress as { stage?: string }).stage ?? "";
-            Atomics.store(decodingFlag, 0, DECODING.has(stage) ? 1 : 0);
-          }
-          post({ type: "progress", id: msg.id, progress });
-        },
-        controller.signal,
-      );
-      draw = drawPictures;
-      post({ type: "done", id: msg.id, result, pictures: Boolean(draw) });
+      const report = (progress: JobProgress) => {
+        // The pool's shutdown flag: the pipeline stops at its next stage (see pool.ts, stop).
+        if (abortFlag && Atomics.load(abortFlag, 0) === 1) controller.abort(new Error("aborted by the pool"));
+        // Written to shared memory, not only posted: a thread that dies of its heap limit right
+        // after reporting a stage may die before the message is read on the other side.
+        if (decodingFlag) {
+          const stage = (progress as { stage?: string }).stage ?? "";
+          Atomics.store(decodingFlag, 0, DECODING.has(stage) ? 1 : 0);
+        }
+        post({ type: "progress", id: msg.id, progress });
+      };
+      let result: unknown;
+      if (msg.type === "run") result = await runner.run(msg.task, report, controller.signal);
+      else if (runner.drawPictures) result = await runner.drawPictures(msg.task, report, controller.signal);
+      else throw new Error("this runner draws no pictures");
+      post({ type: "done", id: msg.id, result });
     } catch (err) {
       post({ type: "error", id: msg.id, error: toWire(err) });
     } finally {
       running.delete(msg.id);
-    }
-    // The job is answered; its pictures are drawn now. The pool may already have sent the next job,
-    // which this thread starts at the drawing's first await (the PNG encoding and the blob writes).
-    if (draw) {
-      try {
-        post({ type: "pictures", id: msg.id, pictures: await draw() });
-      } catch (err) {
-        post({ type: "pictures-failed", id: msg.id, error: toWire(err) });
-      }
     }
   });
   post({ type: "ready", info: runner.info?.() });

@@ -5,7 +5,8 @@
  */
 import os from "node:os";
 import path from "node:path";
-import { Worker, type WorkerOptions } from "bullmq";
+import { Job, Worker, type WorkerOptions } from "bullmq";
+import type { Redis } from "ioredis";
 import type { Config } from "../../common/config.ts";
 import { QUEUE_NAMES } from "../shared/queues.ts";
 import { createRedis } from "../shared/redis.ts";
@@ -14,7 +15,7 @@ import { createWorkerMetrics, type WorkerMetrics } from "./metrics.ts";
 import { ortThreadsPerInference } from "./runner.ts";
 import { InferencePool, PIPELINE_RUNNER } from "./pool.ts";
 import { dispatcher } from "./processors.ts";
-import { JobPicturesWriter } from "./job-pictures.ts";
+import { recordPictures } from "./job-pictures.ts";
 
 export interface WorkerService {
   worker: Worker;
@@ -46,13 +47,14 @@ export function createWorkerService(
     opts.runnerModule ?? PIPELINE_RUNNER,
     { decodeTimeoutMs: config.decodeTimeoutMs, maxHeapMb: config.threadMaxHeapMb },
   );
-  // kept.png is drawn after each job completes; the writer records it on the job (its own connection).
-  const pictures = new JobPicturesWriter(createRedis(config.redisUrl));
   const worker: Worker = new Worker(
     QUEUE_NAMES.pipeline,
-    dispatcher(pool, config.jobTimeoutMs, (jobId, drawing) =>
-      pictures.track(worker.toKey(jobId), jobId, drawing),
-    ),
+    dispatcher(pool, config.jobTimeoutMs, {
+      readJob: (id) => Job.fromId(worker, id),
+      // BullMQ's Redis client is ioredis (its interface type does not list `eval`).
+      record: async (id, value) =>
+        recordPictures((await worker.backend.client) as unknown as Redis, worker.toKey(id), value),
+    }),
     {
       connection: createRedis(config.redisUrl),
       prefix: config.queuePrefix,
@@ -78,7 +80,6 @@ export function createWorkerService(
     metrics,
     shutdown(timeoutMs = config.shutdownTimeoutMs) {
       stopping ??= (async () => {
-        const deadline = Date.now() + timeoutMs;
         let released = false;
         const timer = setTimeout(() => {
           released = true;
@@ -88,10 +89,7 @@ export function createWorkerService(
           await worker.close();
         } finally {
           clearTimeout(timer);
-          // The completed jobs' kept.png are drawn in the threads: give them what is left of the time.
-          await pictures.flush(Math.max(1000, deadline - Date.now()));
           await pool.close();
-          pictures.close();
         }
         return { released };
       })();

@@ -44,37 +44,38 @@ beforeAll(async () => {
 });
 afterAll(async () => s3?.stop());
 
-const kits: Array<[string, () => Promise<StoreKit>]> = [
-  [
-    "FsBlobStore",
-    async () => {
-      const dir = await fs.mkdtemp(path.join(os.tmpdir(), "vtc-blobs-"));
-      const store = FsBlobStore.inDataDir(dir);
-      const walk = async (d: string): Promise<string[]> => {
-        const out: string[] = [];
-        for (const e of await fs.readdir(d, { withFileTypes: true }).catch(() => [])) {
-          if (e.isDirectory()) out.push(...(await walk(path.join(d, e.name))));
-          else out.push(e.name);
-        }
-        return out;
-      };
-      return {
-        store,
-        async age(sha, ageMs) {
-          const t = new Date(Date.now() - ageMs);
-          await fs.utimes(store.pathOf(sha), t, t);
-        },
-        async addStrays() {
-          await fs.mkdir(store.root, { recursive: true });
-          await fs.writeFile(path.join(store.root, "README"), "not a blob");
-          const t = new Date(Date.now() - 10 * DAY);
-          await fs.utimes(path.join(store.root, "README"), t, t);
-        },
-        names: async () => (await walk(store.root)).sort(),
-        dispose: () => fs.rm(dir, { recursive: true, force: true }),
-      };
+/** The filesystem store in a fresh directory; `syncIo` as a worker thread opens it. */
+async function fsKit(syncIo: boolean): Promise<StoreKit> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "vtc-blobs-"));
+  const store = FsBlobStore.inDataDir(dir, { syncIo });
+  const walk = async (d: string): Promise<string[]> => {
+    const out: string[] = [];
+    for (const e of await fs.readdir(d, { withFileTypes: true }).catch(() => [])) {
+      if (e.isDirectory()) out.push(...(await walk(path.join(d, e.name))));
+      else out.push(e.name);
+    }
+    return out;
+  };
+  return {
+    store,
+    async age(sha, ageMs) {
+      const t = new Date(Date.now() - ageMs);
+      await fs.utimes(store.pathOf(sha), t, t);
     },
-  ],
+    async addStrays() {
+      await fs.mkdir(store.root, { recursive: true });
+      await fs.writeFile(path.join(store.root, "README"), "not a blob");
+      const t = new Date(Date.now() - 10 * DAY);
+      await fs.utimes(path.join(store.root, "README"), t, t);
+    },
+    names: async () => (await walk(store.root)).sort(),
+    dispose: () => fs.rm(dir, { recursive: true, force: true }),
+  };
+}
+
+const kits: Array<[string, () => Promise<StoreKit>]> = [
+  ["FsBlobStore", () => fsKit(false)],
+  ["FsBlobStore (syncIo)", () => fsKit(true)],
   [
     "S3BlobStore",
     async () => {

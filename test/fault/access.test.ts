@@ -8,6 +8,7 @@ import fs from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isLoopback, loadAccessConfig, sha256Hex } from "../../common/access-config.ts";
 import { accessLine, refuseToServe } from "../../services/api/server.ts";
@@ -124,6 +125,17 @@ describe("quotas and caps per key", () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(await stream(other.id!, K2)).toBe(200);
     for (const ac of open) ac.abort();
+
+    // Finished jobs leave the quota at the next submission: one completed (in BullMQ's completed set),
+    // one gone (its hash removed, as retention does).
+    const client = new Redis(redis.url);
+    await client.zadd("{vtc}:pipeline:completed", Date.now(), ids[0]);
+    await client.del(`{vtc}:pipeline:${ids[1]}`);
+    client.disconnect();
+    for (let i = 4; i < 6; i++) {
+      expect((await submit(api.base, [`q${i}.png`, await colour(i)], undefined, K1)).status).toBe(202);
+    }
+    expect((await submit(api.base, ["q6.png", await colour(6)], undefined, K1)).status).toBe(429);
   });
 
   it("a key over 40 requests a minute gets 429 with Retry-After; health stays open", async () => {

@@ -11,6 +11,7 @@ import { loadLimits } from "../../common/config.ts";
 import { patchRect } from "../../pipeline/picture.ts";
 import { parseJobRequest, type RawJobRequest, requestLimits } from "../../pipeline/request.ts";
 import { type PipelineRequest, runPipeline, type Stage } from "../../pipeline/run.ts";
+import { redrawKeptPictures } from "../../pipeline/redraw.ts";
 import { makePdf } from "./fixtures.ts";
 
 const EVAL = path.resolve("models/vtc-tiny/eval");
@@ -206,6 +207,29 @@ describe("runPipeline", () => {
       }
     }
     expect(merged).toBeGreaterThan(0);
+  });
+
+  it("kept.png drawn again from the inputs and the tokens file is the same picture (redraw.ts)", async () => {
+    const cases = [
+      { files: [{ bytes: bytes(scene) }], method: "fopru", keep: 36 },
+      { files: [{ bytes: bytes(doc) }], method: "tome", keep: 72 },
+      { files: [{ bytes: bytes(scene) }, { bytes: bytes(doc) }], method: "pitome", keep: 20 },
+    ];
+    const tokens: Buffer[] = [];
+    for (const c of cases) {
+      const request = req({ ...c, wantPicture: true, mode: "tokens" });
+      const r = await runPipeline(request, { model });
+      const again = await redrawKeptPictures(request.files, request, model, loadLimits({}), r.tokens!);
+      expect(again.map((p) => [p.file, p.page])).toEqual(r.pictures!.map((p) => [p.file, p.page]));
+      for (const [i, p] of again.entries())
+        expect(p.png.equals(r.pictures![i].png), `picture ${i}`).toBe(true);
+      tokens.push(r.tokens!);
+    }
+    // Another run's tokens file (a scene's, for a document) is refused, not drawn wrong.
+    const request = req({ files: [{ bytes: bytes(doc) }], method: "tome", keep: 72 });
+    await expect(
+      redrawKeptPictures(request.files, request, model, loadLimits({}), tokens[0]),
+    ).rejects.toThrow(/does not describe the views/);
   });
 
   it("takes PDFs as documents, page by page, and several files in one request", async () => {

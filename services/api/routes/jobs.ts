@@ -3,7 +3,7 @@ import path from "node:path";
 import { type Request, Router } from "express";
 import type { BlobStore } from "../../shared/blob-store.ts";
 import type { Config } from "../../../common/config.ts";
-import { InputError } from "../../../common/errors.ts";
+import { InputError, VtcError } from "../../../common/errors.ts";
 import type { JobEventsHub } from "../events.ts";
 import { sendArtifact } from "../artifact-download.ts";
 import { streamJobEvents } from "../job-stream.ts";
@@ -72,11 +72,14 @@ export function jobsRouter(deps: {
       }
       return n;
     };
-    // The worker may still be drawing it (it does after the job completes): the request waits, and
-    // stops waiting when the client goes.
+    // A worker draws it when first asked for: the request waits (and stops waiting when the client
+    // goes); past VTC_KEPT_PNG_WAIT_MS, 503 with Retry-After (the drawing goes on).
     const gone = new AbortController();
     res.on("close", () => gone.abort());
-    const ref = await jobs.picture(req.params.id, index("file"), index("page"), gone.signal);
+    const ref = await jobs.picture(req.params.id, index("file"), index("page"), gone.signal).catch((err) => {
+      if (err instanceof VtcError && err.code === "not_ready") res.setHeader("Retry-After", "1");
+      throw err;
+    });
     await sendArtifact(req, res, blobs, ref, "image/png");
   });
 
