@@ -1,9 +1,9 @@
 /**
  * A running compress job's progress in Redis. Every report goes to the job's log, the history an event
  * stream replays (every stage, in order: job-stream.ts). The `progress` event (job.updateProgress,
- * which also sets job.progress) goes out for the first report, then at most every `gapMs`: a report
+ * which also sets job.progress) goes out at most every `gapMs`, counted from the job's start: a report
  * that comes sooner is sent when that time has passed, unless a later one or the job's end comes
- * first. A small job thus sends one event instead of one per stage, and a stream reads the other
+ * first. A job shorter than that sends no event instead of one per stage, and a stream reads the
  * reports from the log when the job ends: each event is work for Redis, every API process's event
  * reader and every stream of the job, all on the same CPUs as the job itself.
  *
@@ -29,7 +29,7 @@ export function jobProgress(
   gapMs = PROGRESS_EVENT_GAP_MS,
 ): JobProgressReporter {
   let seq: number | null = null;
-  let lastEvent = Number.NEGATIVE_INFINITY;
+  let lastEvent = Date.now(); // the job's start: its first event comes `gapMs` into it
   /** Logged, not yet sent as an event. */
   let unsent: ProgressEvent | null = null;
   let timer: NodeJS.Timeout | undefined;
