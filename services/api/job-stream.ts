@@ -140,20 +140,25 @@ export async function streamJobEvents(
         return;
       }
     }
-    res.writeHead(200, {
-      "Content-Type": "text/event-stream",
-      "Cache-Control": "no-cache",
-      Connection: "keep-alive",
-      "X-Accel-Buffering": "no",
-    });
-    res.write(`retry: ${SSE_RETRY_MS}\n\n`);
+    // A new stream's `state` needs the log (its id, the latest report): read before the headers, so
+    // that headers, `retry:` and `state` leave in one write.
+    const log = resumeAfter === undefined ? await jobs.progressLog(id, Number.MAX_SAFE_INTEGER) : null;
     await serially(async () => {
-      if (resumeAfter === undefined) {
-        const { count, latest } = await jobs.progressLog(id, Number.MAX_SAFE_INTEGER);
-        lastSent = count;
-        const progress = finished || !latest ? view.progress : latest;
-        write("state", { ...view, progress }, count);
-      } else if (!finished) await pump(); // the replay after Last-Event-ID
+      together(() => {
+        res.writeHead(200, {
+          "Content-Type": "text/event-stream",
+          "Cache-Control": "no-cache",
+          Connection: "keep-alive",
+          "X-Accel-Buffering": "no",
+        });
+        res.write(`retry: ${SSE_RETRY_MS}\n\n`);
+        if (log) {
+          lastSent = log.count;
+          const progress = finished || !log.latest ? view.progress : log.latest;
+          write("state", { ...view, progress }, log.count);
+        }
+      });
+      if (!log && !finished) await pump(); // the replay after Last-Event-ID
       if (finished) return finish();
     });
   } finally {
