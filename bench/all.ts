@@ -41,7 +41,9 @@ const PARTS: Record<string, Part> = {
     title: "The running service under load",
     script: "bench/service.ts",
     args: ["--seconds", "20", "--markdown"],
-    note: "API and worker processes, clients over loopback. `npx tsx bench/service.ts`.",
+    note:
+      "API and worker processes, clients over loopback. `npx tsx bench/service.ts`. On a shared machine " +
+      "(see the load above) compare the ratios and medians within one run, not across runs.",
   },
   llm: {
     title: "vtc in front of an LLM server: encoder cache and proxy overhead",
