@@ -50,27 +50,8 @@ def mark(name):
     open(os.path.join(WORK, name + ".done"), "w").write(time.strftime("%c"))
 
 
-def to_tensor(imgs, dev):
-    x = torch.from_numpy(np.ascontiguousarray(np.stack(imgs))).to(dev).permute(0, 3, 1, 2).float() / 255.0
-    return (x - torch.tensor(MEAN, device=dev)[:, None, None]) / torch.tensor(STD, device=dev)[:, None, None]
-
-
-def make_opt(params, lr):
-    dec = [p for p in params if p.dim() >= 2]
-    nod = [p for p in params if p.dim() < 2]
-    return torch.optim.AdamW([{"params": dec, "weight_decay": 0.05}, {"params": nod, "weight_decay": 0.0}],
-                             lr=lr, betas=(0.9, 0.98))
-
-
-def lr_at(step, frac, base, warm=100):
-    if step < warm:
-        return base * (step + 1) / warm
-    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
-
-
-def save_ckpt(path, **kw):
-    torch.save(kw, path + ".tmp")
-    os.replace(path + ".tmp", path)
+# to_tensor, make_opt, lr_at, save_ckpt: common.py, shared with v2 (same code, same MEAN/STD).
+from common import lr_at, make_opt, save_ckpt, to_tensor  # noqa: E402,F401
 
 
 # ------------------------------------------------------------------------------------------ stage 1
