@@ -51,7 +51,7 @@ def mark(name):
 
 
 # to_tensor, make_opt, lr_at, save_ckpt: common.py, shared with v2 (same code, same MEAN/STD).
-from common import lr_at, make_opt, save_ckpt, to_tensor  # noqa: E402,F401
+from common import encode_questions, lr_at, make_opt, save_ckpt, to_tensor  # noqa: E402,F401
 
 
 # ------------------------------------------------------------------------------------------ stage 1
@@ -218,20 +218,7 @@ def build_visual(feats_list, rcs, n, dev):
     return vf, vp, vm
 
 
-def encode_questions(vocab, qs):
-    """ids: [BOS] q [ANS]; target at the last question position = ANS, at ANS = EOS."""
-    ids = np.full((len(qs), MAX_T), vocab["[PAD]"], np.int64)
-    tgt = np.full((len(qs), MAX_T), -100, np.int64)
-    for i, q in enumerate(qs):
-        w = [vocab["[BOS]"]] + tok.encode(vocab, q["question"])
-        a = vocab[q["answer"]]
-        L = len(w)
-        ids[i, :L] = w
-        ids[i, L] = a
-        tgt[i, L - 1] = a
-        tgt[i, L] = vocab["[EOS]"]
-    T = int((ids != vocab["[PAD]"]).sum(1).max())
-    return ids[:, :T], tgt[:, :T]
+# encode_questions: common.py (same code; MAX_T is 24 in model.py and model_v2.py).
 
 
 def stage2(args, dev):
