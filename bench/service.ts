@@ -1,21 +1,24 @@
 /**
  * The running service under load, over loopback: `npm run api` and `npm run worker` as child processes
  * (as in production, under a private queue prefix and data directory), then closed-loop clients at
- * 1, 4 and 16 concurrent connections. Each client uploads a held-out scene (POST /v1/jobs), follows its
- * Server-Sent Events until `completed`, and starts the next job. Reports jobs per second, p50/p99 of
+ * 1, 4 and 16 concurrent connections. Each client uploads a held-out scene (POST /v1/jobs with
+ * `Prefer: wait=30`, so the finished job comes back in the answer) and starts the next job; at one
+ * client, half of each round follows its job the way without `Prefer: wait` (POST, then the job's
+ * Server-Sent Events until `completed`), reported on its own row. Reports jobs per second, p50/p99 of
  * the end-to-end latency, the latency the API and queue add over the same request run in-process
  * (runPipeline, median of the same image, method and budget, with the model loaded as the worker loads
  * it; run between tenths of the one-client level, so both see the same machine), and the largest
  * event-loop delay the API process saw during each level (prom-client's monitorEventLoopDelay max, reset
- * at every scrape). For the one-client level, where that time goes: the POST, the wait for a worker,
- * the worker, and the way back to the client, from the timestamps BullMQ keeps on each job.
+ * at every scrape). For the one-client level, where that time goes, for both ways: the upload until the
+ * job is added, the wait for a worker, the worker, and the way back to the client, from the timestamps
+ * BullMQ keeps on each job.
  *
  * Then throughput against the number of worker processes (1, 2, 3 by default) at a fixed number of
  * clients, with the CPU time the API and the workers spent per job (from /proc), which bounds what
  * more workers can give on this machine's cores.
  *
  *   npx tsx bench/service.ts [--seconds S] [--levels 1,4,16] [--workers 1,2,3] [--scale-clients 8]
- *                            [--scale-seconds S] [--markdown]
+ *                            [--scale-seconds S] [--markdown] [--cpu-prof DIR]
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -46,6 +49,7 @@ const { values } = parseArgs({
     "scale-clients": { type: "string", default: "8" },
     "scale-seconds": { type: "string" },
     markdown: { type: "boolean", default: false },
+    "cpu-prof": { type: "string" },
   },
 });
 const seconds = Number(values.seconds);
@@ -73,7 +77,10 @@ async function freePort(): Promise<number> {
 
 function start(entry: string, env: NodeJS.ProcessEnv): ChildProcess {
   // node with tsx's loader, not the tsx CLI: the pid is the process itself (its CPU time, its signals).
-  const child = spawn(process.execPath, ["--import", "tsx", entry], {
+  // --cpu-prof DIR: V8 CPU profiles of the API and worker processes (and the worker's threads), written
+  // when they exit, for chrome://inspect or `node --cpu-prof`'s usual readers.
+  const prof = values["cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", values["cpu-prof"]] : [];
+  const child = spawn(process.execPath, [...prof, "--import", "tsx", entry], {
     env,
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -107,15 +114,29 @@ interface JobTiming {
   ms: number;
 }
 
-/** Uploads one job and resolves when its SSE stream reports completion. */
-async function oneJob(base: string, image: Buffer, prompt: string): Promise<JobTiming> {
+/**
+ * How a client follows its job: `wait` posts with `Prefer: wait=30` and gets the finished job in the
+ * answer (what a client that wants the result soonest does); `sse` posts, then reads the job's event
+ * stream until `completed` (the way before `Prefer: wait`, and what a client that shows progress does).
+ */
+type Mode = "wait" | "sse";
+
+/** Uploads one job and resolves when the client has its end (the 200 answer, or `completed`). */
+async function oneJob(base: string, image: Buffer, prompt: string, mode: Mode = "wait"): Promise<JobTiming> {
   const t0 = performance.now();
   const form = new FormData();
   form.append("file", new Blob([new Uint8Array(image)], { type: "image/png" }), "scene.png");
   form.append("prompt", prompt);
   form.append("method", METHOD);
   form.append("keep", KEEP);
-  const post = await fetch(`${base}/v1/jobs`, { method: "POST", body: form });
+  const headers: Record<string, string> = mode === "wait" ? { Prefer: "wait=30" } : {};
+  const post = await fetch(`${base}/v1/jobs`, { method: "POST", body: form, headers });
+  if (post.status === 200) {
+    const job = (await post.json()) as { id: string; status: string };
+    if (job.status !== "completed") throw new Error(`job ${job.id} ${job.status}`);
+    const ms = performance.now() - t0;
+    return { id: job.id, start: performance.timeOrigin + t0, postMs: ms, ms };
+  }
   if (post.status !== 202) throw new Error(`POST /v1/jobs: ${post.status} ${await post.text()}`);
   const { id } = (await post.json()) as { id: string };
   const postMs = performance.now() - t0;
@@ -164,13 +185,14 @@ async function runClients(
   base: string,
   c: number,
   secs: number,
+  mode: Mode = "wait",
 ): Promise<{ lat: number[]; jobs: JobTiming[]; wall: number }> {
   const jobs: JobTiming[] = [];
   const t0 = performance.now();
   const end = t0 + secs * 1000;
   await Promise.all(
     Array.from({ length: c }, async () => {
-      while (performance.now() < end) jobs.push(await oneJob(base, image, q.question));
+      while (performance.now() < end) jobs.push(await oneJob(base, image, q.question, mode));
     }),
   );
   return { lat: jobs.map((j) => j.ms), jobs, wall: (performance.now() - t0) / 1000 };
@@ -181,49 +203,70 @@ async function runClients(
  * it, `processedOn` when a worker took it, `finishedOn` when the worker finished it; Date.now() of
  * each process, one machine's clock, 1 ms steps) and the pipeline's own total.
  */
-async function breakdown(jobs: JobTiming[]): Promise<string[]> {
+async function breakdown(byMode: Record<Mode, JobTiming[]>): Promise<string[]> {
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const queue = new Queue(QUEUE_NAMES.pipeline, { connection, prefix });
-  const seg = {
-    post: [] as number[],
-    pickup: [] as number[],
-    worker: [] as number[],
-    pipeline: [] as number[],
-    back: [] as number[],
-    total: [] as number[],
-  };
-  try {
+  const parts = async (jobs: JobTiming[]) => {
+    const seg = {
+      added: [] as number[],
+      post: [] as number[],
+      pickup: [] as number[],
+      worker: [] as number[],
+      pipeline: [] as number[],
+      back: [] as number[],
+      total: [] as number[],
+      outside: [] as number[],
+    };
     for (const j of jobs) {
       const job = await queue.getJob(j.id);
       if (!job?.processedOn || !job.finishedOn) continue;
+      seg.added.push(job.timestamp - j.start);
       seg.post.push(j.postMs);
       seg.pickup.push(job.processedOn - job.timestamp);
       seg.worker.push(job.finishedOn - job.processedOn);
       seg.pipeline.push((job.returnvalue as { timings: { total: number } }).timings.total);
       seg.back.push(j.start + j.ms - job.finishedOn);
       seg.total.push(j.ms);
+      seg.outside.push(j.ms - seg.pipeline[seg.pipeline.length - 1]);
     }
+    return seg;
+  };
+  let wait: Awaited<ReturnType<typeof parts>>;
+  let sse: Awaited<ReturnType<typeof parts>>;
+  try {
+    wait = await parts(byMode.wait);
+    sse = await parts(byMode.sse);
   } finally {
     await queue.close();
     connection.disconnect(); // a connection passed in is the caller's to close
   }
-  const row = (what: string, v: number[]) =>
-    `| ${what} | ${median(v).toFixed(1)} | ${percentile(v, 90).toFixed(1)} |`;
+  const cell = (v: number[]) =>
+    v.length ? `${median(v).toFixed(1)} | ${percentile(v, 90).toFixed(1)}` : "- | -";
+  const row = (what: string, key: keyof typeof wait, inWait = true) =>
+    `| ${what} | ${inWait ? cell(wait[key]) : "- | -"} | ${cell(sse[key])} |`;
   return [
     "",
-    `Where the time of the one-client jobs goes (${seg.total.length} jobs; medians of each part, which need not add up to the median of the whole):`,
+    `Where the time of the one-client jobs goes (${wait.total.length} jobs with \`Prefer: wait\`, ${sse.total.length} with POST then the event stream, in the same rounds; medians of each part, which need not add up to the median of the whole; the parts between processes from their Date.now(), 1 ms steps):`,
     "",
-    "| part | p50 ms | p90 ms |",
-    "|---|---|---|",
+    "| part | Prefer: wait p50 ms | p90 ms | POST, then events p50 ms | p90 ms |",
+    "|---|---|---|---|---|",
     row(
-      "POST /v1/jobs until its 202 (upload parsed and hashed, file probed and stored, job added)",
-      seg.post,
+      "request sent until the job was added (upload parsed and hashed, file probed and stored; BullMQ's timestamp)",
+      "added",
     ),
-    row("job added until a worker took it (BullMQ's timestamp to processedOn)", seg.pickup),
-    row("in the worker (processedOn to finishedOn)", seg.worker),
-    row("... of which the pipeline (the result's timings.total)", seg.pipeline),
-    row("worker finished until the client read `completed` on its event stream", seg.back),
-    row("the whole job, as the client saw it", seg.total),
+    row("POST /v1/jobs until its 202", "post", false),
+    row("job added until a worker took it (BullMQ's timestamp to processedOn)", "pickup"),
+    row("in the worker (processedOn to finishedOn)", "worker"),
+    row("... of which the pipeline (the result's timings.total)", "pipeline"),
+    row(
+      "worker finished until the client had the finished job (the 200, or `completed` on its stream)",
+      "back",
+    ),
+    row("the whole job, as the client saw it", "total"),
+    row(
+      "the whole job minus its own pipeline time (per job): what the service adds, not counting the in-process run's drift",
+      "outside",
+    ),
   ];
 }
 
@@ -306,31 +349,39 @@ try {
   for (const c of levels) {
     await loopMaxLagSeconds(base); // reset the API's event-loop histogram
     // One client: in rounds, each followed by a few in-process runs, so that both see the same
-    // stretches of this machine's load (it drifts within seconds when the machine is shared).
+    // stretches of this machine's load (it drifts within seconds when the machine is shared); each
+    // round half with `Prefer: wait`, half the way before it (POST, then the event stream).
     const rounds = c === 1 ? ROUNDS : 1;
-    const jobs: JobTiming[] = [];
-    const spent = [0, 0, 0, 0];
-    let wall = 0;
+    const byMode: Record<Mode, JobTiming[]> = { wait: [], sse: [] };
+    const spent = { wait: [0, 0, 0, 0], sse: [0, 0, 0, 0] };
+    const wall = { wait: 0, sse: 0 };
     for (let r = 0; r < rounds; r++) {
-      const cpu0 = who();
-      const round = await runClients(base, c, seconds / rounds);
-      for (const [i, v] of who().entries()) spent[i] += v - cpu0[i];
-      jobs.push(...round.jobs);
-      wall += round.wall;
+      const modes: Mode[] = c === 1 ? (r % 2 ? ["sse", "wait"] : ["wait", "sse"]) : ["wait"];
+      for (const mode of modes) {
+        const cpu0 = who();
+        const round = await runClients(base, c, seconds / rounds / modes.length, mode);
+        for (const [i, v] of who().entries()) spent[mode][i] += v - cpu0[i];
+        byMode[mode].push(...round.jobs);
+        wall[mode] += round.wall;
+      }
       if (c === 1) inproc.push(...(await inProcess(IN_PROCESS_PER_ROUND)));
     }
     if (inproc.length === 0) inproc.push(...(await inProcess(20)));
-    const lat = jobs.map((j) => j.ms);
-    const cpu = spent.map((v) => v / jobs.length);
     const lag = await loopMaxLagSeconds(base);
-    if (c === 1) parts = await breakdown(jobs);
-    rows.push(
-      `| ${c} | ${lat.length} | ${(lat.length / wall).toFixed(2)} | ${median(lat).toFixed(1)} | ${percentile(lat, 99).toFixed(1)} | ${(median(lat) - median(inproc)).toFixed(1)} | ${(median(lat) / median(inproc)).toFixed(2)} | ${cpu.map((v) => (Number.isNaN(v) ? "-" : v.toFixed(1))).join(" / ")} | ${(lag * 1000).toFixed(1)} |`,
-    );
-    if (!values.markdown) process.stderr.write(`${rows.at(-1)}\n`);
+    if (c === 1) parts = await breakdown(byMode);
+    for (const mode of c === 1 ? (["wait", "sse"] as const) : (["wait"] as const)) {
+      const jobs = byMode[mode];
+      const lat = jobs.map((j) => j.ms);
+      const cpu = spent[mode].map((v) => v / jobs.length);
+      const label = mode === "wait" ? String(c) : `${c}, POST then event stream`;
+      rows.push(
+        `| ${label} | ${lat.length} | ${(lat.length / wall[mode]).toFixed(2)} | ${median(lat).toFixed(1)} | ${percentile(lat, 99).toFixed(1)} | ${(median(lat) - median(inproc)).toFixed(1)} | ${(median(lat) / median(inproc)).toFixed(2)} | ${cpu.map((v) => (Number.isNaN(v) ? "-" : v.toFixed(1))).join(" / ")} | ${mode === "wait" ? (lag * 1000).toFixed(1) : "(with the row above)"} |`,
+      );
+      if (!values.markdown) process.stderr.write(`${rows.at(-1)}\n`);
+    }
   }
   lines.push(
-    `Each job: one 96 x 96 held-out scene, method ${METHOD}, keep ${KEEP}, a one-word answer. Redis: ${privateRedis ? "a private redis-server started by the benchmark" : "REDIS_URL"}. One API process and one worker process (WORKER_CONCURRENCY=${loadConfig(env).workerConcurrency}) on this machine; clients in the benchmark process; ${seconds} s per level. In-process runPipeline on the same request, the model loaded as the worker loads it: median ${median(inproc).toFixed(1)} ms (p99 ${percentile(inproc, 99).toFixed(1)} ms, ${inproc.length} runs, ${(inprocCpu.ms / inprocCpu.runs).toFixed(1)} CPU ms per run${levels.includes(1) ? `; ${IN_PROCESS_PER_ROUND} runs after each tenth of the one-client level` : ""}). "Added" and "x in-process" compare each p50 with that median.`,
+    `Each job: one 96 x 96 held-out scene, method ${METHOD}, keep ${KEEP}, a one-word answer. Redis: ${privateRedis ? "a private redis-server started by the benchmark" : "REDIS_URL"}. One API process and one worker process (WORKER_CONCURRENCY=${loadConfig(env).workerConcurrency}) on this machine; clients in the benchmark process, each posting with \`Prefer: wait=30\` (the job comes back in the answer: what a client that wants the result soonest does); at one client, half of each round posts, then follows the job's event stream until \`completed\` (the way before \`Prefer: wait\`, and what a client that shows progress does), its own row; ${seconds} s per level. In-process runPipeline on the same request, the model loaded as the worker loads it: median ${median(inproc).toFixed(1)} ms (p99 ${percentile(inproc, 99).toFixed(1)} ms, ${inproc.length} runs, ${(inprocCpu.ms / inprocCpu.runs).toFixed(1)} CPU ms per run${levels.includes(1) ? `; ${IN_PROCESS_PER_ROUND} runs after each tenth of the one-client level` : ""}). "Added" and "x in-process" compare each p50 with that median.`,
     "",
     "| concurrent clients | jobs | jobs per second | p50 ms | p99 ms | added over in-process (p50) ms | x in-process (p50) | CPU ms per job: API / worker / Redis / clients | API event-loop delay max ms |",
     "|---|---|---|---|---|---|---|---|---|",

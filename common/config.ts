@@ -86,6 +86,11 @@ export interface Config {
    */
   keptPngWaitMs: number;
   /**
+   * POST /v1/jobs with `Prefer: wait=N` holds the answer until the job ends, up to N seconds and at
+   * most this long, ms (0: the preference is ignored).
+   */
+  jobWaitMaxMs: number;
+  /**
    * The API sweeps blobs older than the job retention (plus an hour) and stale upload temporaries
    * this often, seconds; 0 turns the sweep off.
    */
@@ -282,6 +287,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: int(env, "VTC_SHUTDOWN_TIMEOUT_MS", 30_000),
     jobRetentionSec: int(env, "VTC_JOB_RETENTION_SEC", 24 * 3600),
     keptPngWaitMs: int(env, "VTC_KEPT_PNG_WAIT_MS", 30_000),
+    jobWaitMaxMs: int(env, "VTC_JOB_WAIT_MAX_MS", 60_000),
     blobSweepIntervalSec: int(env, "VTC_BLOB_SWEEP_INTERVAL_SEC", 3600),
     workerMetricsPort: int(env, "VTC_WORKER_METRICS_PORT", 9464),
     limits: loadLimits(env),

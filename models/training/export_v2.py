@@ -24,7 +24,7 @@ from reference import ENC_OUT, write_reference
 EVAL_SEED = 2
 KEY_ORDER = ["id", "image", "kind", "question", "answer", "type", "target_patches", "small", "crop_grid", "width",
              "height", "target_ids", "template"]
-READING = ("doc_value", "doc_key", "doc_cell", "doc_tallest")  # answers that are strings printed on the page
+READING = ("doc_value", "doc_key", "doc_cell", "doc_bar_label")  # answers that are strings printed on the page
 
 
 def _pick_scene(qs, rng, k):
@@ -46,11 +46,11 @@ def _pick_scene(qs, rng, k):
 
 
 def _pick_doc(qs, rng, k):
-    """Up to k questions: one non-reading question (rows, stamp, logo: a minority, as the issue asks), then
+    """Up to k questions: two non-reading questions (rows, stamp, logo: a minority, as the issue asks), then
     reading questions, one per reading type first, then at random; other questions only to fill up."""
     order = list(rng.permutation(len(qs)))
     other = [i for i in order if qs[i]["type"] not in READING]
-    chosen, types = other[:1], set()
+    chosen, types = other[:2], set()
     for i in order:
         if len(chosen) < k and qs[i]["type"] in READING and qs[i]["type"] not in types:
             chosen.append(i)

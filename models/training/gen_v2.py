@@ -2,9 +2,10 @@
 line bindings, image-level facts for the CLS objective, and each question's real footprint.
 
 Everything is a pure function of (split seed, index). Scenes, the crop rule and the global view are gen.py's.
-Documents: text drawn with our own 5x7 bitmap font (FONT below, one glyph = 6 x 8 px, about one 8-px patch
-tall) at random pixel positions; many distinct targets per page ("K:47" key-value lines with distinct keys and
-distinct values, a table of two-digit cells, a bar chart whose bars carry letter labels) plus filler words; the
+Documents: text drawn with our own 5x7 bitmap font (FONT below), one glyph per 8x8 cell of the page's patch
+grid (so one glyph = one crop patch; the ink at a random offset inside its cell); many distinct targets per
+page ("K:47" key-value lines with distinct keys and distinct values, a table of two-digit cells, a bar chart whose
+bars of distinct colours carry letter labels) plus filler words; the
 global view (page box-averaged by 2 or 3) blurs glyphs to 2-4 px, which is the point: the answer must be read
 in the crops. Stamps and logos are a minority. Footprints are page-patch indices (8 x 8 patches of the page,
 `row * (12 * cols) + col`), so "small target" is defined by what the answer really covers.
@@ -39,7 +40,7 @@ _FONT_ROWS = {
 # I and O are left out: at 5x7 they read as 1 and 0.
 CHARS = sorted(_FONT_ROWS)
 FONT = {c: np.array([[b == "1" for b in row] for row in rows.split()], bool) for c, rows in _FONT_ROWS.items()}
-GW, GH = 6, 8  # glyph cell in pixels (5x7 ink + 1 px spacing)
+GW, GH = 8, 8  # glyph cell = one 8x8 patch: text lines are laid on the patch grid (5x7 ink inside the cell)
 LETTERS = [c for c in CHARS if c.isalpha()]           # 24 keys / labels
 VALUES = [f"{v}" for v in range(10, 100)]             # 90 two-digit values
 
@@ -54,7 +55,9 @@ D0 = len(gen.SCENE_CLASSES)
 DC = {n: D0 + i for i, n in enumerate(DOC_CLASSES)}
 GLYPH0 = DC["glyph_" + CHARS[0]]
 BG_CLASSES = (0, D0)
-NKEY, NVAL = len(LETTERS) + 1, len(VALUES) + 1        # binding heads: index 0 = none
+CELL_KEYS = [f"r{i}c{j}" for i in range(1, 5) for j in range(1, 4)]   # table cells bind to their (row, column)
+NKEY, NVAL = len(LETTERS) + len(CELL_KEYS) + 1, len(VALUES) + 1   # binding heads: index 0 = none
+BAR_COLORS = {"blue": [70, 110, 160], "green": [60, 150, 80], "brown": [150, 90, 60], "purple": [130, 70, 160]}
 NFACT = NC + len(LETTERS)                              # CLS facts: classes present, then keys readable
 SMALL_MAX = 4                                          # a target is small when it covers <= 4 patches
 
@@ -137,13 +140,28 @@ def document(seed, idx):
 
     ink = float(rng.uniform(15, 70))
 
+    def place_text(n, rows=1):
+        """A free run of n glyph cells (x rows) on the 8-px patch grid; -> top-left pixel or None."""
+        return place_grid(n * GW, rows * GH)
+
+    def place_grid(w, h, tries=120):
+        for _ in range(tries):
+            x0 = GW * int(rng.integers(1, max(2, (W - w) // GW)))
+            y0 = GH * int(rng.integers(1, max(2, (H - h) // GH)))
+            if x0 + w <= W - 4 and y0 + h <= H - 4 and not occ[max(0, y0 - GH):y0 + h + GH, max(0, x0 - GW):x0 + w + GW].any():
+                occ[y0:y0 + h, x0:x0 + w] = True
+                return x0, y0
+        return None
+
     def text(s, x0, y0, lid=-1):
-        """Draws string s with its top-left at (x0, y0); returns the ink mask."""
+        """Draws string s one glyph per 8x8 cell from (x0, y0) (cell-aligned); the 5x7 ink sits at a random
+        offset inside the cell, the same for the whole string. Returns the ink mask."""
         mk = np.zeros((H, W), bool)
+        ox, oy = int(rng.integers(0, GW - 4)), int(rng.integers(0, GH - 6))
         for k, ch in enumerate(s):
             g = FONT[ch]
             ys, xs = np.nonzero(g)
-            py, px = y0 + ys, x0 + k * GW + xs
+            py, px = y0 + oy + ys, x0 + k * GW + ox + xs
             img[py, px] = ink + rng.normal(0, 6)
             lab[py, px] = DC["glyph_" + ch]
             mk[py, px] = True
@@ -160,11 +178,12 @@ def document(seed, idx):
     def add(q, a, t, mask):
         qs.append(dict(question=q, answer=a, type=t, mask=mask))
 
-    # table of two-digit cells (55%): rows x cols, "what is in row i column j"
+    # table of two-digit cells (55%): rows x cols, "what is in row i column j"; cells are 3 x 2 patches, the
+    # two digits in the cell's lower right 2 x 1 patches, rules on the patch borders
     if rng.random() < 0.55:
         rows, cols = int(rng.integers(2, 5)), int(rng.integers(2, 4))
-        cw, rh = 2 * GW + 7, GH + 5
-        pos = place(cols * cw + 1, rows * rh + 1)
+        cw, rh = 3 * GW, 2 * GH
+        pos = place_grid(cols * cw + 1, rows * rh + 1)
         if pos:
             x0, y0 = pos
             rule = float(rng.uniform(40, 110))
@@ -179,16 +198,16 @@ def document(seed, idx):
                 for j in range(cols):
                     v = values.pop()
                     lid = len(bind_key)
-                    bind_key.append(0)
+                    bind_key.append(1 + len(LETTERS) + CELL_KEYS.index(f"r{i + 1}c{j + 1}"))
                     bind_val.append(1 + VALUES.index(v))
-                    mk = text(v, x0 + j * cw + 4, y0 + i * rh + 3, lid)
+                    mk = text(v, x0 + j * cw + GW, y0 + i * rh + GH, lid)
                     add(f"what is in row {i + 1} column {j + 1}", v, "doc_cell", mk)
             add("how many rows does the table have", gen.NUMS[rows], "doc_rows", tmask.copy())
     # key-value lines "K:47": the bulk of the page's targets
     n_lines = int(rng.integers(5, 11)) * (r * c) // 4
     keyed = []
     for _ in range(n_lines):
-        pos = place(4 * GW, GH)
+        pos = place_text(4)
         if pos is None:
             break
         k, v = letters.pop(), values.pop()
@@ -199,33 +218,36 @@ def document(seed, idx):
         keyed.append(k)
         add(f"what is the value of {k.lower()}", v, "doc_value", mk)
         add(f"which key has the value {v}", k.lower(), "doc_key", mk)
-    # bar chart with letter labels (40%): "which bar is the tallest" -> its label
+    # bar chart (40%): 3 bars of distinct colours, a letter under each; "what is the label of the green bar".
+    # The bar and its letter share a binding (key = the letter), as a key and its value do.
     if rng.random() < 0.4 and len(letters) >= 3:
-        bw, ch = 9, int(rng.integers(28, 44))
-        cwid = 3 * (bw + 4) + 4
-        pos = place(cwid, ch + GH + 2)
+        bw, ch = GW, GH * int(rng.integers(3, 6))
+        cwid = 3 * 2 * GW
+        pos = place_grid(cwid, ch + GH + 2)
         if pos:
             x0, y0 = pos
-            img[y0 + ch - 1:y0 + ch + 1, x0:x0 + cwid] = 40
-            lab[y0 + ch - 1:y0 + ch + 1, x0:x0 + cwid] = DC["axis"]
-            hs = rng.permutation([0.95, rng.uniform(0.2, 0.45), rng.uniform(0.5, 0.75)])
-            colr = [[70, 110, 160], [60, 140, 130], [150, 90, 60]][int(rng.integers(3))]
+            img[y0 + ch - 1, x0:x0 + cwid] = 40
+            lab[y0 + ch - 1, x0:x0 + cwid] = DC["axis"]
+            hs = rng.uniform(0.3, 0.95, 3)
+            names = list(rng.permutation(sorted(BAR_COLORS)))[:3]
             labels = [letters.pop() for _ in range(3)]
-            bars = np.zeros((H, W), bool)
             for k in range(3):
                 bh = int(hs[k] * (ch - 3))
-                bx = x0 + 4 + k * (bw + 4)
-                img[y0 + ch - 1 - bh:y0 + ch - 1, bx:bx + bw] = colr
+                bx = x0 + k * 2 * GW
+                lid = len(bind_key)
+                bind_key.append(1 + LETTERS.index(labels[k]))
+                bind_val.append(0)
+                img[y0 + ch - 1 - bh:y0 + ch - 1, bx:bx + bw] = BAR_COLORS[names[k]]
                 lab[y0 + ch - 1 - bh:y0 + ch - 1, bx:bx + bw] = DC["bar"]
-                bars[y0 + ch - 1 - bh:y0 + ch - 1, bx:bx + bw] = True
-                lm = text(labels[k], bx + 2, y0 + ch + 2)
-                if k == int(np.argmax(hs)):
-                    tall = lm
-            add("which bar is the tallest", labels[int(np.argmax(hs))].lower(), "doc_tallest", bars | tall)
+                line_id[y0 + ch - 1 - bh:y0 + ch - 1, bx:bx + bw] = lid
+                bar = np.zeros((H, W), bool)
+                bar[y0 + ch - 1 - bh:y0 + ch - 1, bx:bx + bw] = True
+                lm = text(labels[k], bx, y0 + ch, lid)
+                add(f"what is the label of the {names[k]} bar", labels[k].lower(), "doc_bar_label", bar | lm)
     # filler words (not key-value lines): reading the right line matters
     for _ in range(int(rng.integers(3, 9)) * (r * c) // 4):
         w = "".join(rng.choice(LETTERS, int(rng.integers(2, 5))))
-        pos = place(len(w) * GW, GH)
+        pos = place_text(len(w))
         if pos:
             text(w, *pos)
     # logo (25%) and stamp (25%): a coloured minority
@@ -265,7 +287,7 @@ def document(seed, idx):
             pls.append(pl)
             keys.append(bk[b])
             vals.append(bv[b])
-            fts.append(facts(pl, [LETTERS[x - 1] for x in np.unique(bk[b]) if x > 0]))
+            fts.append(facts(pl, [LETTERS[x - 1] for x in np.unique(bk[b]) if 0 < x <= len(LETTERS)]))
     glab = np.where((lab >= GLYPH0) & (lab < GLYPH0 + len(CHARS)), DC["text"], lab)
     gpl = patch_labels(glab)
     pls.append(gpl)
@@ -313,8 +335,9 @@ def question_words():
     for i in range(2000):
         for q in gen.scene(1, i)[3]:
             ws.update(q["question"].lower().split())
-    ws.update("what is in row column how many rows does the table have the value of which key has bar tallest "
+    ws.update("what is in row column how many rows does the table have the value of which key has label bar "
               "color stamp is there a logo".split())
+    ws.update(BAR_COLORS)
     ws.update(str(k) for k in range(1, 5))
     return ws
 

@@ -3,7 +3,8 @@
   class-probability channels, as a real encoder's hidden_states[select_layer];
 - CLS trained with an image-level multi-label objective (gen_v2.facts) through a head on the final CLS;
 - the stem adds one 3 x 3 convolution mixing neighbouring patches (a glyph straddles patch borders);
-- dense heads on the final layer: patch class, and for text patches the key and value of their line;
+- dense heads on the select layer: patch class, and for text patches the key and value of their line (the
+  key of a table cell is its row and column, of a bar its letter);
 - the projector consumes the 128-wide features only (LayerNorm, SwiGLU 3 x width, linear) + positions;
 - the decoder (register token, one visual block, 3 text blocks) can return the answer position's
   cross-attention of the last block, for the optional grounding loss of stage2_v2.py.
@@ -85,6 +86,7 @@ class EncoderV2(nn.Module):
         self.pos = nn.Parameter(torch.randn(1, GRID * GRID + 1, WIDTH) * 0.02)
         self.blocks = nn.ModuleList([Block() for _ in range(LAYERS)])
         self.norm = nn.LayerNorm(WIDTH)
+        self.snorm = nn.LayerNorm(WIDTH)                 # the dense heads read the select layer (see heads())
         self.head = nn.Linear(WIDTH, gen_v2.NC)          # patch class
         self.key_head = nn.Linear(WIDTH, gen_v2.NKEY)    # key of the patch's line (0 = none)
         self.val_head = nn.Linear(WIDTH, gen_v2.NVAL)    # value of the patch's line or cell (0 = none)
@@ -103,8 +105,12 @@ class EncoderV2(nn.Module):
         h = self.norm(x)
         return h, out
 
-    def heads(self, h):
-        t = h[:, 1:]
+    def heads(self, h, out):
+        """Dense heads on the select layer's hidden state (what the projector is fed: a real encoder's
+        penultimate layer carries what its patches show, linearly), the CLS facts on the final layer. With the
+        dense heads on the final layer (the run of 2026-12-01) the select layer carried too little of the
+        line bindings for the decoder to read them."""
+        t = self.snorm(out[SELECT_LAYER][0][:, 1:])
         return self.head(t), self.key_head(t), self.val_head(t), self.facts(h[:, 0])
 
     def features(self, x):

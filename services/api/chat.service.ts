@@ -23,6 +23,7 @@ import {
   rejectProtoKey,
 } from "./chat.schemas.ts";
 import type { JobEventsHub } from "./events.ts";
+import { waitForJobEnd } from "./job-wait.ts";
 import { type JobsService, jobLinks, type UploadedFile } from "./jobs.service.ts";
 import { type JobRequest, parseJobRequest, type RequestLimits, renameField } from "../../pipeline/request.ts";
 
@@ -238,40 +239,19 @@ export class ChatService {
     return { job, images, rename, params };
   }
 
-  /**
-   * Adds the job and waits for its end: the events hub says when (subscribed before the job exists,
-   * so no event is missed), and a slow poll of the job's state covers a lost event.
-   */
+  /** Adds the job and waits for its end (job-wait.ts: subscribed before the job exists). */
   async runJob(
     jobId: string,
     submit: () => Promise<PipelineJobData>,
     rename: (field: string) => string,
     signal?: AbortSignal,
   ): Promise<{ data: PipelineJobData; result: PipelineJobResult }> {
-    const { hub } = this.deps;
     const repo = this.deps.jobs.repo;
     const timeoutMs = this.deps.config.chat.timeoutMs;
-    let unsubscribe = () => {};
-    let poll: NodeJS.Timeout | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    let onAbort = () => {};
-    const ended = new Promise<"completed" | "failed" | "timeout" | "aborted">((resolve) => {
-      const check = async () => {
-        const state = await repo.status(jobId).catch(() => "unknown");
-        if (state === "completed" || state === "failed") resolve(state);
-      };
-      unsubscribe = hub.subscribe(jobId, (e) => {
-        if (e.type === "completed") resolve("completed");
-        else if (e.type === "failed") void check(); // final only when the job is in the failed set
-      });
-      poll = setInterval(() => void check(), 2000);
-      timer = setTimeout(() => resolve("timeout"), timeoutMs);
-      onAbort = () => resolve("aborted");
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
+    const wait = waitForJobEnd(this.deps.hub, (id) => repo.status(id), jobId, timeoutMs, signal);
     try {
       const data = await submit();
-      const how = await ended;
+      const how = await wait.ended;
       if (how === "aborted") throw new VtcError("the client went away", { code: "bad_request", status: 499 });
       if (how === "timeout") {
         throw new VtcError(
@@ -279,17 +259,15 @@ export class ChatService {
           { code: "timeout", status: 504, limit: timeoutMs },
         );
       }
-      const job = await repo.find(jobId);
+      // Completed: its result is in the job already (one read, not the state and the job).
+      const job = how === "completed" ? await repo.findIn(jobId, "completed") : await repo.find(jobId);
       if (!job) throw new VtcError(`job ${jobId} is gone`, { code: "job_failed" });
       if (how === "completed" && job.result) return { data, result: job.result };
       const err = fromWire(job.failure ?? { code: "internal", message: "failed", status: 500 });
       if (err instanceof InputError) throw renameField(err, rename);
       throw new VtcError(`job ${jobId} failed: ${err.message}`, { code: "job_failed" });
     } finally {
-      unsubscribe();
-      clearInterval(poll);
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
+      wait.stop();
     }
   }
 

@@ -20,7 +20,9 @@ import type {
   PipelineJobResult,
 } from "../shared/queues.ts";
 import type { JobRequest, RequestLimits } from "../../pipeline/request.ts";
+import type { JobEventsHub } from "./events.ts";
 import { JobRepository, type JobStatus, type StoredJob } from "./job-repository.ts";
+import { waitForJobEnd } from "./job-wait.ts";
 import { jobRequestFromFields } from "./schemas.ts";
 
 export { type JobStatus, statusOf } from "./job-repository.ts";
@@ -43,6 +45,8 @@ export interface JobServiceDeps {
   config: Config;
   /** What a request is checked against (the service's limits and the model manifest's). */
   requestLimits: () => Promise<RequestLimits>;
+  /** Job events (QueueEvents): what a request that waits for its job's end listens to. */
+  hub?: JobEventsHub;
 }
 
 export interface JobFailure {
@@ -129,13 +133,17 @@ export class JobsService {
   }
 
   /**
-   * POST /v1/jobs. Returns the job and whether this call created it (false: an idempotent replay).
+   * POST /v1/jobs. Returns the job, whether this call created it (false: an idempotent replay), and
+   * whether it has finished. With `waitMs` (`Prefer: wait`) the answer waits up to that long for the
+   * job's end (subscribed before the job is added) and then carries the finished job; a client that
+   * goes away (`signal`) stops the wait, not the job.
    */
   async create(
     fields: Record<string, unknown>,
     files: UploadedFile[],
     idempotencyKey?: string,
-  ): Promise<{ view: JobView; created: boolean }> {
+    opts: { waitMs?: number; signal?: AbortSignal } = {},
+  ): Promise<{ view: JobView; created: boolean; finished: boolean }> {
     if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
       throw new InputError("Idempotency-Key: 1 to 255 characters", {
         code: "bad_request",
@@ -146,6 +154,32 @@ export class JobsService {
     const parsed = await this.parse(fields, files);
     const fingerprint = JobsService.fingerprint(parsed, files);
     const jobId = JobsService.jobIdFor(idempotencyKey);
+    const { hub } = this.deps;
+    const wait =
+      opts.waitMs && opts.waitMs > 0 && hub
+        ? waitForJobEnd(hub, (id) => this.repo.status(id), jobId, opts.waitMs, opts.signal)
+        : null;
+    try {
+      const { view, created } = await this.createNow(jobId, parsed, files, fingerprint, idempotencyKey);
+      if (!wait || isFinished(view.status)) return { view, created, finished: isFinished(view.status) };
+      const how = await wait.ended;
+      if (how === "failed") return { view: await this.get(jobId), created, finished: true };
+      // Completed: its event says so, the job is read once (not its state, then the job).
+      const done = how === "completed" ? await this.repo.findIn(jobId, "completed") : null;
+      return done ? { view: this.view(done), created, finished: true } : { view, created, finished: false };
+    } finally {
+      wait?.stop();
+    }
+  }
+
+  /** The job of a request: an idempotent replay's, or a new one. */
+  private async createNow(
+    jobId: string,
+    parsed: JobRequest,
+    files: UploadedFile[],
+    fingerprint: string,
+    idempotencyKey: string | undefined,
+  ): Promise<{ view: JobView; created: boolean }> {
     if (idempotencyKey) {
       const existing = await this.repo.find(jobId);
       if (existing) return { view: this.replay(existing, fingerprint), created: false };
@@ -426,6 +460,10 @@ const QUEUE_RECORDS = new Set([
   "wait",
   "waiting-children",
 ]);
+
+function isFinished(status: JobStatus): boolean {
+  return status === "completed" || status === "failed";
+}
 
 export function isJobId(id: string): boolean {
   return /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id) && !QUEUE_RECORDS.has(id);

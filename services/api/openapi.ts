@@ -110,6 +110,17 @@ export function buildOpenApi(limits: Limits, requestLimits: RequestLimits, catal
     schema: { type: "string", minLength: 1, maxLength: 255 },
     description: "A retry with the same key returns the same job (or batch) instead of making a new one",
   };
+  const prefer = {
+    name: "Prefer",
+    in: "header",
+    required: false,
+    schema: { type: "string", examples: ["wait=30"] },
+    description:
+      "`wait=N` (RFC 7240, N in whole seconds): hold the answer until the job ends, up to N s (at most " +
+      "VTC_JOB_WAIT_MAX_MS, default 60 s): 200 with the finished job (completed or failed, as GET " +
+      "/v1/jobs/{id} shows it) when it ends in time, else 202 as without it. Saves the second request " +
+      "and the event stream for a job that is quick. Other preferences are ignored.",
+  };
   const idParam = { name: "id", in: "path", required: true, schema: { type: "string" } };
   const index = (name: string, what: string) => ({
     name,
@@ -146,9 +157,27 @@ export function buildOpenApi(limits: Limits, requestLimits: RequestLimits, catal
           operationId: "createJob",
           tags: ["jobs"],
           summary: "Submit files with a prompt; compress their visual tokens with a method and answer",
-          parameters: [idem],
+          parameters: [idem, prefer],
           requestBody: multipart(jobFields, limits.maxFiles),
-          responses: { "202": answer("Accepted: the job is queued", "JobAccepted"), ...UPLOAD_ERRORS },
+          responses: {
+            "200": {
+              ...answer(
+                "With `Prefer: wait=N`: the job finished within the wait (completed or failed)",
+                "Job",
+              ),
+              headers: {
+                "Preference-Applied": {
+                  description: "`wait=N`: the wait the server applied, s",
+                  schema: { type: "string" },
+                },
+              },
+            },
+            "202": answer(
+              "Accepted: the job is queued (with `Prefer: wait`, it did not finish within the wait)",
+              "JobAccepted",
+            ),
+            ...UPLOAD_ERRORS,
+          },
         },
       },
       "/v1/jobs/{id}": {

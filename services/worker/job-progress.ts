@@ -1,85 +1,75 @@
 /**
- * A running compress job's progress in Redis. Every report goes to the job's log, the history an event
- * stream replays (every stage, in order: job-stream.ts). The `progress` event (job.updateProgress,
- * which also sets job.progress) goes out at most every `gapMs`, counted from the job's start: a report
- * that comes sooner is sent when that time has passed, unless a later one or the job's end comes
- * first. A job shorter than that sends no event instead of one per stage, and a stream reads the
- * reports from the log when the job ends: each event is work for Redis, every API process's event
- * reader and every stream of the job, all on the same CPUs as the job itself.
+ * A running compress job's progress in Redis. Every stage goes to the job's log, the history an event
+ * stream replays (job-stream.ts), and the latest report goes out as a `progress` event
+ * (job.updateProgress, which also sets job.progress). Both are written at most every `gapMs`, counted
+ * from the job's start: the reports of a gap wait, and when it ends they go to the log in one round
+ * trip (the latest of each stage: a client sees every stage, in order), followed by the event for the
+ * last of them. The job's end writes what waits to the log, without an event. So a job shorter than
+ * the gap writes its log once, after its pipeline, and sends no progress event: while the pipeline
+ * runs, its worker's event loop and Redis leave the CPUs to it (each write was work for Redis, the
+ * worker, every API process's event reader and every stream of the job, on the cores the pipeline
+ * runs on), and a stream reads the stages from the log when the job ends.
  *
- * Each event carries `seq`, its entry's position in the log, so a stream sends it without reading the
- * log back: the first entry's position comes from Redis (the log may hold earlier attempts), the next
- * ones follow it; a failed write makes the next one ask again. One write at a time: progress-writer.ts.
+ * Each event carries `seq`, its entry's position in the log (the log's length after the write, which
+ * counts an earlier attempt's entries too), so a stream sends it without reading the log back. One
+ * write at a time; a failed write loses those reports, never the job.
  */
-import type { Job } from "bullmq";
 import type { JobProgress, ProgressEvent } from "../shared/queues.ts";
-import { progressWriter } from "./progress-writer.ts";
 
-/** The shortest time between two `progress` events of a job, ms. */
+/** The shortest time between two progress writes of a job (log and event), ms. */
 export const PROGRESS_EVENT_GAP_MS = 100;
+
+/** Where a job's progress goes: its log and its `progress` event. */
+export interface ProgressSink {
+  /** Appends the entries to the job's log in order, in one write; resolves with the log's length. */
+  log(entries: string[]): Promise<number>;
+  updateProgress(e: ProgressEvent): Promise<unknown>;
+}
 
 export interface JobProgressReporter {
   report(p: JobProgress): void;
-  /** The job is over: waits for the log entries queued; a report not sent as an event stays unsent. */
+  /** The job is over: writes the reports that wait to the log (no event) and waits for every write. */
   end(): Promise<void>;
 }
 
-export function jobProgress(
-  job: Pick<Job, "log" | "updateProgress">,
-  gapMs = PROGRESS_EVENT_GAP_MS,
-): JobProgressReporter {
-  let seq: number | null = null;
-  let lastEvent = Date.now(); // the job's start: its first event comes `gapMs` into it
-  /** Logged, not yet sent as an event. */
-  let unsent: ProgressEvent | null = null;
+export function jobProgress(sink: ProgressSink, gapMs = PROGRESS_EVENT_GAP_MS): JobProgressReporter {
+  let lastWrite = Date.now(); // the job's start: its first write comes `gapMs` into it
+  /** Reported, not yet written: the latest report of each stage, in order. */
+  let waiting: JobProgress[] = [];
   let timer: NodeJS.Timeout | undefined;
   let ended = false;
-  const send = (e: ProgressEvent) => {
-    lastEvent = Date.now();
-    unsent = null;
-    return job.updateProgress(e);
-  };
-  const writer = progressWriter<JobProgress>(
-    async (p) => {
-      const entry = JSON.stringify({ progress: p });
-      try {
-        let logged: Promise<unknown> = Promise.resolve();
-        if (seq === null) seq = await job.log(entry);
-        else {
-          seq += 1;
-          logged = job.log(entry);
-        }
-        const e: ProgressEvent = { ...p, seq };
-        const wait = lastEvent + gapMs - Date.now();
-        if (wait <= 0) {
-          // The entry's command goes out first on the connection: the event never precedes it.
-          await Promise.all([logged, send(e)]);
-          return;
-        }
-        unsent = e;
-        await logged;
-        timer ??= setTimeout(sendLater, wait);
-      } catch (err) {
-        seq = null;
-        throw err;
-      }
-    },
-    (a, b) => a.stage === b.stage,
-  );
-  function sendLater(): void {
-    timer = undefined;
-    // After the writes queued so far, so that the entry is in the log before its event.
-    void writer
-      .settle()
-      .then(() => (!ended && unsent ? send(unsent) : undefined))
+  let writes: Promise<void> = Promise.resolve();
+  const write = (withEvent: boolean): Promise<void> => {
+    writes = writes
+      .then(async () => {
+        if (waiting.length === 0) return;
+        const batch = waiting;
+        waiting = [];
+        const length = await sink.log(batch.map((p) => JSON.stringify({ progress: p })));
+        // After the log write's answer: the entry an event points at is always in the log.
+        if (withEvent && !ended) await sink.updateProgress({ ...batch[batch.length - 1], seq: length });
+      })
       .catch(() => {});
-  }
+    return writes;
+  };
+  const tick = () => {
+    timer = undefined;
+    lastWrite = Date.now();
+    void write(true);
+  };
   return {
-    report: (p) => writer.report(p),
+    report(p) {
+      if (ended) return;
+      const last = waiting.length - 1;
+      if (last >= 0 && waiting[last].stage === p.stage) waiting[last] = p;
+      else waiting.push(p);
+      timer ??= setTimeout(tick, Math.max(0, lastWrite + gapMs - Date.now()));
+    },
     async end() {
       ended = true;
       clearTimeout(timer);
-      await writer.settle();
+      timer = undefined;
+      await write(false);
     },
   };
 }

@@ -12,7 +12,24 @@ import {
 import { isLlmError, isTransientLlmError } from "../../pipeline/llm/errors.ts";
 import { checkJobData } from "./job-data.ts";
 import { AbortedError, type InferencePool } from "./pool.ts";
-import { jobProgress } from "./job-progress.ts";
+import { jobProgress, type ProgressSink } from "./job-progress.ts";
+
+/** Appends entries to a job's log in one write (job-log.ts); resolves with the log's length. */
+export type AppendLog = (jobId: string, entries: string[]) => Promise<number>;
+
+/** The job's progress sink: its log written by `appendLog` in one round trip, else entry by entry. */
+function progressSink(job: Job, appendLog?: AppendLog): ProgressSink {
+  return {
+    log: appendLog
+      ? (entries) => appendLog(job.id!, entries)
+      : async (entries) => {
+          let n = 0;
+          for (const e of entries) n = await job.log(e);
+          return n;
+        },
+    updateProgress: (e) => job.updateProgress(e),
+  };
+}
 
 /**
  * Runs one compress job in the inference pool. Bad input fails at once (UnrecoverableError, with the
@@ -24,9 +41,11 @@ export async function processCompress(
   job: Job<PipelineJobData, PipelineJobResult>,
   token?: string,
   timeoutMs?: number,
+  appendLog?: AppendLog,
 ): Promise<PipelineJobResult> {
-  // Progress: every report in the job's log, `progress` events at most every 100 ms (job-progress.ts).
-  const progress = jobProgress(job);
+  // Progress: every stage in the job's log, log writes and `progress` events at most every 100 ms
+  // (job-progress.ts).
+  const progress = jobProgress(progressSink(job, appendLog));
   try {
     // A job enqueued directly with bad data fails here with bad_request naming the field.
     const data = checkJobData(job.data);
@@ -110,11 +129,22 @@ export async function processKeptPng(
   await deps.record(jobId, value);
 }
 
-export function dispatcher(pool: InferencePool, jobTimeoutMs?: number, pictures?: PictureDeps) {
+export function dispatcher(
+  pool: InferencePool,
+  jobTimeoutMs?: number,
+  pictures?: PictureDeps,
+  appendLog?: AppendLog,
+) {
   return async (job: Job, token?: string): Promise<unknown> => {
     switch (job.name) {
       case JOB_NAMES.compress:
-        return processCompress(pool, job as Job<PipelineJobData, PipelineJobResult>, token, jobTimeoutMs);
+        return processCompress(
+          pool,
+          job as Job<PipelineJobData, PipelineJobResult>,
+          token,
+          jobTimeoutMs,
+          appendLog,
+        );
       case JOB_NAMES.keptPng:
         if (!pictures) throw new UnrecoverableError("this worker draws no pictures");
         return processKeptPng(pool, job as Job<KeptPngJobData>, pictures, token, jobTimeoutMs);

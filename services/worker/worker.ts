@@ -16,6 +16,7 @@ import { ortThreadsPerInference } from "./runner.ts";
 import { InferencePool, PIPELINE_RUNNER } from "./pool.ts";
 import { dispatcher } from "./processors.ts";
 import { recordPictures } from "./job-pictures.ts";
+import { appendJobLog } from "./job-log.ts";
 
 export interface WorkerService {
   worker: Worker;
@@ -49,12 +50,18 @@ export function createWorkerService(
   );
   const worker: Worker = new Worker(
     QUEUE_NAMES.pipeline,
-    dispatcher(pool, config.jobTimeoutMs, {
-      readJob: (id) => Job.fromId(worker, id),
-      // BullMQ's Redis client is ioredis (its interface type does not list `eval`).
-      record: async (id, value) =>
-        recordPictures((await worker.backend.client) as unknown as Redis, worker.toKey(id), value),
-    }),
+    dispatcher(
+      pool,
+      config.jobTimeoutMs,
+      {
+        readJob: (id) => Job.fromId(worker, id),
+        // BullMQ's Redis client is ioredis (its interface type does not list `eval`).
+        record: async (id, value) =>
+          recordPictures((await worker.backend.client) as unknown as Redis, worker.toKey(id), value),
+      },
+      async (id, entries) =>
+        appendJobLog((await worker.backend.client) as unknown as Redis, worker.toKey(id), entries),
+    ),
     {
       connection: createRedis(config.redisUrl),
       prefix: config.queuePrefix,

@@ -101,6 +101,68 @@ async function submit(prompt: string): Promise<{ id: string; links: Record<strin
 
 const STAGES = ["decode", "encode", "compress", "llm"];
 
+/** POST /v1/jobs with `Prefer`, and the time the answer took. */
+async function submitWaiting(prompt: string, prefer: string, headers: Record<string, string> = {}) {
+  const t = performance.now();
+  const res = await fetch(`${h.base}/v1/jobs`, {
+    method: "POST",
+    body: form([["a.png", image]], { prompt, method: "fopru", keep: 4 }),
+    headers: { Prefer: prefer, ...headers },
+  });
+  // biome-ignore lint/suspicious/noExplicitAny: response bodies are checked field by field
+  const body = (await res.json()) as any;
+  return { res, body, ms: performance.now() - t };
+}
+
+describe("POST /v1/jobs with Prefer: wait=N (RFC 7240)", () => {
+  it("a job that ends within the wait: 200 with the finished job, as GET shows it", async () => {
+    const { res, body } = await submitWaiting("spin:20", "wait=20", { "Idempotency-Key": "prefer-quick" });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("preference-applied")).toBe("wait=20");
+    expect(res.headers.get("location")).toBe(`/v1/jobs/${body.id}`);
+    expect(body).toMatchObject({ status: "completed", progress: { stage: "done" }, error: null });
+    expect(body.result.answer).toBe("test");
+    const got = await (await fetch(`${h.base}/v1/jobs/${body.id}`)).json();
+    expect(got).toEqual(body);
+    // Its log holds every stage, for a stream opened later.
+    const events = await readEvents(`${h.base}${body.links.events}`, { lastEventId: "0" });
+    expect(
+      events.filter((e) => e.event === "progress").map((e) => (e.data as { stage: string }).stage),
+    ).toEqual(STAGES);
+    // A retry of the finished job with the same key: the same job at once, still 200.
+    const again = await submitWaiting("spin:20", "wait=20", { "Idempotency-Key": "prefer-quick" });
+    expect(again.res.status).toBe(200);
+    expect(again.res.headers.get("idempotent-replayed")).toBe("true");
+    expect(again.body).toEqual(body);
+  });
+
+  it("a failed job: 200 with the job and its error", async () => {
+    const { res, body } = await submitWaiting("bad-input", "respond-async, wait=20");
+    expect(res.status).toBe(200);
+    expect(body).toMatchObject({ status: "failed", result: null, error: { code: "corrupt_file" } });
+  });
+
+  it("a job that outlasts the wait: 202 with the usual body after about N s; the job goes on", async () => {
+    const { res, body, ms } = await submitWaiting("spin:2500", "wait=1");
+    expect(res.status).toBe(202);
+    expect(res.headers.get("preference-applied")).toBe("wait=1");
+    expect(Object.keys(body).sort()).toEqual(["id", "links", "status"]);
+    expect(ms).toBeGreaterThanOrEqual(950);
+    expect(ms).toBeLessThan(2400);
+    const end = await readEvents(`${h.base}${body.links.events}`);
+    expect(end.at(-1)!.event).toBe("completed");
+  });
+
+  it("no wait, or one that is not a number of seconds: 202 at once, as without Prefer", async () => {
+    for (const prefer of ["wait=0", "wait", "wait=soon", "respond-async"]) {
+      const { res, body } = await submitWaiting("spin:300", prefer);
+      expect(res.status).toBe(202);
+      expect(res.headers.get("preference-applied")).toBeNull();
+      expect(body.status).toBe("queued");
+    }
+  });
+});
+
 describe("SSE", () => {
   it("EventSource: ids increase across a reconnect, Last-Event-ID resumes, the client stops after `completed`", async () => {
     const { links } = await submit("spin:1200");

@@ -1,63 +1,102 @@
 /**
- * A job's progress in Redis (services/worker/job-progress.ts), against a recording job: every report
- * in the log, in order, numbered; `progress` events at most one per gap from the job's start, the
- * latest of a gap sent when it ends, none after the job's end; never an event before its entry.
+ * A job's progress in Redis (services/worker/job-progress.ts), against a recording sink: every stage
+ * in the log, in order, numbered; log writes and `progress` events at most one per gap from the job's
+ * start (the gap's reports in one write, the event for the latest after it), none but the log's last
+ * write at the job's end; never an event before its entry.
  */
 import { describe, expect, it } from "vitest";
 import { jobProgress } from "../../services/worker/job-progress.ts";
 import type { ProgressEvent } from "../../services/shared/queues.ts";
 
-function recordingJob(earlierEntries = 0) {
+function recordingSink(earlierEntries = 0) {
   const log: string[] = Array.from({ length: earlierEntries }, () => "{}");
+  const writes: number[] = [];
   const events: ProgressEvent[] = [];
   return {
     log,
+    writes,
     events,
-    job: {
-      // Like Redis on one connection: a command takes effect in the order sent, its answer comes later.
-      async log(entry: string) {
-        log.push(entry);
+    sink: {
+      // Like Redis: the entries take effect when sent, the answer comes later.
+      async log(entries: string[]) {
+        log.push(...entries);
+        writes.push(entries.length);
         const n = log.length;
         await new Promise((r) => setTimeout(r, 2));
         return n;
       },
-      async updateProgress(e: unknown) {
-        const p = e as ProgressEvent;
+      async updateProgress(e: ProgressEvent) {
         // The entry an event points at is always in the log already.
-        expect(log.length).toBeGreaterThanOrEqual(p.seq!);
-        events.push(p);
+        expect(log.length).toBeGreaterThanOrEqual(e.seq!);
+        events.push(e);
       },
     },
   };
 }
 
 const stages = ["decode", "preprocess", "encode", "compress", "project", "llm"] as const;
+const stagesOf = (log: string[]) => log.map((e) => JSON.parse(e).progress.stage);
 
 describe("jobProgress", () => {
-  it("a job shorter than the gap: every stage logged, no event", async () => {
-    const r = recordingJob(3); // a retry: the log holds an earlier attempt's entries
-    const p = jobProgress(r.job, 200);
-    for (const [i, stage] of stages.entries()) p.report({ stage, percent: i * 10 });
+  it("a job shorter than the gap: one log write at its end with every stage, no event", async () => {
+    const r = recordingSink(3); // a retry: the log holds an earlier attempt's entries
+    const p = jobProgress(r.sink, 200);
+    for (const [i, stage] of stages.entries()) {
+      p.report({ stage, percent: i * 10 });
+      p.report({ stage, percent: i * 10 + 5 }); // the same stage again: its latest report is kept
+    }
+    expect(r.writes).toEqual([]); // nothing while the pipeline runs
     await p.end();
     await new Promise((res) => setTimeout(res, 250));
-    expect(r.log.slice(3).map((e) => JSON.parse(e).progress.stage)).toEqual([...stages]);
+    expect(r.writes).toEqual([stages.length]);
+    expect(stagesOf(r.log.slice(3))).toEqual([...stages]);
+    expect(JSON.parse(r.log[3]).progress.percent).toBe(5);
     expect(r.events).toEqual([]);
+    p.report({ stage: "llm", percent: 100 }); // after the end: dropped
+    await new Promise((res) => setTimeout(res, 250));
+    expect(r.writes).toEqual([stages.length]);
   });
 
-  it("a longer job: the latest report of each gap goes out when the gap ends", async () => {
-    const r = recordingJob();
-    const p = jobProgress(r.job, 50);
+  it("a longer job: each gap's reports in one write, then an event for the latest", async () => {
+    const r = recordingSink(1);
+    const p = jobProgress(r.sink, 50);
     p.report({ stage: "decode", percent: 0 });
     p.report({ stage: "encode", percent: 20 });
     p.report({ stage: "compress", percent: 50 });
     await new Promise((res) => setTimeout(res, 120));
     p.report({ stage: "llm", percent: 80 });
     await new Promise((res) => setTimeout(res, 120));
+    p.report({ stage: "llm", percent: 90 });
     await p.end();
+    expect(r.writes).toEqual([3, 1, 1]);
     expect(r.events.map((e) => [e.stage, e.seq])).toEqual([
-      ["compress", 3],
-      ["llm", 4],
+      ["compress", 4],
+      ["llm", 5],
     ]);
-    expect(r.log).toHaveLength(4);
+    expect(stagesOf(r.log.slice(1))).toEqual(["decode", "encode", "compress", "llm", "llm"]);
+  });
+
+  it("a failed write loses its reports, not the next ones", async () => {
+    let fail = true;
+    const logged: string[] = [];
+    const p = jobProgress(
+      {
+        async log(entries) {
+          if (fail) {
+            fail = false;
+            throw new Error("connection lost");
+          }
+          logged.push(...entries);
+          return logged.length;
+        },
+        async updateProgress() {},
+      },
+      20,
+    );
+    p.report({ stage: "decode", percent: 0 });
+    await new Promise((res) => setTimeout(res, 60));
+    p.report({ stage: "encode", percent: 20 });
+    await p.end();
+    expect(stagesOf(logged)).toEqual(["encode"]);
   });
 });

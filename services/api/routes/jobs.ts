@@ -8,6 +8,7 @@ import type { JobEventsHub } from "../events.ts";
 import { sendArtifact } from "../artifact-download.ts";
 import { streamJobEvents } from "../job-stream.ts";
 import type { JobsService, UploadedFile } from "../jobs.service.ts";
+import { preferredWaitMs } from "../prefer.ts";
 import type { HashedUpload } from "../upload-storage.ts";
 import { uploadMiddleware } from "../uploads.ts";
 
@@ -21,9 +22,25 @@ export function jobsRouter(deps: {
   const r = Router();
 
   r.post("/v1/jobs", uploadMiddleware(deps.config.limits, uploadTmpDir(deps.config)), async (req, res) => {
-    const { view, created } = await jobs.create(req.body ?? {}, uploadedFiles(req), idempotencyKey(req));
+    // Prefer: wait=N (RFC 7240): 200 with the finished job if it ends within N s (at most
+    // VTC_JOB_WAIT_MAX_MS), else 202 as without it. A client that goes away stops the wait, not the job.
+    const waitMs = preferredWaitMs(req.get("Prefer"), deps.config.jobWaitMaxMs);
+    const gone = new AbortController();
+    if (waitMs > 0) res.on("close", () => gone.abort());
+    const { view, created, finished } = await jobs.create(
+      req.body ?? {},
+      uploadedFiles(req),
+      idempotencyKey(req),
+      {
+        waitMs,
+        signal: gone.signal,
+      },
+    );
     if (!created) res.setHeader("Idempotent-Replayed", "true");
-    res.status(202).location(view.links.self).json({ id: view.id, status: view.status, links: view.links });
+    if (waitMs > 0) res.setHeader("Preference-Applied", `wait=${Math.ceil(waitMs / 1000)}`);
+    res.location(view.links.self);
+    if (waitMs > 0 && finished) return void res.status(200).json(view);
+    res.status(202).json({ id: view.id, status: view.status, links: view.links });
   });
 
   r.get("/v1/jobs/:id", async (req, res) => {
