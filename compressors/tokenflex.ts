@@ -21,7 +21,7 @@
  *   so n * n is about rho * S * S: on a square grid the same share of tokens TCGC keeps (rho * N). The
  *   rule is monotone in rho: a uniform image gets minSide^2 tokens, one without repeated patches
  *   S^2 (on a square grid all N, each token one patch). Decision: `minSide` defaults to 2 (a model's
- *   smallest trained n, e.g. vtc-tiny's 4 in its manifest's trained_pool_n, is the caller's to pass).
+ *   smallest trained n, the least of its manifest's projector.trained_pool_n, is the caller's to pass).
  *   keep/ratio become optional; when given they cap n at max(1, floor(sqrt(K))), which wins over
  *   minSide. stats: budgetMode, rule, rho, redundant, metric, lowLayer, nativeSide, autoSide (before
  *   the cap), cap (K or null), side (the n used). The auto-only options are ignored in fixed mode.

@@ -6,11 +6,13 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REDIS_URL } from "../helpers/redis.ts";
 import { form, type Harness, readEvents, startApi } from "./harness.ts";
 
 const WORKER = "dist/services/worker/main.js";
+const SCENES = "models/vtc-tiny/eval/scenes";
 let h: Harness;
 
 beforeAll(() => {
@@ -66,12 +68,19 @@ function startWorker(shutdownMs: number): Promise<Proc> {
 /**
  * A job of `count` held-out scenes: long enough (seconds) to be stopped in the middle. The hand-back
  * case uses 64: on a quiet machine 16 scenes could finish inside the shutdown grace and complete.
+ * The scenes are taken in name order, again from the first when the held-out set has fewer (a smoke
+ * model's set can).
  */
 async function submitLongJob(count = 16): Promise<string> {
+  const scenes = fs
+    .readdirSync(SCENES)
+    .filter((f) => f.endsWith(".png"))
+    .sort();
+  expect(scenes.length).toBeGreaterThan(0);
   const files: Array<[string, Uint8Array]> = [];
   for (let i = 0; i < count; i++) {
-    const name = `s${String(i).padStart(4, "0")}.png`;
-    files.push([name, fs.readFileSync(`models/vtc-tiny/eval/scenes/${name}`)]);
+    const name = scenes[i % scenes.length];
+    files.push([name, fs.readFileSync(path.join(SCENES, name))]);
   }
   const res = await fetch(`${h.base}/v1/jobs`, {
     method: "POST",
