@@ -28,7 +28,13 @@ export interface ProgressSink {
 
 export interface JobProgressReporter {
   report(p: JobProgress): void;
-  /** The job is over: writes the reports that wait to the log (no event) and waits for every write. */
+  /** Whether a write is under way or waits for one (asked for, its answer not yet back). */
+  readonly writing: boolean;
+  /**
+   * The job is over: writes the reports that wait to the log (no event) and waits for every write.
+   * When no write is under way, that write is handed to the sink before `end` returns, so a sink that
+   * sends at once (one Redis connection) has sent it before anything the caller sends next.
+   */
   end(): Promise<void>;
 }
 
@@ -39,17 +45,25 @@ export function jobProgress(sink: ProgressSink, gapMs = PROGRESS_EVENT_GAP_MS): 
   let timer: NodeJS.Timeout | undefined;
   let ended = false;
   let writes: Promise<void> = Promise.resolve();
+  /** Writes asked for and not yet over (the one under way, those chained after it). */
+  let pending = 0;
   const write = (withEvent: boolean): Promise<void> => {
-    writes = writes
-      .then(async () => {
-        if (waiting.length === 0) return;
-        const batch = waiting;
-        waiting = [];
-        const length = await sink.log(batch.map((p) => JSON.stringify({ progress: p })));
-        // After the log write's answer: the entry an event points at is always in the log.
-        if (withEvent && !ended) await sink.updateProgress({ ...batch[batch.length - 1], seq: length });
-      })
-      .catch(() => {});
+    const run = async () => {
+      if (waiting.length === 0) return;
+      const batch = waiting;
+      waiting = [];
+      const length = await sink.log(batch.map((p) => JSON.stringify({ progress: p })));
+      // After the log write's answer: the entry an event points at is always in the log.
+      if (withEvent && !ended) await sink.updateProgress({ ...batch[batch.length - 1], seq: length });
+    };
+    // One write at a time: after those asked for before it, else now (the sink called before this returns).
+    const after = pending > 0;
+    pending += 1;
+    writes = (after ? writes.then(run) : run())
+      .catch(() => {})
+      .finally(() => {
+        pending -= 1;
+      });
     return writes;
   };
   const tick = () => {
@@ -58,6 +72,9 @@ export function jobProgress(sink: ProgressSink, gapMs = PROGRESS_EVENT_GAP_MS): 
     void write(true);
   };
   return {
+    get writing() {
+      return pending > 0;
+    },
     report(p) {
       if (ended) return;
       const last = waiting.length - 1;

@@ -14,7 +14,11 @@ import { checkJobData } from "./job-data.ts";
 import { AbortedError, type InferencePool } from "./pool.ts";
 import { jobProgress, type ProgressSink } from "./job-progress.ts";
 
-/** Appends entries to a job's log in one write (job-log.ts); resolves with the log's length. */
+/**
+ * Appends entries to a job's log in one write (job-log.ts); resolves with the log's length. The write
+ * is sent before it returns, on the Redis connection the worker completes its jobs on (worker.ts), so
+ * Redis applies it before a completion sent after it.
+ */
 export type AppendLog = (jobId: string, entries: string[]) => Promise<number>;
 
 /** The job's progress sink: its log written by `appendLog` in one round trip, else entry by entry. */
@@ -54,7 +58,13 @@ export async function processCompress(
     // Redis round trip for nothing.
     if (!isDeepStrictEqual(data, job.data)) await job.updateData(data);
     const result = await pool.run({ jobId: job.id!, data }, (p) => progress.report(p), timeoutMs);
-    await progress.end();
+    // The log's last write: with `appendLog` and no earlier write under way it is sent now, ahead of
+    // the job's completion on the same connection (Redis runs them in that order, so whoever reads the
+    // log once the job has completed reads every stage), and its answer is not waited for: that round
+    // trip was on every job's way back. Otherwise (a write under way, or no `appendLog`) it is waited for.
+    const sentNow = appendLog !== undefined && !progress.writing;
+    const ended = progress.end();
+    if (!sentNow) await ended;
     return result;
   } catch (err) {
     await progress.end();

@@ -48,6 +48,7 @@ export function createWorkerService(
     opts.runnerModule ?? PIPELINE_RUNNER,
     { decodeTimeoutMs: config.decodeTimeoutMs, maxHeapMb: config.threadMaxHeapMb },
   );
+  let logClient: Redis | undefined;
   const worker: Worker = new Worker(
     QUEUE_NAMES.pipeline,
     dispatcher(
@@ -59,8 +60,12 @@ export function createWorkerService(
         record: async (id, value) =>
           recordPictures((await worker.backend.client) as unknown as Redis, worker.toKey(id), value),
       },
-      async (id, entries) =>
-        appendJobLog((await worker.backend.client) as unknown as Redis, worker.toKey(id), entries),
+      // The client BullMQ completes jobs on, held once resolved: the log write is then sent before
+      // appendJobLog returns, ahead of the job's completion (processors.ts AppendLog).
+      async (id, entries) => {
+        logClient ??= (await worker.backend.client) as unknown as Redis;
+        return appendJobLog(logClient, worker.toKey(id), entries);
+      },
     ),
     {
       connection: createRedis(config.redisUrl),
@@ -78,6 +83,11 @@ export function createWorkerService(
       ...opts.workerOptions,
     },
   );
+  void Promise.resolve(worker.backend.client)
+    .then((c) => {
+      logClient ??= c as unknown as Redis;
+    })
+    .catch(() => {});
   const metrics = createWorkerMetrics();
   metrics.watch(worker);
   let stopping: Promise<{ released: boolean }> | null = null;

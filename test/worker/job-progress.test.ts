@@ -99,4 +99,17 @@ describe("jobProgress", () => {
     await p.end();
     expect(stagesOf(logged)).toEqual(["encode"]);
   });
+  it("end() with no write under way hands the log write to the sink before it returns (sent ahead of the completion)", async () => {
+    const r = recordingSink();
+    const p = jobProgress(r.sink, 200);
+    p.report({ stage: "decode", percent: 0 });
+    p.report({ stage: "llm", percent: 90 });
+    expect(p.writing).toBe(false);
+    const ended = p.end();
+    expect(r.writes).toEqual([2]); // already with the sink, not a microtask later
+    expect(p.writing).toBe(true);
+    await ended;
+    await new Promise((res) => setTimeout(res, 0));
+    expect(p.writing).toBe(false);
+  });
 });
