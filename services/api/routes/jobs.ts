@@ -26,7 +26,11 @@ export function jobsRouter(deps: {
     // VTC_JOB_WAIT_MAX_MS), else 202 as without it. A client that goes away stops the wait, not the job.
     const waitMs = preferredWaitMs(req.get("Prefer"), deps.config.jobWaitMaxMs);
     const gone = new AbortController();
-    if (waitMs > 0) res.on("close", () => gone.abort());
+    // Only a client gone before its answer: aborting costs a DOMException (its stack), on every job.
+    if (waitMs > 0)
+      res.on("close", () => {
+        if (!res.writableFinished) gone.abort();
+      });
     const { view, created, finished } = await jobs.create(
       req.body ?? {},
       uploadedFiles(req),
