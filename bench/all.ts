@@ -70,6 +70,8 @@ for (const n of names) {
   }
 }
 
+// Taken before the parts run: the header's date and load average are those of the start.
+const meta = runMeta();
 const tsx = path.resolve("node_modules/.bin/tsx");
 const sections: string[] = [];
 let failed = false;
@@ -100,7 +102,7 @@ for (const name of names) {
 }
 
 const command = `npm run bench${wanted.length ? ` -- ${wanted.join(" ")}` : ""}`;
-const md = ["# Performance", "", metaMarkdown(runMeta(), command), "", ...sections].join("\n");
+const md = ["# Performance", "", metaMarkdown(meta, command), "", ...sections].join("\n");
 const out = path.join(
   "docs",
   "results",
