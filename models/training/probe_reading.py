@@ -31,6 +31,15 @@ from model_v2 import WIDTH, DecoderV2, ProjectorV2  # noqa: E402
 READING = ("doc_value", "doc_key", "doc_cell", "doc_bar_label")
 
 
+class _Scale(torch.nn.Module):
+    def __init__(self, att):
+        super().__init__()
+        self.att = [att]  # not a submodule: the parameter is registered on the attention itself
+
+    def forward(self, x):
+        return x * self.att[0].temp
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", default=os.path.join(HERE, "work_v2"))
@@ -40,6 +49,8 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--align", type=float, default=0.0, help="alignment loss weight (0 = off)")
     ap.add_argument("--docs", type=int, default=4, help="pages per step (8 reading questions each)")
+    ap.add_argument("--temp", type=float, default=0.0,
+                    help="learnt scale of the text blocks' cross-attention logits, initial value (0 = none)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -54,6 +65,11 @@ def main():
     val_word = [None] + [vocab[v] for v in gen_v2.VALUES]
     proj, dec, anorm = ProjectorV2(), DecoderV2(len(vocab)), torch.nn.LayerNorm(WIDTH)
     params = list(proj.parameters()) + list(dec.parameters()) + list(anorm.parameters())
+    if args.temp > 0:  # scales the queries, so the logits, of every cross-attention (a learnt temperature)
+        for b in dec.blocks:
+            b.catt.temp = torch.nn.Parameter(torch.tensor(float(args.temp)))
+            b.catt.q = torch.nn.Sequential(b.catt.q, _Scale(b.catt))
+            params.append(b.catt.temp)
     opt = make_opt(params, args.lr)
     rng = np.random.default_rng(1)
     t0, step, meter, masses = time.time(), 0, {}, []
