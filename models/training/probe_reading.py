@@ -51,6 +51,8 @@ def main():
     ap.add_argument("--docs", type=int, default=4, help="pages per step (8 reading questions each)")
     ap.add_argument("--temp", type=float, default=0.0,
                     help="learnt scale of the text blocks' cross-attention logits, initial value (0 = none)")
+    ap.add_argument("--mem-norm", action="store_true",
+                    help="a LayerNorm on the memory before the cross-attentions (today the keys see the raw stream)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -64,7 +66,8 @@ def main():
     key_word = [None] + [vocab[c.lower()] for c in gen_v2.LETTERS] + [None] * len(gen_v2.CELL_KEYS)
     val_word = [None] + [vocab[v] for v in gen_v2.VALUES]
     proj, dec, anorm = ProjectorV2(), DecoderV2(len(vocab)), torch.nn.LayerNorm(WIDTH)
-    params = list(proj.parameters()) + list(dec.parameters()) + list(anorm.parameters())
+    mnorm = torch.nn.LayerNorm(WIDTH)
+    params = list(proj.parameters()) + list(dec.parameters()) + list(anorm.parameters()) + list(mnorm.parameters())
     if args.temp > 0:  # scales the queries, so the logits, of every cross-attention (a learnt temperature)
         for b in dec.blocks:
             b.catt.temp = torch.nn.Parameter(torch.tensor(float(args.temp)))
@@ -85,6 +88,8 @@ def main():
         ids, tgt = (torch.from_numpy(a) for a in encode_questions(vocab, qs))
         tokens = proj(vf, vp)
         mem, bias = dec.visual(tokens, vm)
+        if args.mem_norm:
+            mem = mnorm(mem)
         logits, att = dec.text_attn(ids, mem, bias, torch.tensor(qimg))
         last = (ids != vocab["[PAD]"]).sum(1) - 2
         ar = torch.arange(len(qs))
