@@ -51,6 +51,8 @@ def main():
     ap.add_argument("--docs", type=int, default=4, help="pages per step (8 reading questions each)")
     ap.add_argument("--temp", type=float, default=0.0,
                     help="learnt scale of the text blocks' cross-attention logits, initial value (0 = none)")
+    ap.add_argument("--one-crop", action="store_true",
+                    help="memory = the one crop that holds the questions' footprints (144 tokens, not the page)")
     ap.add_argument("--mem-norm", action="store_true",
                     help="a LayerNorm on the memory before the cross-attentions (today the keys see the raw stream)")
     args = ap.parse_args()
@@ -82,6 +84,12 @@ def main():
         qs, qimg = [], []
         for j, s in enumerate(sel):
             iq = [q for q in items[s][3] if q["type"] in READING]
+            if args.one_crop:  # the crop holding a random question's footprint, and the questions it answers
+                rc = items[s][2]
+                crop = lambda q: max(range(rc[0] * rc[1]), key=lambda v: len(gen_v2.view_targets(q["target_ids"], v, rc)))
+                v0 = crop(iq[int(rng.integers(len(iq)))])
+                iq = [q for q in iq if crop(q) == v0]
+                vm[j] *= torch.tensor([1.0 if v == v0 else 0.0 for v, _ in srcs[j]] + [0.0] * (vm.shape[1] - len(srcs[j])))
             for qi in rng.choice(len(iq), 8):
                 qs.append(iq[qi])
                 qimg.append(j)
