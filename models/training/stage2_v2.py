@@ -12,7 +12,19 @@ What the decoder sees is drawn per image, then per view, so that no token propor
 (scenes have one view: global_whole / crops_whole fall back to independent). Kept tokens stay in raster order.
 Loss: answer at the last question position + 0.1 x [EOS]; plus an optional grounding loss, -log of the answer
 position's cross-attention mass on tokens covering the question's footprint, weight --att-weight annealed
-linearly to 0 over the first --att-anneal of the stage (the v2 prototype needed it to start retrieving lines)."""
+linearly to 0 over the first --att-anneal of the stage (the v2 prototype needed it to start retrieving lines).
+
+Two changes that made a fresh decoder start reading in the reading probe (probe_reading.py, models/training/v2.md),
+where neither alone did:
+  alignment  (--align W) LLaVA-style: every projected token that comes from one patch predicts, through a
+             LayerNorm and the decoder's tied word embeddings, the words its patch carries in stage 1's labels
+             (a line's key letter and value, a table cell's "r2c3" and value, a scene object's colour and shape).
+             All tokens, every method's survivors alike; the LayerNorm is training-only (not exported).
+  one crop   (--one-crop F) a curriculum: a document step shows, per page, only the crop that holds a reading
+             question's footprint (after that step's drop plan) and asks only questions answered in that crop,
+             with probability 1 at the start falling linearly to 0.1 at fraction F of the stage; 144 tokens to
+             search instead of up to 1,900 while the decoder learns to match a question to a line.
+"""
 import os
 import pickle
 from collections import Counter
@@ -24,9 +36,10 @@ import torch.nn.functional as F
 import gen_v2
 import tok
 from common import encode_questions, lr_at, make_opt, save_ckpt
-from model_v2 import DF, DecoderV2, ProjectorV2
+from model_v2 import DF, WIDTH, DecoderV2, ProjectorV2
 from positions import pool_sources, tokenflex_pool, view_pos
 
+READING = ("doc_value", "doc_key", "doc_cell", "doc_bar_label")
 MODES = ["all", "independent", "global_whole", "crops_whole", "background", "pool", "blind"]
 MODE_P = [0.15, 0.25, 0.10, 0.10, 0.15, 0.20, 0.05]
 N = 144
@@ -114,23 +127,88 @@ def target_mask(q, rc, srcs, K):
     return m
 
 
+def word_tables(vocab):
+    """Per label -> word ids (-1 none): class -> (colour, shape) for scene objects; key -> letter or cell word;
+    value -> its number word."""
+    cls = np.full((gen_v2.NC, 2), -1, np.int64)
+    for i, name in enumerate(gen_v2.CLASSES):
+        if 0 < i < gen_v2.D0:
+            cls[i] = [vocab[w] for w in name.split("_")]
+    key = np.full(gen_v2.NKEY, -1, np.int64)
+    for i, k in enumerate([c.lower() for c in gen_v2.LETTERS] + gen_v2.CELL_KEYS):
+        key[1 + i] = vocab[k]
+    val = np.full(gen_v2.NVAL, -1, np.int64)
+    for i, v in enumerate(gen_v2.VALUES):
+        val[1 + i] = vocab[v]
+    return cls, key, val
+
+
+def align_targets(items, labels, sel, srcs, K, tables):
+    """[B,K,2] word ids (-1 none) per token; tokens pooled from several patches get none."""
+    cls, key, val = tables
+    out = np.full((len(sel), K, 2), -1, np.int64)
+    for j, s in enumerate(sel):
+        off = items[s][1]
+        for t, (v, src) in enumerate(srcs[j]):
+            if len(src) != 1:
+                continue
+            pl, ky, vl = (int(x) for x in labels[off + v, :, src[0]])
+            out[j, t] = cls[pl] if items[s][0] == "scene" else (key[ky], val[vl])
+    return out
+
+
+def align_loss(anorm, tokens, emb, words):
+    """Mean over labelled tokens of the cross-entropy against the uniform distribution on their words."""
+    w = torch.from_numpy(words).to(tokens.device)
+    has = w >= 0
+    lab = has.any(-1)
+    if not lab.any():
+        return tokens.sum() * 0
+    logp = (anorm(tokens[lab]) @ emb.t()).log_softmax(-1)
+    wl, hl = w[lab], has[lab]
+    picked = logp.gather(1, wl.clamp(min=0)) * hl
+    return (-(picked.sum(1) / hl.sum(1))).mean()
+
+
+def one_crop(items, sel, srcs, vm, rng, qtype_ok=READING):
+    """Per page: pick a reading question, keep only the tokens of the crop holding most of its footprint; -> per
+    page the questions that crop answers (those whose footprint lies mostly in it)."""
+    out = []
+    for j, s in enumerate(sel):
+        rc, iq = items[s][2], [q for q in items[s][3] if q["type"] in qtype_ok and q["target_ids"]]
+        if not iq:  # a page without a reading target: the whole page and all its questions
+            out.append(items[s][3])
+            continue
+        crop = lambda q: max(range(rc[0] * rc[1]), key=lambda v: len(gen_v2.view_targets(q["target_ids"], v, rc)))
+        v0 = crop(iq[int(rng.integers(len(iq)))])
+        keep = torch.tensor([1.0 if v == v0 else 0.0 for v, _ in srcs[j]] + [0.0] * (vm.shape[1] - len(srcs[j])),
+                            device=vm.device)
+        vm[j] *= keep
+        out.append([q for q in iq if crop(q) == v0])
+    return out
+
+
 def stage2(args, dev, log):
     vocab = tok.load_vocab(os.path.join(args.work, "tokenizer.json"))
     feats = np.load(os.path.join(args.work, "feats.npy"), mmap_mode="r")
     bg = np.load(os.path.join(args.work, "bg.npy"), mmap_mode="r")
+    labels = np.load(os.path.join(args.work, "labels.npy"), mmap_mode="r")
     items = pickle.load(open(os.path.join(args.work, "items.pkl"), "rb"))
+    tables = word_tables(vocab)
     scenes = [i for i, it in enumerate(items) if it[0] == "scene"]
     docs = [i for i, it in enumerate(items) if it[0] == "doc"]
     cnt = Counter(q["type"] for it in items for q in it[3])
     path = os.path.join(args.work, "stage2.pt")
     proj, dec = ProjectorV2().to(dev), DecoderV2(len(vocab)).to(dev)
-    params = list(proj.parameters()) + list(dec.parameters())
+    anorm = torch.nn.LayerNorm(WIDTH).to(dev)   # alignment only, not exported
+    params = list(proj.parameters()) + list(dec.parameters()) + list(anorm.parameters())
     opt = make_opt(params, 1e-3)
     st = dict(step=0, elapsed=0.0)
     if os.path.exists(path):
         ck = torch.load(path, map_location=dev)
         proj.load_state_dict(ck["proj"])
         dec.load_state_dict(ck["dec"])
+        anorm.load_state_dict(ck["anorm"])
         opt.load_state_dict(ck["opt"])
         st = ck["state"]
         log(f"stage2: resumed at step {st['step']} ({st['elapsed'] / 60:.1f} min done)")
@@ -150,9 +228,11 @@ def stage2(args, dev, log):
         pool, nb = (docs, 8) if kind == "doc" else (scenes, 32)
         sel = [pool[i] for i in rng.choice(len(pool), min(nb, len(pool)), replace=False)]
         vf, vp, vm, srcs = build(items, feats, bg, sel, rng, dev)
+        p_one = max(0.1, 1 - frac / args.one_crop) if args.one_crop > 0 else 0.0
+        asked = one_crop(items, sel, srcs, vm, rng) if kind == "doc" and rng.random() < p_one else None
         qs, qimg = [], []
         for j, s in enumerate(sel):
-            iq = items[s][3]
+            iq = items[s][3] if asked is None else asked[j]
             w = np.array([1.0 / cnt[q["type"]] for q in iq])
             for qi in rng.choice(len(iq), 8, p=w / w.sum()):
                 qs.append(iq[qi])
@@ -160,7 +240,8 @@ def stage2(args, dev, log):
         ids, tgt = encode_questions(vocab, qs)
         ids, tgt = torch.from_numpy(ids).to(dev), torch.from_numpy(tgt).to(dev)
         qimg_t = torch.tensor(qimg, device=dev)
-        mem, bias = dec.visual(proj(vf, vp), vm)
+        tokens = proj(vf, vp)
+        mem, bias = dec.visual(tokens, vm)
         logits, att = dec.text_attn(ids, mem, bias, qimg_t)
         last = (ids != vocab["[PAD]"]).sum(1) - 2
         is_ans = torch.zeros_like(tgt, dtype=torch.bool)
@@ -176,25 +257,30 @@ def stage2(args, dev, log):
                 a = att[torch.arange(len(qs)), last]
                 mass = (a * tm).sum(1)[has]
                 loss = loss + w_att * (-torch.log(mass + 1e-6)).mean()
+        la = torch.zeros(())
+        if args.align > 0:
+            la = align_loss(anorm, tokens, dec.emb.weight, align_targets(items, labels, sel, srcs, vf.shape[1], tables))
+            loss = loss + args.align * la
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         with torch.no_grad():
             acc = (logits.argmax(-1)[is_ans] == tgt[is_ans]).float().mean().item()
-        meter[kind].append((ce[is_ans].mean().item(), acc))
+        meter[kind].append((ce[is_ans].mean().item(), acc, la.item(), float(asked is not None)))
         st["step"] += 1
         if st["step"] % 50 == 0:
             el = el0 + time.time() - t_start
-            ms = {k: np.mean(v, 0) if v else (float("nan"),) * 2 for k, v in meter.items()}
+            ms = {k: np.mean(v, 0) if v else (float("nan"),) * 4 for k, v in meter.items()}
             meter = {"scene": [], "doc": []}
             log(f"stage2 step {st['step']} scene loss {ms['scene'][0]:.3f} acc {ms['scene'][1]:.3f} | doc loss "
-                f"{ms['doc'][0]:.3f} acc {ms['doc'][1]:.3f} | grounding w {w_att:.2f} | {el / 60:.1f}/{budget / 60:.0f} min, "
+                f"{ms['doc'][0]:.3f} acc {ms['doc'][1]:.3f} (one crop {ms['doc'][3]:.2f}) | align {ms['scene'][2]:.2f}/"
+                f"{ms['doc'][2]:.2f} | grounding w {w_att:.2f} | {el / 60:.1f}/{budget / 60:.0f} min, "
                 f"ETA stage {(budget - el) / 60:.1f} min, all ~{(budget - el) / 60 + args.rest_min:.0f} min")
         if time.time() - last_ck > 120:
             st["elapsed"] = el0 + time.time() - t_start
-            save_ckpt(path, proj=proj.state_dict(), dec=dec.state_dict(), opt=opt.state_dict(), state=st)
+            save_ckpt(path, proj=proj.state_dict(), dec=dec.state_dict(), anorm=anorm.state_dict(), opt=opt.state_dict(), state=st)
             last_ck = time.time()
     st["elapsed"] = el0 + time.time() - t_start
-    save_ckpt(path, proj=proj.state_dict(), dec=dec.state_dict(), opt=opt.state_dict(), state=st)
+    save_ckpt(path, proj=proj.state_dict(), dec=dec.state_dict(), anorm=anorm.state_dict(), opt=opt.state_dict(), state=st)
     log(f"stage2 done: {st['step']} steps")

@@ -143,11 +143,12 @@ def encode_views(enc, imgs, dev, bs=128):
 
 def cache(args, dev):
     """WORK/feats.npy [views,144,128] float16, WORK/bg.npy [views,144] bool (patch labelled background),
+    WORK/labels.npy [views,3,144] int16: stage 1's patch class, key and value labels (stage 2's alignment loss),
     WORK/items.pkl: per image (kind, first view, crop grid or None, questions with target_ids)."""
     enc = load_encoder(args.work, dev)
     ns, nd = (args.pool_scenes, args.pool_docs) if not args.tiny else (200, 60)
     t = time.time()
-    feats, bgs, items, chunk = [], [], [], []
+    feats, bgs, labs, items, chunk = [], [], [], [], []
     off = 0
 
     def flush():
@@ -157,6 +158,7 @@ def cache(args, dev):
         im, pl, _, _, _, qs = gen_v2.scene(1, i)
         chunk.append(im)
         bgs.append(np.isin(pl, gen_v2.BG_CLASSES)[None])
+        labs.append(np.stack([pl, np.zeros_like(pl), np.zeros_like(pl)])[None])
         items.append(("scene", off, None, qs))
         off += 1
         if len(chunk) >= 1024:
@@ -167,6 +169,7 @@ def cache(args, dev):
         views, _ = gen.doc_views(d["page"])
         chunk += views
         bgs.append(np.isin(d["pl"], gen_v2.BG_CLASSES))
+        labs.append(np.stack([d["pl"], d["key"], d["val"]], 1))
         items.append(("doc", off, d["grid"], d["questions"]))
         off += len(views)
         if len(chunk) >= 1024:
@@ -177,12 +180,15 @@ def cache(args, dev):
     feats = np.concatenate(feats)
     np.save(os.path.join(args.work, "feats.npy"), feats)
     np.save(os.path.join(args.work, "bg.npy"), np.concatenate(bgs))
+    np.save(os.path.join(args.work, "labels.npy"), np.concatenate(labs).astype(np.int16))
     pickle.dump(items, open(os.path.join(args.work, "items.pkl"), "wb"))
     log(f"cache done: {feats.shape} in {(time.time() - t) / 60:.1f} min")
 
 
 def write_tokenizer(args):
-    tok.write_tokenizer(os.path.join(args.work, "tokenizer.json"), gen_v2.question_words() | set(gen_v2.answer_vocab()))
+    # CELL_KEYS ("r1c2", ...) are words only the alignment loss uses: a table cell's key, as a letter is a line's
+    tok.write_tokenizer(os.path.join(args.work, "tokenizer.json"),
+                        gen_v2.question_words() | set(gen_v2.answer_vocab()) | set(gen_v2.CELL_KEYS))
 
 
 def parity(args):
@@ -210,6 +216,9 @@ def main():
     ap.add_argument("--eval-docs", type=int, default=240)
     ap.add_argument("--att-weight", type=float, default=0.5, help="grounding loss weight at the start of stage 2")
     ap.add_argument("--att-anneal", type=float, default=0.7, help="fraction of stage 2 over which it falls to 0")
+    ap.add_argument("--align", type=float, default=1.0, help="alignment loss weight in stage 2 (0 = off)")
+    ap.add_argument("--one-crop", type=float, default=0.5,
+                    help="stage 2 fraction over which one-crop document steps fall from all to 10%% (0 = never)")
     ap.add_argument("--only", default="", help="comma-separated stages to run (default: all not yet done)")
     args = ap.parse_args()
     args.work = os.path.abspath(args.work)
