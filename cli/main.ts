@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { cliDebug } from "../common/config.ts";
 import { isInputError } from "../common/errors.ts";
 
 /** `vtc` command dispatcher. Each subcommand lives in its own module and is loaded on demand. */
@@ -42,6 +43,6 @@ try {
 } catch (err) {
   // A message, not a stack trace (VTC_DEBUG=1 for the stack): a file-system error names its path.
   const e = err as NodeJS.ErrnoException;
-  process.stderr.write(`vtc ${name}: ${process.env.VTC_DEBUG ? e.stack : e.message}\n`);
+  process.stderr.write(`vtc ${name}: ${cliDebug() ? e.stack : e.message}\n`);
   process.exitCode = isInputError(err) ? 2 : 1;
 }

@@ -250,9 +250,9 @@ export interface RuntimeSettings {
   providers: string | undefined;
   /** `VTC_ORT_THREADS`: intra-op threads; undefined: onnxruntime's choice. */
   threads: number | undefined;
-  /** `VTC_ORT_SPIN=1`: let the compressors' onnxruntime threads spin between ops. */
-  spin: boolean;
-  /** `VTC_ORT_SPINNING` 1 or 0: the model's sessions spin or not; undefined: the caller's choice. */
+  /** `VTC_ORT_SPINNING` 1 or 0: onnxruntime's threads spin between ops or not, in the model's sessions and the
+   * compressors' graphs alike; undefined: the caller's choice (the compressors' graphs: off). One variable for
+   * both (there used to be a second, `VTC_ORT_SPIN`, for the compressors only). */
   spinning: boolean | undefined;
 }
 
@@ -261,9 +261,13 @@ export function runtimeSettings(env: NodeJS.ProcessEnv = process.env): RuntimeSe
   return {
     providers: env.ORT_EXECUTION_PROVIDERS,
     threads: Number.isInteger(threads) && threads > 0 ? threads : undefined,
-    spin: env.VTC_ORT_SPIN === "1",
     spinning: env.VTC_ORT_SPINNING === "1" ? true : env.VTC_ORT_SPINNING === "0" ? false : undefined,
   };
+}
+
+/** `VTC_DEBUG=1`: the `vtc` command prints a failure's stack trace, not only its message. */
+export function cliDebug(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.VTC_DEBUG === "1";
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {

@@ -1,7 +1,7 @@
 /**
  * One cached onnxruntime session per graph (graph.ts): created once, reused for every shape.
  * VTC_ORT_THREADS sets the intra-op threads (default: onnxruntime's, all cores); spinning between ops
- * is off unless VTC_ORT_SPIN=1 (compressors/README.md, "Performance", says why).
+ * is off unless VTC_ORT_SPINNING=1 (compressors/README.md, "Performance", says why).
  */
 import * as ort from "onnxruntime-node";
 import { runtimeSettings } from "../../common/config.ts";
@@ -28,8 +28,8 @@ export function session(
       graphOptimizationLevel: "all",
       ...(intraOpNumThreads ? { intraOpNumThreads } : {}),
       // Threads that spin between ops burn the cores other work needs (and wait for descheduled peers
-      // when the machine is busy): off unless VTC_ORT_SPIN=1.
-      ...(runtimeSettings().spin ? {} : { extra: { session: { intra_op: { allow_spinning: "0" } } } }),
+      // when the machine is busy): off unless VTC_ORT_SPINNING=1.
+      ...(runtimeSettings().spinning === true ? {} : { extra: { session: { intra_op: { allow_spinning: "0" } } } }),
     });
     sessions.set(key, s);
     s.catch(() => sessions.delete(key));
