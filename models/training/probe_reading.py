@@ -3,9 +3,8 @@
 Trains on documents only, reading questions only (doc_value, doc_key, doc_cell, doc_bar_label), every token of
 every view (or another stage-2 regime), and prints per-type training accuracy and the answer position's
 cross-attention mass on the question's footprint. Minutes instead of the full pipeline's two hours, to try a
-change to stage 2 before paying for a whole run. Optional `--align W`: a LLaVA-style alignment loss that makes
-each projected token predict, through the decoder's tied word embeddings, the key and value words of its line
-(stage 1's binding labels, regenerated from the document seed).
+change to stage 2 before paying for a whole run. Optional `--align W` and `--one-crop`: stage 2's alignment loss
+and one-crop pages (stage2_v2.py says what they do; the probe uses the same functions, on WORK's labels.npy).
 
   /usr/bin/python3 models/training/probe_reading.py [--work WORK] [--minutes 6] [--mode all] [--att 0.5]
                                                     [--lr 1e-3] [--align 0] [--docs 4]
@@ -22,13 +21,12 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import gen_v2  # noqa: E402
 import stage2_v2 as S  # noqa: E402
 import tok  # noqa: E402
 from common import encode_questions, make_opt  # noqa: E402
 from model_v2 import WIDTH, DecoderV2, ProjectorV2  # noqa: E402
 
-READING = ("doc_value", "doc_key", "doc_cell", "doc_bar_label")
+READING = S.READING
 
 
 class _Scale(torch.nn.Module):
@@ -61,12 +59,11 @@ def main():
     vocab = tok.load_vocab(os.path.join(args.work, "tokenizer.json"))
     feats = np.load(os.path.join(args.work, "feats.npy"), mmap_mode="r")
     bg = np.load(os.path.join(args.work, "bg.npy"), mmap_mode="r")
+    labels = np.load(os.path.join(args.work, "labels.npy"), mmap_mode="r")
     items = pickle.load(open(os.path.join(args.work, "items.pkl"), "rb"))
     docs = [i for i, it in enumerate(items) if it[0] == "doc"]
-    first_doc = docs[0]  # the cache holds scenes, then pages 0.. in order (train_v2.cache)
+    tables = S.word_tables(vocab)
     S.MODE_P = [1.0 if m == args.mode else 0.0 for m in S.MODES]
-    key_word = [None] + [vocab[c.lower()] for c in gen_v2.LETTERS] + [None] * len(gen_v2.CELL_KEYS)
-    val_word = [None] + [vocab[v] for v in gen_v2.VALUES]
     proj, dec, anorm = ProjectorV2(), DecoderV2(len(vocab)), torch.nn.LayerNorm(WIDTH)
     mnorm = torch.nn.LayerNorm(WIDTH)
     params = list(proj.parameters()) + list(dec.parameters()) + list(anorm.parameters()) + list(mnorm.parameters())
@@ -81,15 +78,10 @@ def main():
     while time.time() - t0 < args.minutes * 60:
         sel = [docs[i] for i in rng.choice(len(docs), args.docs, replace=False)]
         vf, vp, vm, srcs = S.build(items, feats, bg, sel, rng, "cpu")
+        asked = S.one_crop(items, sel, srcs, vm, rng) if args.one_crop else None
         qs, qimg = [], []
         for j, s in enumerate(sel):
-            iq = [q for q in items[s][3] if q["type"] in READING]
-            if args.one_crop:  # the crop holding a random question's footprint, and the questions it answers
-                rc = items[s][2]
-                crop = lambda q: max(range(rc[0] * rc[1]), key=lambda v: len(gen_v2.view_targets(q["target_ids"], v, rc)))
-                v0 = crop(iq[int(rng.integers(len(iq)))])
-                iq = [q for q in iq if crop(q) == v0]
-                vm[j] *= torch.tensor([1.0 if v == v0 else 0.0 for v, _ in srcs[j]] + [0.0] * (vm.shape[1] - len(srcs[j])))
+            iq = [q for q in (items[s][3] if asked is None else asked[j]) if q["type"] in READING]
             for qi in rng.choice(len(iq), 8):
                 qs.append(iq[qi])
                 qimg.append(j)
@@ -110,18 +102,8 @@ def main():
         if args.att > 0:
             loss = loss + args.att * (-torch.log(mass + 1e-6)).mean()
         if args.align > 0 and args.mode == "all":
-            target = torch.zeros(tokens.shape[0], tokens.shape[1], len(vocab))
-            for j, s in enumerate(sel):
-                d = gen_v2.document(1, s - first_doc)
-                ky, vl = d["key"].reshape(-1), d["val"].reshape(-1)
-                for t in np.nonzero((ky > 0) | (vl > 0))[0]:
-                    ws = [w for w in (key_word[ky[t]], val_word[vl[t]]) if w is not None]
-                    for w in ws:
-                        target[j, t, w] = 1.0 / len(ws)
-            labelled = target.sum(-1) > 0
-            if labelled.any():
-                logp = (anorm(tokens) @ dec.emb.weight.t()).log_softmax(-1)
-                loss = loss + args.align * (-(target * logp).sum(-1)[labelled]).mean()
+            words = S.align_targets(items, labels, sel, srcs, vf.shape[1], tables)
+            loss = loss + args.align * S.align_loss(anorm, tokens, dec.emb.weight, words)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

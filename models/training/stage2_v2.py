@@ -148,12 +148,15 @@ def align_targets(items, labels, sel, srcs, K, tables):
     cls, key, val = tables
     out = np.full((len(sel), K, 2), -1, np.int64)
     for j, s in enumerate(sel):
-        off = items[s][1]
-        for t, (v, src) in enumerate(srcs[j]):
-            if len(src) != 1:
-                continue
-            pl, ky, vl = (int(x) for x in labels[off + v, :, src[0]])
-            out[j, t] = cls[pl] if items[s][0] == "scene" else (key[ky], val[vl])
+        single = [(t, v, src[0]) for t, (v, src) in enumerate(srcs[j]) if len(src) == 1]
+        if not single:
+            continue
+        t, v, p = (np.array(a) for a in zip(*single))
+        lab = np.asarray(labels[items[s][1] + v, :, p]).astype(np.int64)  # [n, 3]: class, key, value
+        if items[s][0] == "scene":
+            out[j, t] = cls[lab[:, 0]]
+        else:
+            out[j, t, 0], out[j, t, 1] = key[lab[:, 1]], val[lab[:, 2]]
     return out
 
 
