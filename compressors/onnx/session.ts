@@ -29,7 +29,9 @@ export function session(
       ...(intraOpNumThreads ? { intraOpNumThreads } : {}),
       // Threads that spin between ops burn the cores other work needs (and wait for descheduled peers
       // when the machine is busy): off unless VTC_ORT_SPINNING=1.
-      ...(runtimeSettings().spinning === true ? {} : { extra: { session: { intra_op: { allow_spinning: "0" } } } }),
+      ...(runtimeSettings().spinning === true
+        ? {}
+        : { extra: { session: { intra_op: { allow_spinning: "0" } } } }),
     });
     sessions.set(key, s);
     s.catch(() => sessions.delete(key));
