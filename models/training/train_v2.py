@@ -205,7 +205,7 @@ def parity(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--minutes", type=float, default=float(os.environ.get("VTC_TRAIN_MINUTES", 100)))
+    ap.add_argument("--minutes", type=float, default=float(os.environ.get("VTC_TRAIN_MINUTES", 110)))
     ap.add_argument("--threads", type=int, default=int(os.environ.get("VTC_THREADS", 1)))
     ap.add_argument("--work", default=os.path.join(HERE, "work_v2"))
     ap.add_argument("--out", default=None, help="model folder (default WORK/vtc-tiny)")
@@ -224,7 +224,7 @@ def main():
     args.work = os.path.abspath(args.work)
     args.out = os.path.abspath(args.out or os.path.join(args.work, "vtc-tiny"))
     # stage 2 (the decoder learning to read) gets the larger share: stage 1 reaches its accuracies in ~20 min
-    args.stage1_min, args.stage2_min = args.minutes * 0.35, args.minutes * 0.55
+    args.stage1_min, args.stage2_min = args.minutes * 0.30, args.minutes * 0.60
     args.rest_min = args.minutes * 0.1
     os.makedirs(args.work, exist_ok=True)
     torch.set_num_threads(args.threads)
