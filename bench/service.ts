@@ -40,6 +40,7 @@ import { defaultModelDir, loadConfig, loadLimits } from "../common/config.ts";
 import { median, percentile } from "../common/stats.ts";
 import { startRedis } from "../test/fault/processes.ts";
 import { cleanupPrefix } from "../test/helpers/redis.ts";
+import { parseServerTiming } from "../services/api/server-timing.ts";
 
 const { values } = parseArgs({
   options: {
@@ -112,6 +113,8 @@ interface JobTiming {
   start: number;
   postMs: number;
   ms: number;
+  /** The POST's Server-Timing parts (services/api/server-timing.ts). */
+  server: Record<string, number>;
 }
 
 /**
@@ -131,11 +134,12 @@ async function oneJob(base: string, image: Buffer, prompt: string, mode: Mode = 
   form.append("keep", KEEP);
   const headers: Record<string, string> = mode === "wait" ? { Prefer: "wait=30" } : {};
   const post = await fetch(`${base}/v1/jobs`, { method: "POST", body: form, headers });
+  const server = parseServerTiming(post.headers.get("server-timing"));
   if (post.status === 200) {
     const job = (await post.json()) as { id: string; status: string };
     if (job.status !== "completed") throw new Error(`job ${job.id} ${job.status}`);
     const ms = performance.now() - t0;
-    return { id: job.id, start: performance.timeOrigin + t0, postMs: ms, ms };
+    return { id: job.id, start: performance.timeOrigin + t0, postMs: ms, ms, server };
   }
   if (post.status !== 202) throw new Error(`POST /v1/jobs: ${post.status} ${await post.text()}`);
   const { id } = (await post.json()) as { id: string };
@@ -151,7 +155,7 @@ async function oneJob(base: string, image: Buffer, prompt: string, mode: Mode = 
     if (/^event: completed$/m.test(buf)) {
       const ms = performance.now() - t0;
       await reader.cancel();
-      return { id, start: performance.timeOrigin + t0, postMs, ms };
+      return { id, start: performance.timeOrigin + t0, postMs, ms, server };
     }
     if (/^event: failed$/m.test(buf)) throw new Error(`job ${id} failed: ${buf.slice(-400)}`);
   }
@@ -216,6 +220,15 @@ async function breakdown(byMode: Record<Mode, JobTiming[]>): Promise<string[]> {
       back: [] as number[],
       total: [] as number[],
       outside: [] as number[],
+      // Server-Timing of the POST: the API's own parts, and the rest of the POST (client and loopback)
+      admit: [] as number[],
+      upload: [] as number[],
+      checks: [] as number[],
+      store: [] as number[],
+      queue: [] as number[],
+      view: [] as number[],
+      api: [] as number[],
+      client: [] as number[],
     };
     for (const j of jobs) {
       const job = await queue.getJob(j.id);
@@ -228,6 +241,14 @@ async function breakdown(byMode: Record<Mode, JobTiming[]>): Promise<string[]> {
       seg.back.push(j.start + j.ms - job.finishedOn);
       seg.total.push(j.ms);
       seg.outside.push(j.ms - seg.pipeline[seg.pipeline.length - 1]);
+      const st = j.server;
+      for (const k of ["admit", "upload", "checks", "store", "queue", "view"] as const) {
+        if (st[k] !== undefined) seg[k].push(st[k]);
+      }
+      if (st.total !== undefined) {
+        seg.api.push(st.total - (st.wait ?? 0));
+        seg.client.push(j.postMs - st.total);
+      }
     }
     return seg;
   };
@@ -255,6 +276,17 @@ async function breakdown(byMode: Record<Mode, JobTiming[]>): Promise<string[]> {
       "added",
     ),
     row("POST /v1/jobs until its 202", "post", false),
+    row("... in the API (Server-Timing): admission (auth, Redis gate, rate and active-job checks)", "admit"),
+    row("... in the API: upload parsed and hashed (multer)", "upload"),
+    row("... in the API: fields checked", "checks"),
+    row("... in the API: file probed (sharp) and put in the blob store", "store"),
+    row("... in the API: job added (BullMQ)", "queue"),
+    row("... in the API: the finished job read back (`Prefer: wait`)", "view"),
+    row("... in the API, all but the wait for the job's end", "api"),
+    row(
+      "... outside the API's handler: the client building and sending the request, loopback, Node's HTTP parsing, reading the answer",
+      "client",
+    ),
     row("job added until a worker took it (BullMQ's timestamp to processedOn)", "pickup"),
     row("in the worker (processedOn to finishedOn)", "worker"),
     row("... of which the pipeline (the result's timings.total)", "pipeline"),

@@ -16,6 +16,7 @@ import { errorHandler } from "./http-errors.ts";
 import { admission, authenticate, streamCaps } from "./access.ts";
 import { redisGate } from "./redis-gate.ts";
 import { securityHeaders } from "./server.ts";
+import { serverTiming } from "./server-timing.ts";
 import { JobsService } from "./jobs.service.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { buildOpenApi } from "./openapi.ts";
@@ -46,6 +47,7 @@ export function createApp(deps: AppDeps): Express & { metrics: Metrics } {
   app.disable("x-powered-by");
   const metrics = deps.metrics ?? createMetrics(deps.queue);
   app.metrics = metrics;
+  app.use(serverTiming());
   app.use(securityHeaders());
   app.use(metrics.http);
   const access = deps.config.access;

@@ -49,6 +49,11 @@ export interface JobServiceDeps {
   hub?: JobEventsHub;
 }
 
+/** Where a request's time goes (server-timing.ts): each mark closes the part since the previous one. */
+export interface Marks {
+  mark(name: string): void;
+}
+
 export interface JobFailure {
   code: string;
   message: string;
@@ -142,8 +147,9 @@ export class JobsService {
     fields: Record<string, unknown>,
     files: UploadedFile[],
     idempotencyKey?: string,
-    opts: { waitMs?: number; signal?: AbortSignal } = {},
+    opts: { waitMs?: number; signal?: AbortSignal; timing?: Marks } = {},
   ): Promise<{ view: JobView; created: boolean; finished: boolean }> {
+    const mark = (name: string) => opts.timing?.mark(name);
     if (idempotencyKey !== undefined && (idempotencyKey.length === 0 || idempotencyKey.length > 255)) {
       throw new InputError("Idempotency-Key: 1 to 255 characters", {
         code: "bad_request",
@@ -153,6 +159,7 @@ export class JobsService {
     }
     const parsed = await this.parse(fields, files);
     const fingerprint = JobsService.fingerprint(parsed, files);
+    mark("checks");
     const jobId = JobsService.jobIdFor(idempotencyKey);
     const { hub } = this.deps;
     const wait =
@@ -160,12 +167,14 @@ export class JobsService {
         ? waitForJobEnd(hub, (id) => this.repo.status(id), jobId, opts.waitMs, opts.signal)
         : null;
     try {
-      const { view, created } = await this.createNow(jobId, parsed, files, fingerprint, idempotencyKey);
+      const { view, created } = await this.createNow(jobId, parsed, files, fingerprint, idempotencyKey, mark);
       if (!wait || isFinished(view.status)) return { view, created, finished: isFinished(view.status) };
       const how = await wait.ended;
+      mark("wait");
       if (how === "failed") return { view: await this.get(jobId), created, finished: true };
       // Completed: its event says so, the job is read once (not its state, then the job).
       const done = how === "completed" ? await this.repo.findIn(jobId, "completed") : null;
+      mark("view");
       return done ? { view: this.view(done), created, finished: true } : { view, created, finished: false };
     } finally {
       wait?.stop();
@@ -179,6 +188,7 @@ export class JobsService {
     files: UploadedFile[],
     fingerprint: string,
     idempotencyKey: string | undefined,
+    mark?: (name: string) => void,
   ): Promise<{ view: JobView; created: boolean }> {
     if (idempotencyKey) {
       const existing = await this.repo.find(jobId);
@@ -187,6 +197,7 @@ export class JobsService {
     const { job, mine } = await this.submit(jobId, parsed, files, {
       fingerprint,
       readBack: Boolean(idempotencyKey),
+      mark,
     });
     return mine
       ? { view: this.view(job), created: true }
@@ -206,6 +217,8 @@ export class JobsService {
       fingerprint?: string;
       readBack?: boolean;
       embeds?: { npy: Buffer } & Omit<EmbedsJobRef, keyof BlobRef>;
+      /** Server-Timing marks: `store` once the files are stored, `queue` once the job is added. */
+      mark?: (name: string) => void;
     } = {},
   ): Promise<{ job: StoredJob; mine: boolean }> {
     const refs = await this.storeFiles(files, request.pages);
@@ -223,7 +236,9 @@ export class JobsService {
       createdAt: Date.now(),
       submissionId: randomUUID(),
     };
+    opts.mark?.("store");
     const job = await this.repo.add(jobId, data, opts.readBack);
+    opts.mark?.("queue");
     return { job, mine: job.data.submissionId === data.submissionId };
   }
 

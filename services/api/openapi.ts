@@ -23,6 +23,13 @@ import {
 import { batchFieldsSchema, jobFieldsSchema } from "./schemas.ts";
 import { SSE_RETRY_MS } from "./job-stream.ts";
 
+/** POST /v1/jobs: where the API's time went (services/api/server-timing.ts). */
+const SERVER_TIMING = {
+  description:
+    "Durations in ms (W3C Server-Timing): admit, upload, checks, store, queue, wait, view (the parts this request had), total",
+  schema: { type: "string" },
+};
+
 type Schema = Record<string, unknown>;
 
 /** A zod schema as JSON Schema 2020-12 (OpenAPI 3.1's dialect), without its `$schema` line. */
@@ -170,12 +177,16 @@ export function buildOpenApi(limits: Limits, requestLimits: RequestLimits, catal
                   description: "`wait=N`: the wait the server applied, s",
                   schema: { type: "string" },
                 },
+                "Server-Timing": SERVER_TIMING,
               },
             },
-            "202": answer(
-              "Accepted: the job is queued (with `Prefer: wait`, it did not finish within the wait)",
-              "JobAccepted",
-            ),
+            "202": {
+              ...answer(
+                "Accepted: the job is queued (with `Prefer: wait`, it did not finish within the wait)",
+                "JobAccepted",
+              ),
+              headers: { "Server-Timing": SERVER_TIMING },
+            },
             ...UPLOAD_ERRORS,
           },
         },

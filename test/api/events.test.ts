@@ -11,6 +11,7 @@ import { portOf, serveMetrics } from "../../services/worker/metrics.ts";
 import { createWorkerService, type WorkerService } from "../../services/worker/worker.ts";
 import { form, type Harness, readEvents, startApi } from "../integration/harness.ts";
 import { png } from "./fixtures.ts";
+import { parseServerTiming } from "../../services/api/server-timing.ts";
 
 /** promtool (Debian `prometheus`; .ci/run installs it), or PROMTOOL=path. */
 const PROMTOOL =
@@ -122,6 +123,12 @@ describe("POST /v1/jobs with Prefer: wait=N (RFC 7240)", () => {
     expect(res.headers.get("location")).toBe(`/v1/jobs/${body.id}`);
     expect(body).toMatchObject({ status: "completed", progress: { stage: "done" }, error: null });
     expect(body.result.answer).toBe("test");
+    // Where the API's time went (Server-Timing), the wait for the job's end included (it spins 20 ms).
+    const st = parseServerTiming(res.headers.get("server-timing"));
+    expect(Object.keys(st)).toEqual(["admit", "upload", "checks", "store", "queue", "wait", "view", "total"]);
+    expect(st.wait).toBeGreaterThanOrEqual(15);
+    const parts = Object.entries(st).filter(([k]) => k !== "total");
+    expect(Math.abs(parts.reduce((a, [, v]) => a + v, 0) - st.total)).toBeLessThan(0.1);
     const got = await (await fetch(`${h.base}/v1/jobs/${body.id}`)).json();
     expect(got).toEqual(body);
     // Its log holds every stage, for a stream opened later.
@@ -134,6 +141,13 @@ describe("POST /v1/jobs with Prefer: wait=N (RFC 7240)", () => {
     expect(again.res.status).toBe(200);
     expect(again.res.headers.get("idempotent-replayed")).toBe("true");
     expect(again.body).toEqual(body);
+    // A replay stores nothing and adds no job.
+    expect(Object.keys(parseServerTiming(again.res.headers.get("server-timing")))).toEqual([
+      "admit",
+      "upload",
+      "checks",
+      "total",
+    ]);
   });
 
   it("a failed job: 200 with the job and its error", async () => {

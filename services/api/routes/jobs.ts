@@ -1,6 +1,6 @@
 /** /v1/jobs: thin controllers over JobsService and the events hub. */
 import path from "node:path";
-import { type Request, Router } from "express";
+import { type Request, type RequestHandler, Router } from "express";
 import type { BlobStore } from "../../shared/blob-store.ts";
 import type { Config } from "../../../common/config.ts";
 import { InputError, VtcError } from "../../../common/errors.ts";
@@ -9,6 +9,7 @@ import { sendArtifact } from "../artifact-download.ts";
 import { streamJobEvents } from "../job-stream.ts";
 import type { JobsService, UploadedFile } from "../jobs.service.ts";
 import { preferredWaitMs } from "../prefer.ts";
+import { timingOf } from "../server-timing.ts";
 import type { HashedUpload } from "../upload-storage.ts";
 import { uploadMiddleware } from "../uploads.ts";
 
@@ -21,7 +22,14 @@ export function jobsRouter(deps: {
   const { jobs, hub, blobs } = deps;
   const r = Router();
 
-  r.post("/v1/jobs", uploadMiddleware(deps.config.limits, uploadTmpDir(deps.config)), async (req, res) => {
+  const admitted: RequestHandler = (_req, res, next) => {
+    timingOf(res).mark("admit");
+    next();
+  };
+  const upload = uploadMiddleware(deps.config.limits, uploadTmpDir(deps.config));
+  r.post("/v1/jobs", admitted, upload, async (req, res) => {
+    const timing = timingOf(res);
+    timing.mark("upload");
     // Prefer: wait=N (RFC 7240): 200 with the finished job if it ends within N s (at most
     // VTC_JOB_WAIT_MAX_MS), else 202 as without it. A client that goes away stops the wait, not the job.
     const waitMs = preferredWaitMs(req.get("Prefer"), deps.config.jobWaitMaxMs);
@@ -38,8 +46,10 @@ export function jobsRouter(deps: {
       {
         waitMs,
         signal: gone.signal,
+        timing,
       },
     );
+    res.setHeader("Server-Timing", timing.header());
     if (!created) res.setHeader("Idempotent-Replayed", "true");
     if (waitMs > 0) res.setHeader("Preference-Applied", `wait=${Math.ceil(waitMs / 1000)}`);
     res.location(view.links.self);
