@@ -18,11 +18,17 @@
  * more workers can give on this machine's cores.
  *
  *   npx tsx bench/service.ts [--seconds S] [--levels 1,4,16] [--workers 1,2,3] [--scale-clients 8]
- *                            [--scale-seconds S] [--markdown] [--cpu-prof DIR]
+ *                            [--scale-seconds S] [--markdown] [--cpu-prof DIR] [--dist] [--client fetch|http]
+ *
+ * `--dist`: the API and workers run the compiled JavaScript (`npm run build`, then `node dist/...`), as
+ * the containers run them; by default they run the TypeScript through tsx's loader, as `npm start` does.
+ * `--client http`: the clients use node:http with a hand-built multipart body instead of fetch and
+ * FormData (see oneJobHttp): the client's own CPU sits on the measured path, on the same cores.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import fs from "node:fs/promises";
+import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -51,9 +57,12 @@ const { values } = parseArgs({
     "scale-seconds": { type: "string" },
     markdown: { type: "boolean", default: false },
     "cpu-prof": { type: "string" },
+    dist: { type: "boolean", default: false },
+    client: { type: "string", default: "fetch" },
   },
 });
 const seconds = Number(values.seconds);
+if (values.client !== "fetch" && values.client !== "http") throw new Error("--client: fetch or http");
 const levels = values.levels.split(",").map(Number);
 const workerCounts = values.workers.split(",").filter(Boolean).map(Number);
 const scaleClients = Number(values["scale-clients"]);
@@ -76,12 +85,19 @@ async function freePort(): Promise<number> {
   });
 }
 
+if (values.dist) {
+  const build = spawnSync("npm", ["run", "build"], { stdio: "inherit" });
+  if (build.status !== 0) throw new Error(`npm run build failed (exit ${build.status})`);
+}
+
 function start(entry: string, env: NodeJS.ProcessEnv): ChildProcess {
   // node with tsx's loader, not the tsx CLI: the pid is the process itself (its CPU time, its signals).
+  // With --dist, node runs the compiled file under dist/ (no loader), as the containers do.
   // --cpu-prof DIR: V8 CPU profiles of the API and worker processes (and the worker's threads), written
   // when they exit, for chrome://inspect or `node --cpu-prof`'s usual readers.
   const prof = values["cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", values["cpu-prof"]] : [];
-  const child = spawn(process.execPath, [...prof, "--import", "tsx", entry], {
+  const run = values.dist ? [path.join("dist", entry.replace(/\.ts$/, ".js"))] : ["--import", "tsx", entry];
+  const child = spawn(process.execPath, [...prof, ...run], {
     env,
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -124,8 +140,87 @@ interface JobTiming {
  */
 type Mode = "wait" | "sse";
 
+/**
+ * `--client http`: the same requests through node:http (one keep-alive agent), the multipart body built
+ * by hand in one Buffer: a client that spends less CPU per request than fetch with FormData, to tell
+ * the client's part of the time from the service's. The default, `fetch`, is what earlier figures used.
+ */
+const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+
+function multipart(fields: Record<string, string>, file: { name: string; type: string; bytes: Buffer }) {
+  const boundary = `vtc-bench-${Math.random().toString(16).slice(2)}`;
+  const head = Object.entries(fields)
+    .map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`)
+    .join("");
+  const fileHead = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${file.name}"\r\nContent-Type: ${file.type}\r\n\r\n`;
+  const body = Buffer.concat([
+    Buffer.from(head + fileHead),
+    file.bytes,
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  return { body, type: `multipart/form-data; boundary=${boundary}` };
+}
+
+/** A request through node:http; resolves with the status, the headers and the response (not yet read). */
+function httpRequest(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string | number>; body?: Buffer },
+): Promise<http.IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      { method: opts.method ?? "GET", headers: opts.headers, agent: httpAgent },
+      resolve,
+    );
+    req.once("error", reject);
+    req.end(opts.body);
+  });
+}
+
+async function readAll(res: http.IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of res) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** oneJob through node:http (`--client http`). */
+async function oneJobHttp(base: string, image: Buffer, prompt: string, mode: Mode): Promise<JobTiming> {
+  const t0 = performance.now();
+  const { body, type } = multipart(
+    { prompt, method: METHOD, keep: KEEP },
+    { name: "scene.png", type: "image/png", bytes: image },
+  );
+  const headers: Record<string, string | number> = { "content-type": type, "content-length": body.length };
+  if (mode === "wait") headers.prefer = "wait=30";
+  const post = await httpRequest(`${base}/v1/jobs`, { method: "POST", headers, body });
+  const server = parseServerTiming(post.headers["server-timing"] as string | undefined);
+  const text = await readAll(post);
+  if (post.statusCode === 200) {
+    const job = JSON.parse(text) as { id: string; status: string };
+    if (job.status !== "completed") throw new Error(`job ${job.id} ${job.status}`);
+    const ms = performance.now() - t0;
+    return { id: job.id, start: performance.timeOrigin + t0, postMs: ms, ms, server };
+  }
+  if (post.statusCode !== 202) throw new Error(`POST /v1/jobs: ${post.statusCode} ${text}`);
+  const { id } = JSON.parse(text) as { id: string };
+  const postMs = performance.now() - t0;
+  const res = await httpRequest(`${base}/v1/jobs/${id}/events`, {});
+  let buf = "";
+  for await (const chunk of res) {
+    buf += String(chunk);
+    if (/^event: completed$/m.test(buf)) {
+      const ms = performance.now() - t0;
+      res.destroy();
+      return { id, start: performance.timeOrigin + t0, postMs, ms, server };
+    }
+    if (/^event: failed$/m.test(buf)) throw new Error(`job ${id} failed: ${buf.slice(-400)}`);
+  }
+  throw new Error(`job ${id}: event stream ended without completion`);
+}
+
 /** Uploads one job and resolves when the client has its end (the 200 answer, or `completed`). */
 async function oneJob(base: string, image: Buffer, prompt: string, mode: Mode = "wait"): Promise<JobTiming> {
+  if (values.client === "http") return oneJobHttp(base, image, prompt, mode);
   const t0 = performance.now();
   const form = new FormData();
   form.append("file", new Blob([new Uint8Array(image)], { type: "image/png" }), "scene.png");
@@ -413,7 +508,7 @@ try {
     }
   }
   lines.push(
-    `Each job: one 96 x 96 held-out scene, method ${METHOD}, keep ${KEEP}, a one-word answer. Redis: ${privateRedis ? "a private redis-server started by the benchmark" : "REDIS_URL"}. One API process and one worker process (WORKER_CONCURRENCY=${loadConfig(env).workerConcurrency}) on this machine; clients in the benchmark process, each posting with \`Prefer: wait=30\` (the job comes back in the answer: what a client that wants the result soonest does); at one client, half of each round posts, then follows the job's event stream until \`completed\` (the way before \`Prefer: wait\`, and what a client that shows progress does), its own row; ${seconds} s per level. In-process runPipeline on the same request, the model loaded as the worker loads it: median ${median(inproc).toFixed(1)} ms (p99 ${percentile(inproc, 99).toFixed(1)} ms, ${inproc.length} runs, ${(inprocCpu.ms / inprocCpu.runs).toFixed(1)} CPU ms per run${levels.includes(1) ? `; ${IN_PROCESS_PER_ROUND} runs after each tenth of the one-client level` : ""}). "Added" and "x in-process" compare each p50 with that median.`,
+    `Each job: one 96 x 96 held-out scene, method ${METHOD}, keep ${KEEP}, a one-word answer. Redis: ${privateRedis ? "a private redis-server started by the benchmark" : "REDIS_URL"}. One API process and one worker process (${values.dist ? "compiled JavaScript under dist/, as in the containers" : "TypeScript through tsx's loader, as `npm start` runs them"}; WORKER_CONCURRENCY=${loadConfig(env).workerConcurrency}) on this machine; clients in the benchmark process (${values.client === "http" ? "node:http with a hand-built multipart body" : "fetch with FormData"}), each posting with \`Prefer: wait=30\` (the job comes back in the answer: what a client that wants the result soonest does); at one client, half of each round posts, then follows the job's event stream until \`completed\` (the way before \`Prefer: wait\`, and what a client that shows progress does), its own row; ${seconds} s per level. In-process runPipeline on the same request, the model loaded as the worker loads it: median ${median(inproc).toFixed(1)} ms (p99 ${percentile(inproc, 99).toFixed(1)} ms, ${inproc.length} runs, ${(inprocCpu.ms / inprocCpu.runs).toFixed(1)} CPU ms per run${levels.includes(1) ? `; ${IN_PROCESS_PER_ROUND} runs after each tenth of the one-client level` : ""}). "Added" and "x in-process" compare each p50 with that median.`,
     "",
     "| concurrent clients | jobs | jobs per second | p50 ms | p99 ms | added over in-process (p50) ms | x in-process (p50) | CPU ms per job: API / worker / Redis / clients | API event-loop delay max ms |",
     "|---|---|---|---|---|---|---|---|---|",
