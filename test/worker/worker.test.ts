@@ -185,16 +185,23 @@ describe("compress jobs in worker threads", () => {
   });
 
   it("shutdown stops taking jobs and hands a running job back within the bound; another worker finishes it", async () => {
+    // Listening before the job is added: on a loaded machine its `active` event can arrive before
+    // queue.add's answer, and a listener attached after that waits forever.
+    const active = new Set<string>();
+    let wake = () => {};
+    const onActive = ({ jobId }: { jobId: string }) => {
+      active.add(jobId);
+      wake();
+    };
+    events.on("active", onActive);
     const job = await queue.add(JOB_NAMES.compress, data("slow-once:20000"));
     await new Promise<void>((resolve) => {
-      const onActive = ({ jobId }: { jobId: string }) => {
-        if (jobId === job.id) {
-          events.off("active", onActive);
-          resolve();
-        }
+      wake = () => {
+        if (active.has(job.id!)) resolve();
       };
-      events.on("active", onActive);
+      wake();
     });
+    events.off("active", onActive);
     const t0 = Date.now();
     const { released } = await service.shutdown(300);
     expect(released).toBe(true);
