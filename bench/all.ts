@@ -40,9 +40,15 @@ const PARTS: Record<string, Part> = {
   service: {
     title: "The running service under load",
     script: "bench/service.ts",
-    args: ["--seconds", "20", "--markdown"],
+    // As deployed: the compiled JavaScript the containers run, and a client (node:http, a hand-built
+    // multipart body) whose own CPU, on the same two cores, weighs as little as it can on the latency.
+    args: ["--seconds", "20", "--markdown", "--dist", "--client", "http"],
     note:
-      "API and worker processes, clients over loopback. `npx tsx bench/service.ts`. On a shared machine " +
+      "API and worker processes, clients over loopback. `npx tsx bench/service.ts --dist --client http`: " +
+      "the API and workers run the compiled JavaScript (`npm run build`, then `node dist/...`) as the containers " +
+      "do, and the clients post through node:http, which costs them about half the CPU of fetch with FormData " +
+      "on the same cores (real clients run elsewhere); without the two flags the processes run through tsx " +
+      "and the clients use fetch, as in the runs before 2026-12-02. On a shared machine " +
       "(see the load above) compare the ratios and medians within one run, not across runs. Since issue 15 " +
       "the clients post with `Prefer: wait=30` and get the finished job in the answer, which is how a client " +
       "that wants the result soonest calls the service (before, every client posted and then read the " +
