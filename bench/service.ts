@@ -86,7 +86,8 @@ async function freePort(): Promise<number> {
 }
 
 if (values.dist) {
-  const build = spawnSync("npm", ["run", "build"], { stdio: "inherit" });
+  // npm's own lines go to stderr: stdout is the report (`npm run bench` writes it into performance.md).
+  const build = spawnSync("npm", ["run", "build"], { stdio: ["ignore", process.stderr, process.stderr] });
   if (build.status !== 0) throw new Error(`npm run build failed (exit ${build.status})`);
 }
 

@@ -17,7 +17,7 @@ Loss: answer at the last question position + 0.1 x [EOS]; plus an optional groun
 position's cross-attention mass on tokens covering the question's footprint, weight --att-weight annealed
 linearly to 0 over the first --att-anneal of the stage (the v2 prototype needed it to start retrieving lines).
 
-Two changes that made a fresh decoder start reading in the reading probe (probe_reading.py, models/training/v2.md),
+Two changes that made a fresh decoder start reading in the reading probe (probe_reading.py, models/training/README.md),
 where neither alone did:
   alignment  (--align W) LLaVA-style: every projected token that comes from one patch predicts, through a
              LayerNorm and the decoder's tied word embeddings, the words its patch carries in stage 1's labels

@@ -68,7 +68,7 @@ describe("model evaluation", () => {
   });
 
   it("reproduces the Python evaluation on the whole held-out set (TokenFLEX 4 x 4, results.json pool4)", async () => {
-    // The cheapest of the methods the Python evaluation measures (evaluate.py for the shipped v1, evaluate_v2.py for v2): every path of the service
+    // The cheapest of the methods the Python evaluation (evaluate_v2.py) measures: every path of the service
     // (decoding, crop rule, encoder, a compressor, position features, projector, decoder) on every held-out question.
     const py = JSON.parse(readFileSync(path.join(MODEL_DIR, "eval", "results.json"), "utf8")) as {
       counts: Record<string, number>;
