@@ -56,6 +56,24 @@ async function check(
 
 describe("ONNX parity with PyTorch (reference/)", () => {
   it("vision encoder", async () => check("vision_encoder", "encoder_", model.encoder.session));
+
+  // Issue 11, point 1: what the compressors receive is the select layer's hidden state, as a real encoder's
+  // hidden_states[select_layer] (v1 appended a class-probability block).
+  it("features are the select layer's hidden state without CLS, and nothing else", async () => {
+    const m = model.manifest.encoder;
+    const out = await model.encoder.session.run(feedsOf("vision_encoder", "encoder_"));
+    const hidden = out[`hidden_${m.select_layer}`];
+    const [batch, tokens, width] = hidden.dims as number[];
+    expect(Array.from(out.features.dims)).toEqual([batch, tokens - 1, width]);
+    expect(m.feature_dim).toBe(width);
+    expect(Object.keys(m.feature_layout ?? {}).filter((k) => k !== "meaning")).toEqual(["hidden"]);
+    const h = hidden.data as Float32Array;
+    const patches = new Float32Array(batch * (tokens - 1) * width);
+    for (let b = 0; b < batch; b++) {
+      patches.set(h.subarray((b * tokens + 1) * width, (b + 1) * tokens * width), b * (tokens - 1) * width);
+    }
+    expect(maxAbsDiff(out.features.data as Float32Array, patches)).toBe(0);
+  });
   it("projector", async () => check("projector", "projector_", model.projector.session));
   it("decoder", async () => check("decoder", "decoder_", model.decoder.session));
 });
