@@ -6,6 +6,7 @@
  * `session.run` does (test/worker/fixtures/spin-runner.ts); the real pipeline is tested in
  * test/integration.
  */
+import { randomUUID } from "node:crypto";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -185,23 +186,19 @@ describe("compress jobs in worker threads", () => {
   });
 
   it("shutdown stops taking jobs and hands a running job back within the bound; another worker finishes it", async () => {
-    // Listening before the job is added: on a loaded machine its `active` event can arrive before
-    // queue.add's answer, and a listener attached after that waits forever.
-    const active = new Set<string>();
-    let wake = () => {};
-    const onActive = ({ jobId }: { jobId: string }) => {
-      active.add(jobId);
-      wake();
-    };
-    events.on("active", onActive);
-    const job = await queue.add(JOB_NAMES.compress, data("slow-once:20000"));
-    await new Promise<void>((resolve) => {
-      wake = () => {
-        if (active.has(job.id!)) resolve();
+    // Listening before the job is added (under an id chosen here): on a loaded machine its `active` event
+    // can arrive before queue.add's answer, and a listener attached after that waits forever.
+    const jobId = `shutdown-${randomUUID()}`;
+    const active = new Promise<void>((resolve) => {
+      const onActive = ({ jobId: id }: { jobId: string }) => {
+        if (id !== jobId) return;
+        events.off("active", onActive);
+        resolve();
       };
-      wake();
+      events.on("active", onActive);
     });
-    events.off("active", onActive);
+    const job = await queue.add(JOB_NAMES.compress, data("slow-once:20000"), { jobId });
+    await active;
     const t0 = Date.now();
     const { released } = await service.shutdown(300);
     expect(released).toBe(true);
