@@ -46,8 +46,8 @@ const PARTS: Record<string, Part> = {
     note:
       "API and worker processes, clients over loopback. `npx tsx bench/service.ts --dist --client http`: " +
       "the API and workers run the compiled JavaScript (`npm run build`, then `node dist/...`) as the containers " +
-      "do, and the clients post through node:http, which costs them about half the CPU of fetch with FormData " +
-      "on the same cores (real clients run elsewhere); without the two flags the processes run through tsx " +
+      "do, and the clients post through node:http, which cost them 1.1 CPU ms per job against 2.8 with fetch and " +
+      "FormData in a one-client run on 2026-12-02, on the same cores (real clients run elsewhere); without the two flags the processes run through tsx " +
       "and the clients use fetch, as in the runs before 2026-12-02. On a shared machine " +
       "(see the load above) compare the ratios and medians within one run, not across runs. Since issue 15 " +
       "the clients post with `Prefer: wait=30` and get the finished job in the answer, which is how a client " +
